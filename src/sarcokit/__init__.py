@@ -1,0 +1,22 @@
+"""sarcokit: screen, diagnose and count sarcopenia under every consensus definition."""
+
+from sarcokit.api import assess, assess_many
+from sarcokit.definitions import DEFINITION_IDS, Definition, definition, definitions
+from sarcokit.engine import evaluate
+from sarcokit.fields import InputError, Problem
+from sarcokit.result import DefinitionResult, Result
+
+__all__ = [
+    "DEFINITION_IDS",
+    "Definition",
+    "DefinitionResult",
+    "InputError",
+    "Problem",
+    "Result",
+    "assess",
+    "assess_many",
+    "definition",
+    "definitions",
+    "evaluate",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,96 @@
+"""The Python entry points: assess one record or many, evaluate a whole frame."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from sarcokit.definitions import definitions
+from sarcokit.engine import INVALID, EstimateAsm, evaluate
+from sarcokit.fields import InputError, describe_token, input_columns, parse_record
+from sarcokit.i18n import Lang
+from sarcokit.result import Result, derived_of, explain, screening_of
+
+
+def _schema() -> dict[str, pl.DataType]:
+    types = {
+        "text": pl.String(),
+        "number": pl.Float64(),
+        "integer": pl.Int64(),
+        "boolean": pl.Boolean(),
+        "category": pl.String(),
+    }
+    return {name: types[spec.kind] for name, (spec, _) in input_columns().items()}
+
+
+def assess_many(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    definitions: Sequence[str] | None = None,
+    lang: Lang = "en",
+    estimate_asm: EstimateAsm | None = None,
+    sex_coding: Mapping[Any, str] | None = None,
+) -> list[Result]:
+    """Assess records in order; a bad record gives a Result carrying its problems, in place."""
+    chosen = _definitions(definitions)
+    parsed: list[dict[str, Any]] = []
+    problems: list[list[Any]] = []
+    originals = list(records)
+    for record in originals:
+        if not isinstance(record, Mapping):
+            raise TypeError(f"a record must be a JSON object, not {type(record).__name__}")
+        try:
+            parsed.append(parse_record(record, sex_coding))
+            problems.append([])
+        except InputError as error:
+            parsed.append({"id": record.get("id")} if isinstance(record.get("id"), str) else {})
+            problems.append(error.problems)
+    frame = (
+        pl.DataFrame(parsed, schema=_schema(), orient="row")
+        if parsed
+        else pl.DataFrame(schema=_schema())
+    )
+    evaluated = evaluate(frame, [d.id for d in chosen], estimate_asm=estimate_asm, explain=True)
+    results: list[Result] = []
+    for record, row, found in zip(
+        originals, evaluated.iter_rows(named=True), problems, strict=True
+    ):
+        subject = record.get("id")
+        if not found and row[INVALID] is not None:
+            found = [describe_token(token, record) for token in row[INVALID].split(" ")]
+        if found:
+            results.append(Result(subject, problems=found))
+            continue
+        results.append(
+            Result(
+                subject,
+                derived=derived_of(row),
+                screening=screening_of(row),
+                definitions={d.id: explain(d, row, lang) for d in chosen},
+            )
+        )
+    return results
+
+
+def assess(
+    record: Mapping[str, Any],
+    *,
+    definitions: Sequence[str] | None = None,
+    lang: Lang = "en",
+    estimate_asm: EstimateAsm | None = None,
+    sex_coding: Mapping[Any, str] | None = None,
+) -> Result:
+    """Assess one subject under the chosen definitions (all by default)."""
+    return assess_many(
+        [record],
+        definitions=definitions,
+        lang=lang,
+        estimate_asm=estimate_asm,
+        sex_coding=sex_coding,
+    )[0]
+
+
+def _definitions(ids: Sequence[str] | None) -> list[Any]:
+    return definitions(tuple(ids) if ids else None)

@@ -1,0 +1,251 @@
+"""The `sarcokit` command: assess subjects and read the criteria with their citations."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sarcokit.api import assess_many
+from sarcokit.definitions import DEFINITION_IDS, definition, definitions
+from sarcokit.docs import cutoff_text, definition_markdown, markdown
+from sarcokit.engine import ASM_EQUATIONS
+from sarcokit.i18n import LANGUAGES, Lang
+from sarcokit.render import render
+
+app = typer.Typer(no_args_is_help=True, help="Screen, diagnose and count sarcopenia.")
+criteria_app = typer.Typer(
+    no_args_is_help=True, help="The consensus definitions and their sources."
+)
+app.add_typer(criteria_app, name="criteria")
+
+
+class Output(StrEnum):
+    """How results are printed."""
+
+    terminal = "terminal"
+    json = "json"
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+def _read_json(source: str) -> tuple[list[Any], str]:
+    """Records from a file or stdin: one object, an array, or JSON Lines."""
+    try:
+        raw = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8-sig")
+    except OSError as error:
+        raise _fail(f"cannot read {source}: {error.strerror}") from None
+    stripped = raw.strip()
+    if not stripped:
+        raise _fail(f"{source} is empty; expected a JSON object, an array or JSON Lines")
+    try:
+        data = json.loads(stripped)
+    except json.JSONDecodeError:
+        records = []
+        for number, line in enumerate(stripped.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise _fail(f"{source} line {number}: not JSON ({error.msg})") from None
+        return records, "lines"
+    if isinstance(data, list):
+        return data, "array"
+    return [data], "object"
+
+
+def _parse_pairs(option: str, pairs: list[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise _fail(f"{option} {pair!r}: expected name=value")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def _sex_coding(text: str | None) -> dict[Any, str] | None:
+    if not text:
+        return None
+    coding: dict[Any, str] = {}
+    for code, label in _parse_pairs("--sex-coding", text.split(",")).items():
+        if label not in ("male", "female"):
+            raise _fail(f"--sex-coding {code}={label}: a code must map to male or female")
+        coding[code] = label
+        if code.lstrip("-").isdigit():
+            coding[int(code)] = label
+    return coding
+
+
+@app.command()
+def assess(
+    json_input: Annotated[
+        str | None,
+        typer.Option(
+            "--json",
+            help="JSON file ('-' for stdin): an object, an array or JSON Lines.",
+        ),
+    ] = None,
+    sex: Annotated[str | None, typer.Option(help="male or female (or a declared code).")] = None,
+    age: Annotated[float | None, typer.Option(help="Age in years.")] = None,
+    height_m: Annotated[float | None, typer.Option(help="Height in metres.")] = None,
+    height_cm: Annotated[float | None, typer.Option(help="Height in centimetres.")] = None,
+    weight_kg: Annotated[float | None, typer.Option(help="Body weight in kg.")] = None,
+    grip_kg: Annotated[float | None, typer.Option(help="Best grip strength in kg.")] = None,
+    gait_speed: Annotated[float | None, typer.Option(help="Usual gait speed in m/s.")] = None,
+    chair_stand_s: Annotated[
+        float | None, typer.Option(help="Time for 5 chair stands in s.")
+    ] = None,
+    sppb: Annotated[int | None, typer.Option(help="SPPB score 0-12.")] = None,
+    asm_kg: Annotated[
+        float | None, typer.Option(help="Appendicular skeletal muscle mass in kg.")
+    ] = None,
+    asm_method: Annotated[str | None, typer.Option(help="dxa, bia, ct or equation.")] = None,
+    calf_cm: Annotated[float | None, typer.Option(help="Calf circumference in cm.")] = None,
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any other field of the subject record, as name=value."),
+    ] = None,
+    definitions_option: Annotated[
+        str | None,
+        typer.Option(
+            "--definitions",
+            help=f"Comma-separated ids (default: all): {', '.join(DEFINITION_IDS)}.",
+        ),
+    ] = None,
+    lang: Annotated[
+        str, typer.Option(help="Language of reasons and the terminal view: en or zh.")
+    ] = "en",
+    output: Annotated[
+        Output | None,
+        typer.Option(help="terminal or json (default: json with --json, terminal otherwise)."),
+    ] = None,
+    estimate_asm: Annotated[
+        str | None, typer.Option(help="Use an ASM equation where ASM was not measured: wen2011.")
+    ] = None,
+    sex_coding: Annotated[
+        str | None, typer.Option(help="Declared sex codes, e.g. 1=male,2=female.")
+    ] = None,
+) -> None:
+    """Assess one subject from options, or many from JSON; exit 1 if any record was rejected."""
+    if lang not in LANGUAGES:
+        raise _fail(f"--lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
+    if estimate_asm is not None and estimate_asm not in ASM_EQUATIONS:
+        raise _fail(f"--estimate-asm {estimate_asm!r}: expected one of {', '.join(ASM_EQUATIONS)}")
+    chosen = [d.strip() for d in definitions_option.split(",")] if definitions_option else None
+    for definition_id in chosen or []:
+        if definition_id not in DEFINITION_IDS:
+            raise _fail(
+                f"--definitions {definition_id!r}: expected ids among {', '.join(DEFINITION_IDS)}"
+            )
+    flags = {
+        "sex": sex,
+        "age": age,
+        "height_m": height_m,
+        "height_cm": height_cm,
+        "weight_kg": weight_kg,
+        "grip_kg": grip_kg,
+        "gait_speed_m_s": gait_speed,
+        "chair_stand_5x_s": chair_stand_s,
+        "sppb": sppb,
+        "asm_kg": asm_kg,
+        "asm_method": asm_method,
+        "calf_cm": calf_cm,
+    }
+    given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    given.update(_parse_pairs("--set", field or []))
+    shape = "object"
+    if json_input is not None:
+        if given:
+            raise _fail("give either --json or measurement options, not both")
+        records, shape = _read_json(json_input)
+    elif given:
+        records = [given]
+    else:
+        raise _fail("nothing to assess: give --json FILE or measurement options (see --help)")
+    language: Lang = "zh" if lang == "zh" else "en"
+    try:
+        results = assess_many(
+            records,
+            definitions=chosen,
+            lang=language,
+            estimate_asm="wen2011" if estimate_asm else None,
+            sex_coding=_sex_coding(sex_coding),
+        )
+    except TypeError as error:
+        raise _fail(str(error)) from None
+    mode = output or (Output.json if json_input is not None else Output.terminal)
+    if mode is Output.json:
+        payloads = [r.to_dict() for r in results]
+        if shape == "lines":
+            for payload in payloads:
+                typer.echo(json.dumps(payload, ensure_ascii=False))
+        else:
+            typer.echo(
+                json.dumps(
+                    payloads if shape == "array" else payloads[0], ensure_ascii=False, indent=2
+                )
+            )
+    else:
+        console = Console()
+        for result in results:
+            render(result, console, language)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@criteria_app.command("list")
+def criteria_list() -> None:
+    """List the definitions with their sources."""
+    table = Table("id", "name", "categories", "doi")
+    table.columns[0].no_wrap = True
+    for d in definitions():
+        table.add_row(d.id, d.name, ", ".join(d.category_ids), d.doi or "")
+    Console().print(table)
+
+
+@criteria_app.command("show")
+def criteria_show(definition_id: str) -> None:
+    """Show one definition: every cut-off, its inequality, component and source."""
+    try:
+        chosen = definition(definition_id)
+    except KeyError as error:
+        raise _fail(str(error.args[0])) from None
+    console = Console()
+    console.print(f"[bold]{chosen.id}[/bold]: {chosen.title}")
+    console.print(chosen.citation + (f" doi:{chosen.doi}" if chosen.doi else ""), highlight=False)
+    for test in chosen.tests:
+        t = test.threshold
+        console.print(
+            f"  {test.component:<24} {t.id:<12} {t.input:<18} {cutoff_text(t)}  [{t.source}]",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for category in chosen.categories:
+        console.print(
+            f"  {category.id}: [cyan]{category.when}[/cyan]  [{category.source}]", highlight=False
+        )
+    for note in chosen.notes:
+        console.print(f"  • {note}", highlight=False)
+
+
+@criteria_app.command("markdown")
+def criteria_markdown(definition_id: Annotated[str | None, typer.Argument()] = None) -> None:
+    """Print the reference documentation (all definitions, or one) as Markdown."""
+    if definition_id is None:
+        typer.echo(markdown(), nl=False)
+        return
+    try:
+        typer.echo("\n".join(definition_markdown(definition(definition_id))))
+    except KeyError as error:
+        raise _fail(str(error.args[0])) from None

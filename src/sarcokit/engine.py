@@ -1,0 +1,191 @@
+"""Criteria → columnar expressions → components and categories, on any Narwhals frame.
+
+One subject is a one-row frame through this same code. Stages run in dependency order:
+validation and unit conversion, derived values, screening scores, test flags, components,
+categories. Every flag is three-valued: true = low, false = normal, null = unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import narwhals as nw
+from narwhals.typing import IntoFrameT
+
+from sarcokit.definitions import INDETERMINATE, Definition, definitions
+from sarcokit.equations import DERIVED, body_exprs, estimate_asm_exprs, muscle_exprs
+from sarcokit.fields import (
+    GAIT_SPEED,
+    canonical_exprs,
+    input_columns,
+    validation_error_column,
+)
+from sarcokit.rules import compile_rule
+from sarcokit.screening import FLAG_COLUMNS, SCORE_COLUMNS, score_stages
+from sarcokit.thresholds import threshold_expr
+
+INVALID = "invalid_fields"
+ASM_ESTIMATED = "asm_estimated"
+EstimateAsm = Literal["wen2011"]
+ASM_EQUATIONS: dict[str, str] = {"wen2011": "wen2011_asm_kg"}
+
+
+def test_column(definition: Definition, test_id: str) -> str:
+    """Internal column of one test's flag."""
+    return f"{definition.id}__{test_id}"
+
+
+def rule_column(definition: Definition, category_id: str) -> str:
+    """Internal column of one category rule's three-valued truth."""
+    return f"{definition.id}__rule__{category_id}"
+
+
+def component_column(definition: Definition, component_id: str) -> str:
+    """Public column of a component's state (low / normal / unknown)."""
+    return f"{definition.id}_{component_id}"
+
+
+def category_column(definition: Definition) -> str:
+    """Public column of a definition's category."""
+    return f"{definition.id}_category"
+
+
+def _component_flag(definition: Definition, component_id: str) -> nw.Expr:
+    """Low if any measured test is low, normal if all measured are normal, else unknown."""
+    flags = [
+        nw.col(test_column(definition, t.threshold.id)) for t in definition.tests_of(component_id)
+    ]
+    any_low = nw.any_horizontal([f.fill_null(False) for f in flags], ignore_nulls=False)
+    any_decided = nw.any_horizontal([~f.is_null() for f in flags], ignore_nulls=False)
+    return (
+        nw.when(any_low)
+        .then(nw.lit(True))
+        .when(any_decided)
+        .then(nw.lit(False))
+        .otherwise(nw.lit(None, dtype=nw.Boolean()))
+    )
+
+
+def _category(definition: Definition) -> nw.Expr:
+    """The first category, in the file's order (most to least severe), whose rule holds."""
+    first, *rest = definition.categories
+    chain = nw.when(nw.col(rule_column(definition, first.id)).fill_null(False)).then(
+        nw.lit(first.id)
+    )
+    for category in rest:
+        holds = nw.col(rule_column(definition, category.id)).fill_null(False)
+        chain = chain.when(holds).then(nw.lit(category.id))
+    return chain.otherwise(nw.lit(INDETERMINATE))
+
+
+def _state(definition: Definition, component_id: str) -> nw.Expr:
+    component = next(c for c in definition.components if c.id == component_id)
+    flag = nw.col(f"{definition.id}__{component_id}")
+    low, normal = component.states
+    return (
+        nw.when(flag)
+        .then(nw.lit(low))
+        .when(~flag)
+        .then(nw.lit(normal))
+        .otherwise(nw.lit("unknown"))
+    )
+
+
+def _valid(expr: nw.Expr) -> nw.Expr:
+    """The expression on valid rows, null on rows whose input was rejected."""
+    return nw.when(nw.col(INVALID).is_null()).then(expr)
+
+
+def public_columns(chosen: Sequence[Definition]) -> list[str]:
+    """The result columns in contract order (DESIGN.md: `ewgsop2_category`, …, `sarc_f_total`)."""
+    screening = [
+        column
+        for key in FLAG_COLUMNS
+        for column in ([SCORE_COLUMNS[key]] if key in SCORE_COLUMNS else []) + [FLAG_COLUMNS[key]]
+    ]
+    per_definition = [
+        name
+        for d in chosen
+        for name in (category_column(d), *(component_column(d, c.id) for c in d.components))
+    ]
+    return [INVALID, *DERIVED, ASM_ESTIMATED, *screening, *per_definition]
+
+
+def evaluate(
+    frame: IntoFrameT,
+    definition_ids: Sequence[str] | None = None,
+    *,
+    estimate_asm: EstimateAsm | None = None,
+    explain: bool = False,
+) -> IntoFrameT:
+    """Apply the definitions to every row; returns the result columns in the frame's own type.
+
+    Missing input columns are read as unknown. Rows whose values fail validation keep their
+    place, with `invalid_fields` naming the problems and every result null. With `explain`,
+    the canonical inputs and the internal test and rule flags are kept as well.
+    """
+    chosen = definitions(tuple(definition_ids) if definition_ids else None)
+    if estimate_asm is not None and estimate_asm not in ASM_EQUATIONS:
+        raise ValueError(f"estimate_asm={estimate_asm!r}; expected one of {sorted(ASM_EQUATIONS)}")
+    nw_frame: Any = nw.from_native(frame)
+    present = set(nw_frame.columns)
+    columns = input_columns()
+    missing = [
+        nw.lit(None, dtype=spec.dtype()).alias(name)
+        for name, (spec, _) in columns.items()
+        if name not in present
+    ]
+    nw_frame = nw_frame.with_columns(*missing)
+    nw_frame = nw_frame.with_columns(validation_error_column().alias(INVALID))
+    inputs = [name for name in columns if name != "id"]
+    nw_frame = nw_frame.with_columns(*(_valid(nw.col(name)).alias(name) for name in inputs))
+    nw_frame = nw_frame.with_columns(*canonical_exprs())
+    nw_frame = nw_frame.with_columns(*body_exprs())
+    if estimate_asm is not None:
+        nw_frame = nw_frame.with_columns(*estimate_asm_exprs(ASM_EQUATIONS[estimate_asm]))
+    else:
+        nw_frame = nw_frame.with_columns(nw.lit(False).alias(ASM_ESTIMATED))
+    nw_frame = nw_frame.with_columns(*muscle_exprs())
+    for stage in score_stages():
+        nw_frame = nw_frame.with_columns(*stage)
+    nw_frame = nw_frame.with_columns(
+        *(
+            threshold_expr(t.threshold).alias(test_column(d, t.threshold.id))
+            for d in chosen
+            for t in d.tests
+        )
+    )
+    nw_frame = nw_frame.with_columns(
+        *(_component_flag(d, c.id).alias(f"{d.id}__{c.id}") for d in chosen for c in d.components)
+    )
+    nw_frame = nw_frame.with_columns(
+        *(
+            compile_rule(cat.rule, lambda cid, d=d: nw.col(f"{d.id}__{cid}")).alias(  # type: ignore[misc]
+                rule_column(d, cat.id)
+            )
+            for d in chosen
+            for cat in d.categories
+        )
+    )
+    nw_frame = nw_frame.with_columns(
+        *(_valid(_category(d)).alias(category_column(d)) for d in chosen),
+        *(
+            _valid(_state(d, c.id)).alias(component_column(d, c.id))
+            for d in chosen
+            for c in d.components
+        ),
+        _valid(nw.col(ASM_ESTIMATED)).alias(ASM_ESTIMATED),
+    )
+    keep = public_columns(chosen)
+    if "id" in present:
+        keep = ["id", *keep]
+    if explain:
+        internal = [
+            *(name for name in columns if name not in keep),
+            GAIT_SPEED,
+            *(test_column(d, t.threshold.id) for d in chosen for t in d.tests),
+            *(rule_column(d, cat.id) for d in chosen for cat in d.categories),
+        ]
+        keep = keep + [name for name in dict.fromkeys(internal) if name not in keep]
+    return nw.to_native(nw_frame.select(keep))  # type: ignore[no-any-return]

@@ -1,0 +1,421 @@
+"""The subject record: field names, units, alternative units, plausible ranges and codes."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from typing import Any, Literal
+
+import narwhals as nw
+
+Kind = Literal["text", "number", "integer", "boolean", "category"]
+
+# Inputs that are not fields of their own but combine into one (gait speed = distance / time).
+WALK_DISTANCE = "walk_distance_m"
+WALK_TIME = "walk_time_s"
+GAIT_SPEED = "gait_speed_m_s"
+GRIP_TRIALS = "grip_kg_trials"
+GRIP = "grip_kg"
+
+_TRUE = frozenset({"true", "yes", "1"})
+_FALSE = frozenset({"false", "no", "0"})
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """Another unit a field may be given in: canonical = value × factor."""
+
+    name: str
+    unit: str
+    factor: float = 1.0
+    divide_by: float | None = None
+
+    def to_canonical(self, value: float) -> float:
+        """Convert a value in this unit to the canonical unit."""
+        return value / self.divide_by if self.divide_by is not None else value * self.factor
+
+    def expr(self) -> nw.Expr:
+        """The conversion as a columnar expression."""
+        column = nw.col(self.name)
+        return column / self.divide_by if self.divide_by is not None else column * self.factor
+
+    def from_canonical(self, column: nw.Expr) -> nw.Expr:
+        """The canonical value expressed in this unit."""
+        return column * self.divide_by if self.divide_by is not None else column / self.factor
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of the subject record."""
+
+    name: str
+    kind: Kind
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+    values: tuple[str, ...] = ()
+    labels: Mapping[str, Any] = field(default_factory=dict)
+    alternatives: tuple[Alternative, ...] = ()
+
+    def dtype(self) -> nw.dtypes.DType:
+        """The column type of the field in a frame."""
+        types: dict[str, nw.dtypes.DType] = {
+            "text": nw.String(),
+            "number": nw.Float64(),
+            "integer": nw.Int64(),
+            "boolean": nw.Boolean(),
+            "category": nw.String(),
+        }
+        return types[self.kind]
+
+    def expected(self, unit_name: str | None = None) -> str:
+        """What a valid value looks like, in words."""
+        if self.kind == "category":
+            return "one of " + ", ".join(self.values)
+        if self.kind == "boolean":
+            return "true or false"
+        if self.kind == "text":
+            return "text"
+        low, high, unit = self.min, self.max, self.unit
+        alternative = self.alternative(unit_name) if unit_name else None
+        if alternative is not None and low is not None and high is not None:
+            low = _from_canonical(alternative, low)
+            high = _from_canonical(alternative, high)
+            unit = alternative.unit
+        what = "a whole number" if self.kind == "integer" else "a number"
+        suffix = f" {unit}" if unit else ""
+        return f"{what} from {_fmt(low)} to {_fmt(high)}{suffix}"
+
+    def alternative(self, name: str | None) -> Alternative | None:
+        """The alternative unit with this input name, if any."""
+        return next((a for a in self.alternatives if a.name == name), None)
+
+
+def _from_canonical(alternative: Alternative, value: float) -> float:
+    if alternative.divide_by is not None:
+        return value * alternative.divide_by
+    return value / alternative.factor
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value:.6g}"
+
+
+@cache
+def field_specs() -> dict[str, FieldSpec]:
+    """All fields of the subject record, by canonical name."""
+    raw = tomllib.loads(files("sarcokit").joinpath("reference/fields.toml").read_text("utf-8"))
+    specs: dict[str, FieldSpec] = {}
+    for name, entry in raw["fields"].items():
+        alternatives = tuple(
+            Alternative(
+                alt_name,
+                str(alt["unit"]),
+                float(alt.get("factor", 1.0)),
+                float(alt["divide_by"]) if "divide_by" in alt else None,
+            )
+            for alt_name, alt in entry.get("alternatives", {}).items()
+        )
+        specs[name] = FieldSpec(
+            name=name,
+            kind=entry["kind"],
+            unit=entry.get("unit"),
+            min=entry.get("min"),
+            max=entry.get("max"),
+            values=tuple(entry.get("values", ())),
+            labels=dict(entry.get("labels", {})),
+            alternatives=alternatives,
+        )
+    return specs
+
+
+@cache
+def input_columns() -> dict[str, tuple[FieldSpec, str | None]]:
+    """Every column a record may carry: name → (field, alternative name or None)."""
+    columns: dict[str, tuple[FieldSpec, str | None]] = {}
+    for spec in field_specs().values():
+        columns[spec.name] = (spec, None)
+        for alternative in spec.alternatives:
+            columns[alternative.name] = (spec, alternative.name)
+    return columns
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a value was rejected: the field, the value, what was expected, in one sentence."""
+
+    field: str
+    value: Any
+    expected: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The problem as JSON-ready data."""
+        return {
+            "field": self.field,
+            "value": self.value,
+            "expected": self.expected,
+            "message": self.message,
+        }
+
+
+class InputError(ValueError):
+    """A record could not be read; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+
+def _fold(label: str) -> str:
+    return re.sub(r"\s+", " ", label.strip().casefold())
+
+
+def _parse_number(name: str, spec: FieldSpec, value: Any) -> float | int:
+    if isinstance(value, bool):
+        raise _problem(name, value, spec, "a boolean is not a number")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = (
+                float(text)
+                if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text)
+                else None
+            )
+        except ValueError:
+            value = None
+        if value is None:
+            raise _problem(name, text, spec, "not a number")
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise _problem(name, value, spec, "not a finite number")
+    if spec.kind == "integer":
+        if float(value) != int(value):
+            raise _problem(name, value, spec, "not a whole number")
+        return int(value)
+    return float(value)
+
+
+def _problem(name: str, value: Any, spec: FieldSpec, why: str) -> InputError:
+    expected = spec.expected(name if name != spec.name else None)
+    return InputError(
+        [Problem(name, value, expected, f"{name} = {value!r}: {why}; expected {expected}")]
+    )
+
+
+def _parse_value(name: str, spec: FieldSpec, value: Any, sex_coding: Mapping[Any, str]) -> Any:
+    if spec.kind == "text":
+        return str(value)
+    if spec.kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int | str) and _fold(str(value)) in _TRUE | _FALSE:
+            return _fold(str(value)) in _TRUE
+        raise _problem(name, value, spec, "not a yes/no answer")
+    if spec.kind == "category":
+        if name == "sex" and sex_coding:
+            key = value if value in sex_coding else str(value)
+            if key in sex_coding:
+                return sex_coding[key]
+            codes = ", ".join(f"{k}={v}" for k, v in sex_coding.items())
+            raise InputError(
+                [
+                    Problem(
+                        name,
+                        value,
+                        f"a declared code ({codes})",
+                        f"sex = {value!r} is not one of the declared codes ({codes})",
+                    )
+                ]
+            )
+        if isinstance(value, str):
+            folded = _fold(value)
+            if folded in spec.values:
+                return folded
+            if value.strip() in spec.labels:
+                return spec.labels[value.strip()]
+        hint = "; declare a coding (e.g. --sex-coding 1=male,2=female)" if name == "sex" else ""
+        raise _problem(name, value, spec, "not a recognised value" + hint)
+    if isinstance(value, str) and spec.labels:
+        labels = {_fold(k): v for k, v in spec.labels.items()}
+        if _fold(value) in labels:
+            return labels[_fold(value)]
+    return _parse_number(name, spec, value)
+
+
+def parse_record(
+    record: Mapping[str, Any], sex_coding: Mapping[Any, str] | None = None
+) -> dict[str, Any]:
+    """Check one input record's names and types; labels and codes become values.
+
+    Raises InputError naming every field that cannot be read. Units and ranges are checked
+    later, in columns, so that frames and records share one validation.
+    """
+    columns = input_columns()
+    problems: list[Problem] = []
+    row: dict[str, Any] = {}
+    for name, value in record.items():
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if name == GRIP_TRIALS:
+            try:
+                row[GRIP_TRIALS] = _parse_trials(value)
+            except InputError as error:
+                problems.extend(error.problems)
+            continue
+        if name not in columns:
+            problems.append(_unknown_field(name, value))
+            continue
+        spec, _ = columns[name]
+        try:
+            row[name] = _parse_value(name, spec, value, sex_coding or {})
+        except InputError as error:
+            problems.extend(error.problems)
+    if GRIP_TRIALS in row:
+        trials = row.pop(GRIP_TRIALS)
+        if GRIP in row:
+            problems.append(_conflict(GRIP, GRIP_TRIALS, row[GRIP]))
+        else:
+            row[GRIP] = max(trials)
+    if problems:
+        raise InputError(problems)
+    return row
+
+
+def _parse_trials(value: Any) -> list[float]:
+    spec = field_specs()[GRIP]
+    if not isinstance(value, list | tuple) or not value:
+        raise InputError(
+            [
+                Problem(
+                    GRIP_TRIALS,
+                    value,
+                    "a non-empty list of grip values in kg",
+                    f"{GRIP_TRIALS} = {value!r}: expected a non-empty list of grip values in kg",
+                )
+            ]
+        )
+    return [float(_parse_number(GRIP_TRIALS, spec, trial)) for trial in value]
+
+
+def _unknown_field(name: str, value: Any) -> Problem:
+    # Canonical names first: 'grip' should suggest grip_kg, not the alternative grip_lb.
+    close = difflib.get_close_matches(name, list(field_specs()), n=1) or difflib.get_close_matches(
+        name, [*input_columns(), GRIP_TRIALS], n=1
+    )
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return Problem(name, value, "a field of the subject record", f"unknown field {name!r}{hint}")
+
+
+def _conflict(first: str, second: str, value: Any) -> Problem:
+    return Problem(
+        first,
+        value,
+        f"either {first} or {second}, not both",
+        f"{first} and {second} are both given; give one of them",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Columnar validation and unit conversion, shared by single records and whole frames.
+
+
+def conversion_sources() -> dict[str, list[str]]:
+    """For each canonical field, the input columns that can supply it."""
+    sources = {
+        name: [name, *(a.name for a in spec.alternatives)] for name, spec in field_specs().items()
+    }
+    sources[GAIT_SPEED] = [GAIT_SPEED, WALK_DISTANCE]
+    return sources
+
+
+def _out_of_range(name: str, spec: FieldSpec, alternative: Alternative | None) -> nw.Expr | None:
+    column = nw.col(name)
+    if spec.kind == "category":
+        return ~column.is_null() & ~column.is_in(list(spec.values))
+    if spec.kind not in ("number", "integer") or spec.min is None or spec.max is None:
+        return None
+    low = spec.min if alternative is None else _from_canonical(alternative, spec.min)
+    high = spec.max if alternative is None else _from_canonical(alternative, spec.max)
+    bad = (column < low) | (column > high)
+    if spec.kind == "integer":
+        bad = bad | (column.cast(nw.Float64) != column.cast(nw.Float64).round(0))
+    return bad
+
+
+def problem_tokens() -> list[tuple[str, nw.Expr]]:
+    """Columnar checks: (token, expression true where the row has that problem).
+
+    A token is a column name (value out of range) or 'a/b' (both a and b given).
+    """
+    checks: list[tuple[str, nw.Expr]] = []
+    for name, (spec, alternative_name) in input_columns().items():
+        bad = _out_of_range(name, spec, spec.alternative(alternative_name))
+        if bad is not None:
+            checks.append((name, bad))
+    for canonical, names in conversion_sources().items():
+        for other in names[1:]:
+            both = ~nw.col(canonical).is_null() & ~nw.col(other).is_null()
+            checks.append((f"{canonical}/{other}", both))
+    return checks
+
+
+def canonical_exprs() -> list[nw.Expr]:
+    """Canonical fields filled from whichever unit the input used."""
+    exprs: list[nw.Expr] = []
+    for name, spec in field_specs().items():
+        if spec.alternatives:
+            # Rounding at 1e-9 removes binary representation error from the conversion (165 cm
+            # × 0.01 is 1.6500000000000001); it cannot change a value given to fewer decimals.
+            converted = (a.expr().round(9) for a in spec.alternatives)
+            exprs.append(nw.coalesce(nw.col(name), *converted).alias(name))
+    speed = nw.col(WALK_DISTANCE) / nw.col(WALK_TIME)
+    exprs.append(nw.coalesce(nw.col(GAIT_SPEED), speed.round(9)).alias(GAIT_SPEED))
+    return exprs
+
+
+def describe_token(token: str, row: Mapping[str, Any]) -> Problem:
+    """Turn a columnar problem token into a sentence naming field, value and what was expected."""
+    if "/" in token:
+        first, second = token.split("/")
+        if second == WALK_DISTANCE:
+            second = f"{WALK_DISTANCE} + {WALK_TIME}"
+        return _conflict(first, second, row.get(first))
+    spec, alternative_name = input_columns()[token]
+    value = row.get(token)
+    expected = spec.expected(alternative_name)
+    message = f"{token} = {value!r} is outside the plausible range; expected {expected}"
+    if spec.kind == "category":
+        message = f"{token} = {value!r} is not recognised; expected {expected}"
+    hint = _unit_slip(spec, alternative_name, value)
+    if hint:
+        message += f". Did you mean {hint}?"
+    return Problem(token, value, expected, message)
+
+
+def _unit_slip(spec: FieldSpec, given: str | None, value: Any) -> str | None:
+    """Another unit of the same field in which the value would be plausible."""
+    if not isinstance(value, int | float) or spec.min is None or spec.max is None:
+        return None
+    units = [(spec.name, spec.unit or "", None), *((a.name, a.unit, a) for a in spec.alternatives)]
+    for name, unit, alternative in units:
+        if name == given or (given is None and name == spec.name):
+            continue
+        canonical = value if alternative is None else alternative.to_canonical(value)
+        if spec.min <= canonical <= spec.max:
+            return f"{name} (the value in {unit})"
+    return None
+
+
+def validation_error_column() -> nw.Expr:
+    """A string column listing every problem token of the row, or null when the row is valid."""
+    tokens = [nw.when(bad.fill_null(False)).then(nw.lit(token)) for token, bad in problem_tokens()]
+    joined = nw.concat_str(tokens, separator=" ", ignore_nulls=True)
+    return nw.when(joined != "").then(joined)

@@ -1,0 +1,289 @@
+"""The result contract (DESIGN.md): derived values, screening, and per definition the category,
+components, reasons and next steps, built from one evaluated row."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sarcokit.definitions import INDETERMINATE, Definition
+from sarcokit.engine import (
+    ASM_ESTIMATED,
+    category_column,
+    component_column,
+    rule_column,
+    test_column,
+)
+from sarcokit.equations import REPORT_DECIMALS, UNITS
+from sarcokit.fields import Problem, field_specs
+from sarcokit.i18n import Lang, text
+from sarcokit.rules import components_named
+from sarcokit.screening import instruments
+from sarcokit.thresholds import NEGATION, SYMBOL, Threshold, Variant, applicable_variants
+
+# Inputs whose value comes from ASM, so an estimated ASM must be disclosed where they decide.
+ASM_INPUTS = frozenset({"asm_kg", "asmi_kg_m2", "alm_bmi"})
+
+
+@dataclass(frozen=True)
+class DefinitionResult:
+    """One definition's answer for one subject."""
+
+    category: str | None
+    components: dict[str, str]
+    reasons: list[str]
+    next_steps: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's shape for one definition."""
+        return {
+            "category": self.category,
+            "components": dict(self.components),
+            "reasons": list(self.reasons),
+            "next_steps": list(self.next_steps),
+        }
+
+
+@dataclass(frozen=True)
+class Result:
+    """One subject's assessment, or the reason the record was rejected."""
+
+    id: Any
+    derived: dict[str, float | None] = field(default_factory=dict)
+    screening: dict[str, dict[str, Any]] = field(default_factory=dict)
+    definitions: dict[str, DefinitionResult] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the record was assessed (not rejected)."""
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """The DESIGN.md result contract, as JSON-ready data."""
+        if self.problems:
+            first = self.problems[0].to_dict()
+            return {
+                "id": self.id,
+                "error": {**first, "problems": [p.to_dict() for p in self.problems]},
+            }
+        return {
+            "id": self.id,
+            "derived": dict(self.derived),
+            "screening": {k: dict(v) for k, v in self.screening.items()},
+            "definitions": {k: v.to_dict() for k, v in self.definitions.items()},
+        }
+
+
+def round_half_up(value: float, decimals: int) -> float:
+    """Round as a person would (2.675 → 2.68), from the shortest decimal form of the float."""
+    quantum = Decimal(1).scaleb(-decimals)
+    return float(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP))
+
+
+def _format(value: Any, name: str, cutoffs: Sequence[float]) -> str:
+    """A value for a reason: derived values at report precision, but never shown equal to a
+    cut-off they differ from (6.996 is not written as 7.00 beside '< 7.0')."""
+    if isinstance(value, bool) or not isinstance(value, float):
+        return str(value)
+    if name in field_specs():
+        # A measured value is shown as given, unless conversion left a long tail (4 m / 4.7 s).
+        given = repr(value).split(".")[-1]
+        decimals = max(1, min(len(given), 3))
+    else:
+        decimals = REPORT_DECIMALS.get(name, 2)
+    shown = round_half_up(value, decimals)
+    while any(shown == c != value for c in cutoffs) and decimals < 9:
+        decimals += 1
+        shown = round_half_up(value, decimals)
+    return f"{shown:.{decimals}f}"
+
+
+def _unit(name: str) -> str:
+    spec = field_specs().get(name)
+    unit = spec.unit if spec is not None else UNITS.get(name)
+    return f" {unit}" if unit and unit not in ("points", "years") else ""
+
+
+def _cutoff(value: float, name: str) -> str:
+    """A cut-off as printed in the sources: 27 kg, 7.0 kg/m², 0.8 m/s, 8 points."""
+    spec = field_specs().get(name)
+    if value.is_integer() and (value >= 10 or (spec is not None and spec.kind == "integer")):
+        return f"{value:.0f}"
+    return f"{value:.1f}" if value.is_integer() else f"{value:g}"
+
+
+def _group(variant: Variant, lang: Lang, by_method: bool) -> str:
+    parts = []
+    if variant.sex is not None:
+        parts.append(text(lang, f"sex.{variant.sex}"))
+    if by_method and variant.methods is not None:
+        parts.append("/".join(text(lang, f"method.{m}") for m in variant.methods))
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _by_method(test: Threshold) -> bool:
+    """Whether the cut-offs differ by mass method, so a reason must name the method."""
+    return len({v.methods for v in test.variants}) > 1
+
+
+def _comparison(test: Threshold, variants: Sequence[Variant], low: bool, lang: Lang) -> str:
+    op = test.op if low else NEGATION[test.op]
+    unit = _unit(test.input)
+    return " / ".join(
+        f"{SYMBOL[op]} {_cutoff(v.value, test.input)}{unit}{_group(v, lang, _by_method(test))}"
+        for v in variants
+    )
+
+
+def _test_reason(
+    definition: Definition,
+    component: str,
+    test: Threshold,
+    row: Mapping[str, Any],
+    lang: Lang,
+) -> str | None:
+    """One sentence on what a test showed, or None when it was not done."""
+    flag = row[test_column(definition, test.id)]
+    value = row.get(test.input)
+    states = next(c.states for c in definition.components if c.id == component)
+    labels = {
+        "input": text(lang, f"input.{test.input}"),
+        "component": text(lang, f"component.{component}"),
+        "source": test.source,
+    }
+    if test.unable is not None and row.get(test.unable.field) == test.unable.value:
+        return text(lang, "reason.unable", state=text(lang, f"state.{states[0]}"), **labels)
+    if value is None:
+        return None
+    sex, method = row.get("sex"), row.get("asm_method")
+    variants = applicable_variants(test, sex, method)
+    shown = _format(value, test.input, [v.value for v in variants])
+    if flag is None:
+        if not variants:
+            return text(
+                lang,
+                "reason.method_not_covered",
+                value=shown + _unit(test.input),
+                definition=definition.name,
+                method=method,
+                **labels,
+            )
+        key = "reason.sex_unknown" if sex is None else "reason.method_unknown"
+        cutoffs = " / ".join(
+            f"{_cutoff(v.value, test.input)}{_group(v, lang, _by_method(test))}" for v in variants
+        )
+        return text(lang, key, value=shown + _unit(test.input), cutoffs=cutoffs, **labels)
+    state = text(lang, f"state.{states[0] if flag else states[1]}")
+    if test.op == "is_true":
+        return text(lang, "reason.test", value="", comparison=state, state=state, **labels)
+    return text(
+        lang,
+        "reason.test",
+        value=shown + _unit(test.input),
+        comparison=_comparison(test, variants, bool(flag), lang),
+        state=state,
+        **labels,
+    )
+
+
+def _states_text(
+    definition: Definition, names: Sequence[str], components: Mapping[str, str], lang: Lang
+) -> str:
+    return ", ".join(
+        f"{text(lang, f'component.{name}')} {text(lang, f'state.{components[name]}')}"
+        for name in names
+    )
+
+
+def explain(definition: Definition, row: Mapping[str, Any], lang: Lang) -> DefinitionResult:
+    """Category, components, reasons and next steps of one definition for one evaluated row."""
+    category = row[category_column(definition)]
+    components = {c.id: row[component_column(definition, c.id)] for c in definition.components}
+    reasons: list[str] = []
+    estimated_used = False
+    for component in definition.components:
+        said = False
+        for test in definition.tests_of(component.id):
+            sentence = _test_reason(definition, component.id, test.threshold, row, lang)
+            if sentence is not None:
+                reasons.append(sentence)
+                said = True
+                estimated_used |= test.threshold.input in ASM_INPUTS and bool(
+                    row.get(ASM_ESTIMATED)
+                )
+        if not said:
+            inputs = ", ".join(
+                dict.fromkeys(
+                    text(lang, f"input.{t.threshold.input}")
+                    for t in definition.tests_of(component.id)
+                )
+            )
+            reasons.append(
+                text(
+                    lang,
+                    "reason.not_assessed",
+                    component=text(lang, f"component.{component.id}"),
+                    inputs=inputs,
+                )
+            )
+    if estimated_used:
+        reasons.append(text(lang, "reason.estimated", equation="Wen 2011"))
+
+    rules = {c.id: row[rule_column(definition, c.id)] for c in definition.categories}
+    chosen = next((c for c in definition.categories if c.id == category), None)
+    position = definition.categories.index(chosen) if chosen else len(definition.categories)
+    pending = [c for c in definition.categories[:position] if rules[c.id] is None]
+    if chosen is not None:
+        named = components_named(chosen.rule)
+        reasons.append(
+            text(
+                lang,
+                "reason.category",
+                states=_states_text(definition, named, components, lang),
+                category=text(lang, f"category.{chosen.id}"),
+                source=chosen.source,
+            )
+        )
+    names = ", ".join(text(lang, f"category.{c.id}") for c in pending)
+    if category == INDETERMINATE:
+        reasons.append(text(lang, "reason.indeterminate", categories=names))
+    elif pending and chosen is not None and not chosen.final:
+        reasons.append(text(lang, "reason.not_excluded", categories=names))
+
+    steps: list[str] = []
+    if chosen is None or not chosen.final:
+        unknown = {
+            n for c in pending for n in components_named(c.rule) if components[n] == "unknown"
+        }
+        steps.extend(c.next_step for c in definition.components if c.id in unknown)
+    if chosen is not None:
+        steps.extend(chosen.next_steps)
+    return DefinitionResult(category, components, reasons, list(dict.fromkeys(steps)))
+
+
+def screening_of(row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The screening block of the contract."""
+    ishii = row["ishii_score"]
+    return {
+        "sarc_f": {"total": row["sarc_f_total"], "positive": row["sarc_f_positive"]},
+        "sarc_calf": {"total": row["sarc_calf_total"], "positive": row["sarc_calf_positive"]},
+        "calf": {"low": row["calf_low"]},
+        "ishii": {
+            "score": None if ishii is None else round_half_up(ishii, 2),
+            "positive": row["ishii_positive"],
+            "provisional": instruments()["ishii"].provisional,
+        },
+        "msra7": {"total": row["msra7_total"], "at_risk": row["msra7_at_risk"]},
+        "msra5": {"total": row["msra5_total"], "at_risk": row["msra5_at_risk"]},
+    }
+
+
+def derived_of(row: Mapping[str, Any]) -> dict[str, float | None]:
+    """The derived block of the contract, rounded half-up for reporting."""
+    return {
+        name: None if row[name] is None else round_half_up(row[name], decimals)
+        for name, decimals in REPORT_DECIMALS.items()
+    }

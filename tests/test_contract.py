@@ -1,0 +1,120 @@
+"""The public result contract of DESIGN.md and the frame/record equivalence."""
+
+from __future__ import annotations
+
+import polars as pl
+
+import sarcokit
+from sarcokit.definitions import DEFINITION_IDS
+
+DESIGN_CATEGORIES = {
+    "ewgsop2010": {"no_sarcopenia", "presarcopenia", "sarcopenia", "severe_sarcopenia"},
+    "ewgsop2": {"no_sarcopenia", "probable_sarcopenia", "sarcopenia", "severe_sarcopenia"},
+    "awgs2014": {"no_sarcopenia", "sarcopenia"},
+    "awgs2019": {"no_sarcopenia", "sarcopenia", "severe_sarcopenia"},
+    "awgs2019_community": {
+        "case_finding_negative",
+        "no_possible_sarcopenia",
+        "possible_sarcopenia",
+    },
+    "cn2021": {"no_sarcopenia", "possible_sarcopenia", "sarcopenia", "severe_sarcopenia"},
+    "iwgs2011": {"no_sarcopenia", "sarcopenia"},
+    "fnih2014": {
+        "no_sarcopenia",
+        "weakness_with_low_lean_mass",
+        "weakness_slowness_low_lean_mass",
+    },
+    "sdoc2020": {"no_sarcopenia", "sarcopenia"},
+    "sdoc2020_grip_bmi": {"no_sarcopenia", "sarcopenia"},
+}
+
+
+def test_definition_ids_and_categories_are_those_of_the_design() -> None:
+    assert set(DEFINITION_IDS) == set(DESIGN_CATEGORIES)
+    for definition_id, categories in DESIGN_CATEGORIES.items():
+        assert set(sarcokit.definition(definition_id).category_ids) == categories | {
+            "indeterminate"
+        }
+
+
+def test_result_has_exactly_the_design_shape() -> None:
+    payload = sarcokit.assess(
+        {"id": "p1", "sex": "male", "age": 75, "grip_kg": 25.0, "gait_speed_m_s": 0.9}
+    ).to_dict()
+    assert set(payload) == {"id", "derived", "screening", "definitions"}
+    assert {
+        "bmi_kg_m2",
+        "asmi_kg_m2",
+        "alm_bmi",
+        "grip_bmi",
+        "gait_speed_m_s",
+        "sarcopenia_index",
+    } <= set(payload["derived"])
+    assert set(payload["screening"]) == {"sarc_f", "sarc_calf", "calf", "ishii", "msra7", "msra5"}
+    assert set(payload["screening"]["sarc_f"]) == {"total", "positive"}
+    assert set(payload["screening"]["msra7"]) == {"total", "at_risk"}
+    assert set(payload["definitions"]) == set(DEFINITION_IDS)
+    for outcome in payload["definitions"].values():
+        assert set(outcome) == {"category", "components", "reasons", "next_steps"}
+        assert set(outcome["components"].values()) <= {
+            "low",
+            "normal",
+            "unknown",
+            "positive",
+            "negative",
+        }
+
+
+def test_the_design_example_ewgsop2_probable_sarcopenia() -> None:
+    payload = sarcokit.assess(
+        {"id": "p1", "sex": "male", "grip_kg": 25.0, "gait_speed_m_s": 0.9}, definitions=["ewgsop2"]
+    ).to_dict()
+    outcome = payload["definitions"]["ewgsop2"]
+    assert outcome["category"] == "probable_sarcopenia"
+    assert outcome["components"] == {
+        "strength": "low",
+        "muscle_quantity": "unknown",
+        "physical_performance": "normal",
+    }
+    assert outcome["reasons"][0] == "grip 25.0 kg < 27 kg (men) → low strength [EWGSOP2 Table 3]"
+    assert outcome["next_steps"][0] == "confirm_muscle_quantity"
+
+
+def test_reported_derived_values_are_rounded_half_up() -> None:
+    # ASMI = 18.0 / 1.7² = 6.2283 → 6.23; BMI = 70 / 1.7² = 24.2214 → 24.22;
+    # ALM/BMI = 18.0 / 24.2214 = 0.74314 → 0.743 (3 dp).
+    payload = sarcokit.assess({"height_m": 1.7, "weight_kg": 70, "asm_kg": 18.0}).to_dict()
+    assert payload["derived"]["asmi_kg_m2"] == 6.23
+    assert payload["derived"]["bmi_kg_m2"] == 24.22
+    assert payload["derived"]["alm_bmi"] == 0.743
+
+
+def test_frame_api_returns_public_columns_in_the_frame_type() -> None:
+    frame = pl.DataFrame({"id": ["a", "b"], "sex": ["male", "female"], "grip_kg": [20.0, 20.0]})
+    out = sarcokit.evaluate(frame, ["ewgsop2"])
+    assert isinstance(out, pl.DataFrame)
+    assert out["id"].to_list() == ["a", "b"]
+    # EWGSOP2 Table 3: grip < 27 kg men, < 16 kg women.
+    assert out["ewgsop2_strength"].to_list() == ["low", "normal"]
+    assert out["ewgsop2_category"].to_list() == ["probable_sarcopenia", "no_sarcopenia"]
+
+
+def test_frame_api_flags_invalid_rows_and_keeps_them() -> None:
+    frame = pl.DataFrame(
+        {"sex": ["male", "female"], "height_m": [170.0, 1.6], "grip_kg": [20.0, 20.0]}
+    )
+    out = sarcokit.evaluate(frame, ["ewgsop2"])
+    assert out["invalid_fields"].to_list() == ["height_m", None]
+    assert out["ewgsop2_category"].to_list() == [None, "no_sarcopenia"]
+
+
+def test_estimated_asm_is_opt_in_and_disclosed() -> None:
+    record = {"sex": "female", "age": 80, "height_cm": 150, "weight_kg": 40, "grip_kg": 14}
+    plain = sarcokit.assess(record, definitions=["ewgsop2"]).to_dict()["definitions"]["ewgsop2"]
+    assert plain["components"]["muscle_quantity"] == "unknown"
+    estimated = sarcokit.assess(record, definitions=["ewgsop2"], estimate_asm="wen2011").to_dict()
+    outcome = estimated["definitions"]["ewgsop2"]
+    # Wen 2011, women coded 2: 0.193×40 + 0.107×150 − 4.157×2 − 0.037×80 − 2.631 = 7.815 kg
+    # → ASM < 15 kg (EWGSOP2 Table 3) → low muscle quantity.
+    assert outcome["components"]["muscle_quantity"] == "low"
+    assert any("Wen 2011" in reason for reason in outcome["reasons"])

@@ -8,9 +8,11 @@ categories. Every flag is three-valued: true = low, false = normal, null = unkno
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache, partial
 from typing import Any, Literal
 
 import narwhals as nw
+import polars as pl
 from narwhals.typing import IntoFrameT
 
 from sarcokit.definitions import INDETERMINATE, Definition, definitions
@@ -81,7 +83,7 @@ def _category(definition: Definition) -> nw.Expr:
 
 def _state(definition: Definition, component_id: str) -> nw.Expr:
     component = next(c for c in definition.components if c.id == component_id)
-    flag = nw.col(f"{definition.id}__{component_id}")
+    flag = nw.col(_component_flag_column(definition, component_id))
     low, normal = component.states
     return (
         nw.when(flag)
@@ -112,6 +114,95 @@ def public_columns(chosen: Sequence[Definition]) -> list[str]:
     return [INVALID, *DERIVED, ASM_ESTIMATED, *screening, *per_definition]
 
 
+def _component_flag_column(definition: Definition, component_id: str) -> str:
+    return f"{definition.id}__{component_id}"
+
+
+@cache
+def stages(
+    definition_ids: tuple[str, ...], estimate_asm: EstimateAsm | None
+) -> tuple[tuple[nw.Expr, ...], ...]:
+    """The pipeline for a choice of definitions, as dependency-ordered stages of expressions.
+
+    It expects every input column to be present (absent ones are added as nulls first).
+    """
+    chosen = definitions(definition_ids)
+    inputs = [name for name in input_columns() if name != "id"]
+    if estimate_asm is None:
+        asm: list[nw.Expr] = [nw.lit(False).alias(ASM_ESTIMATED)]
+    else:
+        asm = estimate_asm_exprs(ASM_EQUATIONS[estimate_asm])
+    pipeline: list[list[nw.Expr]] = [
+        [validation_error_column().alias(INVALID)],
+        [_valid(nw.col(name)).alias(name) for name in inputs],
+        canonical_exprs(),
+        body_exprs(),
+        asm,
+        muscle_exprs(),
+        *score_stages(),
+        [
+            threshold_expr(t.threshold).alias(test_column(d, t.threshold.id))
+            for d in chosen
+            for t in d.tests
+        ],
+        [
+            _component_flag(d, c.id).alias(_component_flag_column(d, c.id))
+            for d in chosen
+            for c in d.components
+        ],
+        [
+            compile_rule(cat.rule, partial(_component_of, d)).alias(rule_column(d, cat.id))
+            for d in chosen
+            for cat in d.categories
+        ],
+        [
+            *(_valid(_category(d)).alias(category_column(d)) for d in chosen),
+            *(
+                _valid(_state(d, c.id)).alias(component_column(d, c.id))
+                for d in chosen
+                for c in d.components
+            ),
+            _valid(nw.col(ASM_ESTIMATED)).alias(ASM_ESTIMATED),
+        ],
+    ]
+    return tuple(tuple(stage) for stage in pipeline)
+
+
+def _component_of(definition: Definition, component_id: str) -> nw.Expr:
+    return nw.col(_component_flag_column(definition, component_id))
+
+
+@cache
+def _polars_stages(
+    definition_ids: tuple[str, ...], estimate_asm: EstimateAsm | None
+) -> tuple[tuple[pl.Expr, ...], ...]:
+    """The same stages translated to Polars once, so one-row calls do not re-translate them.
+
+    Narwhals translates its expressions on every call, which is most of the cost of assessing
+    one subject; the translation depends only on the backend, so it is done once per choice.
+    """
+    namespace = nw.from_native(pl.DataFrame()).__narwhals_namespace__()
+    return tuple(
+        tuple(expr._to_compliant_expr(namespace).native for expr in stage)  # type: ignore[attr-defined]
+        for stage in stages(definition_ids, estimate_asm)
+    )
+
+
+def _output_columns(chosen: Sequence[Definition], present: set[str], explain: bool) -> list[str]:
+    keep = public_columns(chosen)
+    if "id" in present:
+        keep = ["id", *keep]
+    if explain:
+        internal = [
+            *(name for name in input_columns() if name not in keep),
+            GAIT_SPEED,
+            *(test_column(d, t.threshold.id) for d in chosen for t in d.tests),
+            *(rule_column(d, cat.id) for d in chosen for cat in d.categories),
+        ]
+        keep = keep + [name for name in dict.fromkeys(internal) if name not in keep]
+    return keep
+
+
 def evaluate(
     frame: IntoFrameT,
     definition_ids: Sequence[str] | None = None,
@@ -128,64 +219,23 @@ def evaluate(
     chosen = definitions(tuple(definition_ids) if definition_ids else None)
     if estimate_asm is not None and estimate_asm not in ASM_EQUATIONS:
         raise ValueError(f"estimate_asm={estimate_asm!r}; expected one of {sorted(ASM_EQUATIONS)}")
+    key = tuple(d.id for d in chosen)
     nw_frame: Any = nw.from_native(frame)
     present = set(nw_frame.columns)
-    columns = input_columns()
     missing = [
         nw.lit(None, dtype=spec.dtype()).alias(name)
-        for name, (spec, _) in columns.items()
+        for name, (spec, _) in input_columns().items()
         if name not in present
     ]
-    nw_frame = nw_frame.with_columns(*missing)
-    nw_frame = nw_frame.with_columns(validation_error_column().alias(INVALID))
-    inputs = [name for name in columns if name != "id"]
-    nw_frame = nw_frame.with_columns(*(_valid(nw.col(name)).alias(name) for name in inputs))
-    nw_frame = nw_frame.with_columns(*canonical_exprs())
-    nw_frame = nw_frame.with_columns(*body_exprs())
-    if estimate_asm is not None:
-        nw_frame = nw_frame.with_columns(*estimate_asm_exprs(ASM_EQUATIONS[estimate_asm]))
-    else:
-        nw_frame = nw_frame.with_columns(nw.lit(False).alias(ASM_ESTIMATED))
-    nw_frame = nw_frame.with_columns(*muscle_exprs())
-    for stage in score_stages():
+    keep = _output_columns(chosen, present, explain)
+    native = nw.to_native(nw_frame.with_columns(*missing))
+    if isinstance(native, pl.DataFrame | pl.LazyFrame):
+        lazy = native.lazy()
+        for polars_stage in _polars_stages(key, estimate_asm):
+            lazy = lazy.with_columns(*polars_stage)
+        result = lazy.select(keep)
+        return result if isinstance(native, pl.LazyFrame) else result.collect()  # type: ignore[return-value]
+    nw_frame = nw.from_native(native)
+    for stage in stages(key, estimate_asm):
         nw_frame = nw_frame.with_columns(*stage)
-    nw_frame = nw_frame.with_columns(
-        *(
-            threshold_expr(t.threshold).alias(test_column(d, t.threshold.id))
-            for d in chosen
-            for t in d.tests
-        )
-    )
-    nw_frame = nw_frame.with_columns(
-        *(_component_flag(d, c.id).alias(f"{d.id}__{c.id}") for d in chosen for c in d.components)
-    )
-    nw_frame = nw_frame.with_columns(
-        *(
-            compile_rule(cat.rule, lambda cid, d=d: nw.col(f"{d.id}__{cid}")).alias(  # type: ignore[misc]
-                rule_column(d, cat.id)
-            )
-            for d in chosen
-            for cat in d.categories
-        )
-    )
-    nw_frame = nw_frame.with_columns(
-        *(_valid(_category(d)).alias(category_column(d)) for d in chosen),
-        *(
-            _valid(_state(d, c.id)).alias(component_column(d, c.id))
-            for d in chosen
-            for c in d.components
-        ),
-        _valid(nw.col(ASM_ESTIMATED)).alias(ASM_ESTIMATED),
-    )
-    keep = public_columns(chosen)
-    if "id" in present:
-        keep = ["id", *keep]
-    if explain:
-        internal = [
-            *(name for name in columns if name not in keep),
-            GAIT_SPEED,
-            *(test_column(d, t.threshold.id) for d in chosen for t in d.tests),
-            *(rule_column(d, cat.id) for d in chosen for cat in d.categories),
-        ]
-        keep = keep + [name for name in dict.fromkeys(internal) if name not in keep]
     return nw.to_native(nw_frame.select(keep))  # type: ignore[no-any-return]

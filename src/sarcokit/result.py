@@ -20,7 +20,7 @@ from sarcokit.equations import REPORT_DECIMALS, UNITS
 from sarcokit.fields import Problem, field_specs
 from sarcokit.i18n import Lang, text
 from sarcokit.rules import components_named
-from sarcokit.screening import instruments
+from sarcokit.screening import INTEGER_SCORES, instruments
 from sarcokit.thresholds import NEGATION, SYMBOL, Threshold, Variant, applicable_variants
 
 # Inputs whose value comes from ASM, so an estimated ASM must be disclosed where they decide.
@@ -110,7 +110,8 @@ def _unit(name: str) -> str:
 def _cutoff(value: float, name: str) -> str:
     """A cut-off as printed in the sources: 27 kg, 7.0 kg/m², 0.8 m/s, 8 points."""
     spec = field_specs().get(name)
-    if value.is_integer() and (value >= 10 or (spec is not None and spec.kind == "integer")):
+    whole = name in INTEGER_SCORES or (spec is not None and spec.kind == "integer")
+    if value.is_integer() and (value >= 10 or whole):
         return f"{value:.0f}"
     return f"{value:.1f}" if value.is_integer() else f"{value:g}"
 
@@ -121,7 +122,7 @@ def _group(variant: Variant, lang: Lang, by_method: bool) -> str:
         parts.append(text(lang, f"sex.{variant.sex}"))
     if by_method and variant.methods is not None:
         parts.append("/".join(text(lang, f"method.{m}") for m in variant.methods))
-    return f" ({', '.join(parts)})" if parts else ""
+    return text(lang, "reason.group", who=", ".join(parts)) if parts else ""
 
 
 def _by_method(test: Threshold) -> bool:

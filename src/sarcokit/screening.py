@@ -67,6 +67,10 @@ SCORE_COLUMNS = {
 }
 
 
+# Scores that are whole numbers of points (the Ishii score is not).
+INTEGER_SCORES = frozenset({"sarc_f_total", "sarc_calf_total", "msra7_total", "msra5_total"})
+
+
 def _sum(parts: list[nw.Expr]) -> nw.Expr:
     total = parts[0]
     for part in parts[1:]:

@@ -649,3 +649,23 @@ def test_chair_stand_unable_overrides_missing_time() -> None:
     assert component_state(record, "awgs2019", "physical_performance") == "low"
     assert component_state(record, "cn2021", "physical_performance") == "low"
     assert component_state(record, "awgs2019_community", "strength_or_performance") == "low"
+
+
+def test_chair_stand_component_role_per_definition() -> None:
+    # criteria.md §7 #2: chair stand is STRENGTH in EWGSOP2 (Table 3) but PERFORMANCE in
+    # AWGS 2019 (abstract); it must not leak into the other component.
+    record = {"sex": M, "chair_stand_5x_s": 16.0}
+    assert component_state(record, "ewgsop2", "strength") == "low"
+    assert component_state(record, "ewgsop2", "physical_performance") == "unknown"
+    assert component_state(record, "awgs2019", "physical_performance") == "low"
+    assert component_state(record, "awgs2019", "strength") == "unknown"
+    # AWGS 2014 uses grip and gait only (criteria.md §2.3)
+    assert component_state(record, "awgs2014", "physical_performance") == "unknown"
+    assert component_state(record, "awgs2014", "strength") == "unknown"
+
+
+def test_gait_is_not_a_strength_test() -> None:
+    record = {"sex": F, "gait_speed_m_s": 0.5}
+    for definition in ("ewgsop2", "awgs2019", "fnih2014", "sdoc2020"):
+        assert component_state(record, definition, "strength") == "unknown", definition
+        assert component_state(record, definition, "physical_performance") == "low", definition

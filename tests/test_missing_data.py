@@ -269,15 +269,28 @@ CATEGORY_CASES = [
     # weak (25 < 26) + ALM/BMI 15 / 25 = 0.6 < 0.789 (BMI 64 / 2.56 = 25), gait unknown
     pytest.param(
         "fnih2014",
-        {"sex": M, "grip_kg": 25.0, "height_m": 1.6, "weight_kg": 64.0, "asm_kg": 15.0,
-         "asm_method": "dxa"},
+        {
+            "sex": M,
+            "grip_kg": 25.0,
+            "height_m": 1.6,
+            "weight_kg": 64.0,
+            "asm_kg": 15.0,
+            "asm_method": "dxa",
+        },
         "weakness_with_low_lean_mass",
         id="fnih-weak-low-lean",
     ),
     pytest.param(
         "fnih2014",
-        {"sex": M, "grip_kg": 25.0, "height_m": 1.6, "weight_kg": 64.0, "asm_kg": 15.0,
-         "asm_method": "dxa", "gait_speed_m_s": 0.7},
+        {
+            "sex": M,
+            "grip_kg": 25.0,
+            "height_m": 1.6,
+            "weight_kg": 64.0,
+            "asm_kg": 15.0,
+            "asm_method": "dxa",
+            "gait_speed_m_s": 0.7,
+        },
         "weakness_slowness_low_lean_mass",
         id="fnih-weak-slow-low-lean",
     ),
@@ -309,6 +322,8 @@ def test_ewgsop2_probable_asks_to_confirm_muscle_quantity() -> None:
     assert result["category"] == "probable_sarcopenia"
     assert result["components"]["muscle_quantity"] == "unknown"
     assert "confirm_muscle_quantity" in result["next_steps"]
+    # the result says why (DESIGN.md principle 7)
+    assert any("grip" in reason for reason in result["reasons"])
 
 
 def test_missing_performance_is_never_low() -> None:
@@ -385,6 +400,8 @@ def test_height_m_given_in_cm_is_rejected_naming_height_cm() -> None:
     assert error["field"] == "height_m"
     assert error["value"] == 165
     assert "height_cm" in error["message"]
+    assert error["expected"]
+    assert [p["field"] for p in error["problems"]] == ["height_m"]
     assert result["id"] == "p1"
 
 

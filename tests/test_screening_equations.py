@@ -236,28 +236,41 @@ def test_wen2011_estimated_asm_is_flagged() -> None:
     ("record", "score", "positive"),
     [
         # 0.62×16 = 9.92; −3.09×(25−50) = 77.25; −4.64×(32−42) = 46.4 -> 133.57
-        pytest.param({"sex": M, "age": 80, "grip_kg": 25.0, "calf_cm": 32.0}, 133.57, True,
-                     id="man-high"),
+        pytest.param(
+            {"sex": M, "age": 80, "grip_kg": 25.0, "calf_cm": 32.0}, 133.57, True, id="man-high"
+        ),
         # exactly the men's cut-off: 9.92 + 37.08 (−3.09×−12) + 58.0 (−4.64×−12.5) = 105.00
-        pytest.param({"sex": M, "age": 80, "grip_kg": 38.0, "calf_cm": 29.5}, 105.0, True,
-                     id="man-at-105"),
+        pytest.param(
+            {"sex": M, "age": 80, "grip_kg": 38.0, "calf_cm": 29.5}, 105.0, True, id="man-at-105"
+        ),
         # grip 38.1: 105 − 0.309 = 104.691 -> negative
-        pytest.param({"sex": M, "age": 80, "grip_kg": 38.1, "calf_cm": 29.5}, 104.691, False,
-                     id="man-below-105"),
+        pytest.param(
+            {"sex": M, "age": 80, "grip_kg": 38.1, "calf_cm": 29.5},
+            104.691,
+            False,
+            id="man-below-105",
+        ),
         # grip 36: 105 + 3.09×2 = 111.18 -> positive for a man (>=105)
-        pytest.param({"sex": M, "age": 80, "grip_kg": 36.0, "calf_cm": 29.5}, 111.18, True,
-                     id="man-111"),
+        pytest.param(
+            {"sex": M, "age": 80, "grip_kg": 36.0, "calf_cm": 29.5}, 111.18, True, id="man-111"
+        ),
         # exactly the women's cut-off: 0.8×10 = 8.0; −5.09×(19.6−34) = 73.296;
         # −3.28×(30.2−42) = 38.704 -> 120.000
-        pytest.param({"sex": F, "age": 74, "grip_kg": 19.6, "calf_cm": 30.2}, 120.0, True,
-                     id="woman-at-120"),
+        pytest.param(
+            {"sex": F, "age": 74, "grip_kg": 19.6, "calf_cm": 30.2}, 120.0, True, id="woman-at-120"
+        ),
         # grip 19.7: 120 − 0.509 = 119.491 -> negative
-        pytest.param({"sex": F, "age": 74, "grip_kg": 19.7, "calf_cm": 30.2}, 119.491, False,
-                     id="woman-below-120"),
+        pytest.param(
+            {"sex": F, "age": 74, "grip_kg": 19.7, "calf_cm": 30.2},
+            119.491,
+            False,
+            id="woman-below-120",
+        ),
         # grip 21.4: 120 − 5.09×1.8 = 110.838 -> negative for a woman (swapped cut-offs,
         # as in the Sci Rep 2018 reproduction, would call it positive)
-        pytest.param({"sex": F, "age": 74, "grip_kg": 21.4, "calf_cm": 30.2}, 110.838, False,
-                     id="woman-111"),
+        pytest.param(
+            {"sex": F, "age": 74, "grip_kg": 21.4, "calf_cm": 30.2}, 110.838, False, id="woman-111"
+        ),
     ],
 )
 def test_ishii_score(record: dict[str, Any], score: float, positive: bool) -> None:
@@ -316,39 +329,61 @@ def _msra(
     ("record", "msra7", "risk7", "msra5", "risk5"),
     [
         # best answers: 7: 5+10+5+5+5+5+5 = 40; 5: 5+15+15+15+10 = 60
-        pytest.param(_msra(65, "none", True, True, True, True, False), 40, False, 60, False,
-                     id="best"),
+        pytest.param(
+            _msra(65, "none", True, True, True, True, False), 40, False, 60, False, id="best"
+        ),
         # worst answers: 0 and 0
-        pytest.param(_msra(80, "more_than_once", False, False, False, False, True), 0, True, 0,
-                     True, id="worst"),
+        pytest.param(
+            _msra(80, "more_than_once", False, False, False, False, True),
+            0,
+            True,
+            0,
+            True,
+            id="worst",
+        ),
         # age exactly 70 scores 0 (>=70): 7: 0+10+5+5+5+5+5 = 35; 5: 0+15+15+15+10 = 55
-        pytest.param(_msra(70, "none", True, True, True, True, False), 35, False, 55, False,
-                     id="age-70"),
+        pytest.param(
+            _msra(70, "none", True, True, True, True, False), 35, False, 55, False, id="age-70"
+        ),
         # age 69 scores 5: 40 / 60
-        pytest.param(_msra(69, "none", True, True, True, True, False), 40, False, 60, False,
-                     id="age-69"),
+        pytest.param(
+            _msra(69, "none", True, True, True, True, False), 40, False, 60, False, id="age-69"
+        ),
         # MSRA-7 exactly 30 (at risk): 0+5+5+5+5+5+5 = 30; MSRA-5: 0+10+15+15+10 = 50
-        pytest.param(_msra(75, "once", True, True, True, True, False), 30, True, 50, False,
-                     id="msra7-at-30"),
+        pytest.param(
+            _msra(75, "once", True, True, True, True, False), 30, True, 50, False, id="msra7-at-30"
+        ),
         # MSRA-5 exactly 45 (at risk): 5+10+15+15+0 = 45; MSRA-7: 5+5+5+5+5+5+0 = 30
-        pytest.param(_msra(65, "once", True, True, True, True, True), 30, True, 45, True,
-                     id="msra5-at-45"),
+        pytest.param(
+            _msra(65, "once", True, True, True, True, True), 30, True, 45, True, id="msra5-at-45"
+        ),
         # no dairy, weight loss >2 kg: MSRA-7 5 + 10 + 5 + 5 + 0 + 5 + 0 = 30 (at risk);
         # MSRA-5 (no dairy item) 5 + 15 + 15 + 15 + 0 = 50 (not at risk)
-        pytest.param(_msra(65, "none", True, True, False, True, True), 30, True, 50, False,
-                     id="msra7-30-mixed"),
+        pytest.param(
+            _msra(65, "none", True, True, False, True, True),
+            30,
+            True,
+            50,
+            False,
+            id="msra7-30-mixed",
+        ),
         # age 75, walks <1000 m: MSRA-7 0 + 10 + 0 + 5 + 5 + 5 + 5 = 30 (at risk);
         # MSRA-5 0 + 15 + 0 + 15 + 10 = 40 (at risk, below 45)
-        pytest.param(_msra(75, "none", False, True, True, True, False), 30, True, 40, True,
-                     id="no-walk"),
+        pytest.param(
+            _msra(75, "none", False, True, True, True, False), 30, True, 40, True, id="no-walk"
+        ),
         # hospitalised more than once: 7: 5+0+5+5+5+5+5 = 30; 5: 5+0+15+15+10 = 45
-        pytest.param(_msra(65, "more_than_once", True, True, True, True, False), 30, True, 45,
-                     True, id="hospital-more"),
+        pytest.param(
+            _msra(65, "more_than_once", True, True, True, True, False),
+            30,
+            True,
+            45,
+            True,
+            id="hospital-more",
+        ),
     ],
 )
-def test_msra(
-    record: dict[str, Any], msra7: int, risk7: bool, msra5: int, risk5: bool
-) -> None:
+def test_msra(record: dict[str, Any], msra7: int, risk7: bool, msra5: int, risk5: bool) -> None:
     screening = result(record)["screening"]
     assert screening["msra7"] == {"total": msra7, "at_risk": risk7}
     assert screening["msra5"] == {"total": msra5, "at_risk": risk5}
@@ -385,23 +420,44 @@ def _sarc_f(strength: Any, walking: Any, chair: Any, stairs: Any, falls: Any) ->
     ("record", "calf_low", "sarc_f", "sarc_calf", "positive"),
     [
         # man, calf 33.9 < 34 -> low: SARC-F 1 + 10 = 11 -> positive
-        pytest.param({"sex": M, "calf_cm": 33.9, **_sarc_f(1, 0, 0, 0, 0)}, True, 1, 11, True,
-                     id="man-33.9"),
+        pytest.param(
+            {"sex": M, "calf_cm": 33.9, **_sarc_f(1, 0, 0, 0, 0)}, True, 1, 11, True, id="man-33.9"
+        ),
         # man, calf exactly 34 is NOT low (<34, §10.2): SARC-CalF 1 -> negative
-        pytest.param({"sex": M, "calf_cm": 34.0, **_sarc_f(1, 0, 0, 0, 0)}, False, 1, 1, False,
-                     id="man-34.0"),
+        pytest.param(
+            {"sex": M, "calf_cm": 34.0, **_sarc_f(1, 0, 0, 0, 0)}, False, 1, 1, False, id="man-34.0"
+        ),
         # woman, calf 33.0 is not low (<33): SARC-F 3 -> 3
-        pytest.param({"sex": F, "calf_cm": 33.0, **_sarc_f(1, 1, 1, 0, 0)}, False, 3, 3, False,
-                     id="woman-33.0"),
+        pytest.param(
+            {"sex": F, "calf_cm": 33.0, **_sarc_f(1, 1, 1, 0, 0)},
+            False,
+            3,
+            3,
+            False,
+            id="woman-33.0",
+        ),
         # woman, calf 32.9 < 33 -> low: 0 + 10 = 10 -> negative (needs >= 11)
-        pytest.param({"sex": F, "calf_cm": 32.9, **_sarc_f(0, 0, 0, 0, 0)}, True, 0, 10, False,
-                     id="woman-32.9-zero"),
+        pytest.param(
+            {"sex": F, "calf_cm": 32.9, **_sarc_f(0, 0, 0, 0, 0)},
+            True,
+            0,
+            10,
+            False,
+            id="woman-32.9-zero",
+        ),
         # the men's cut-off is not applied to women: 33.5 is normal for a woman
-        pytest.param({"sex": F, "calf_cm": 33.5, **_sarc_f(2, 2, 2, 2, 2)}, False, 10, 10, False,
-                     id="woman-33.5"),
+        pytest.param(
+            {"sex": F, "calf_cm": 33.5, **_sarc_f(2, 2, 2, 2, 2)},
+            False,
+            10,
+            10,
+            False,
+            id="woman-33.5",
+        ),
         # ...and low for a man: 10 + 10 = 20
-        pytest.param({"sex": M, "calf_cm": 33.5, **_sarc_f(2, 2, 2, 2, 2)}, True, 10, 20, True,
-                     id="man-33.5"),
+        pytest.param(
+            {"sex": M, "calf_cm": 33.5, **_sarc_f(2, 2, 2, 2, 2)}, True, 10, 20, True, id="man-33.5"
+        ),
     ],
 )
 def test_sarc_calf(

@@ -118,3 +118,21 @@ def test_estimated_asm_is_opt_in_and_disclosed() -> None:
     # → ASM < 15 kg (EWGSOP2 Table 3) → low muscle quantity.
     assert outcome["components"]["muscle_quantity"] == "low"
     assert any("Wen 2011" in reason for reason in outcome["reasons"])
+
+
+def test_frame_with_a_column_of_the_wrong_type_is_named() -> None:
+    frame = pl.DataFrame({"sex": [1, 2], "grip_kg": ["25", "30"]})
+    try:
+        sarcokit.evaluate(frame)
+    except sarcokit.InputError as error:
+        fields = {p.field: p.value for p in error.problems}
+        assert fields == {"sex": "Int64", "grip_kg": "String"}
+    else:
+        raise AssertionError("a numeric sex column and a text grip column were accepted")
+
+
+def test_ewgsop2010_asks_for_a_classified_mass_not_a_raw_one() -> None:
+    outcome = sarcokit.assess(
+        {"sex": "male", "grip_kg": 25.0}, definitions=["ewgsop2010"]
+    ).to_dict()
+    assert outcome["definitions"]["ewgsop2010"]["next_steps"] == ["classify_muscle_mass"]

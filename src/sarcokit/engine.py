@@ -20,6 +20,7 @@ from sarcokit.equations import DERIVED, body_exprs, estimate_asm_exprs, muscle_e
 from sarcokit.fields import (
     GAIT_SPEED,
     canonical_exprs,
+    check_frame_types,
     input_columns,
     validation_error_column,
 )
@@ -221,7 +222,9 @@ def evaluate(
         raise ValueError(f"estimate_asm={estimate_asm!r}; expected one of {sorted(ASM_EQUATIONS)}")
     key = tuple(d.id for d in chosen)
     nw_frame: Any = nw.from_native(frame)
-    present = set(nw_frame.columns)
+    schema = nw_frame.collect_schema()
+    check_frame_types(schema)
+    present = set(schema)
     missing = [
         nw.lit(None, dtype=spec.dtype()).alias(name)
         for name, (spec, _) in input_columns().items()

@@ -414,6 +414,38 @@ def _unit_slip(spec: FieldSpec, given: str | None, value: Any) -> str | None:
     return None
 
 
+def _dtype_fits(kind: Kind, dtype: nw.dtypes.DType) -> bool:
+    if kind in ("number", "integer"):
+        return dtype.is_numeric()
+    if kind == "boolean":
+        return dtype == nw.Boolean
+    return dtype == nw.String or dtype == nw.Categorical or dtype == nw.Enum
+
+
+def check_frame_types(schema: Mapping[str, nw.dtypes.DType]) -> None:
+    """Reject a frame whose input columns have a type no value of the field can have."""
+    problems = []
+    for name, dtype in schema.items():
+        if name == "id" or name not in input_columns():
+            continue
+        spec, _ = input_columns()[name]
+        if dtype == nw.Unknown or dtype == nw.Object:  # all-null or untyped: values decide
+            continue
+        if not _dtype_fits(spec.kind, dtype):
+            expected = {"number": "numbers", "integer": "whole numbers", "boolean": "booleans"}
+            wanted = expected.get(spec.kind, "text")
+            problems.append(
+                Problem(
+                    name,
+                    str(dtype),
+                    f"a column of {wanted}",
+                    f"column {name} has type {dtype}; expected a column of {wanted}",
+                )
+            )
+    if problems:
+        raise InputError(problems)
+
+
 def validation_error_column() -> nw.Expr:
     """A string column listing every problem token of the row, or null when the row is valid."""
     tokens = [nw.when(bad.fill_null(False)).then(nw.lit(token)) for token, bad in problem_tokens()]

@@ -132,7 +132,6 @@ def test_frame_with_a_column_of_the_wrong_type_is_named() -> None:
 
 
 def test_ewgsop2010_asks_for_a_classified_mass_not_a_raw_one() -> None:
-    outcome = sarcokit.assess(
-        {"sex": "male", "grip_kg": 25.0}, definitions=["ewgsop2010"]
-    ).to_dict()
+    record = {"sex": "male", "grip_kg": 25.0, "gait_speed_m_s": 0.9}
+    outcome = sarcokit.assess(record, definitions=["ewgsop2010"]).to_dict()
     assert outcome["definitions"]["ewgsop2010"]["next_steps"] == ["classify_muscle_mass"]

@@ -135,3 +135,40 @@ def test_ewgsop2010_asks_for_a_classified_mass_not_a_raw_one() -> None:
     record = {"sex": "male", "grip_kg": 25.0, "gait_speed_m_s": 0.9}
     outcome = sarcokit.assess(record, definitions=["ewgsop2010"]).to_dict()
     assert outcome["definitions"]["ewgsop2010"]["next_steps"] == ["classify_muscle_mass"]
+
+
+def test_sarcopenia_column_marks_diagnoses_only() -> None:
+    frame = pl.DataFrame(
+        {
+            "sex": ["female", "female", "female", "female"],
+            # AWGS 2019: grip < 18 kg, gait < 1.0 m/s, BIA ASMI < 5.7 kg/m² (women).
+            "grip_kg": [17.0, 17.0, 25.0, 17.0],
+            "gait_speed_m_s": [0.9, 1.2, 1.2, 0.9],
+            "height_m": [1.5, 1.5, 1.5, 1.5],
+            "asm_kg": [12.6, 14.4, 14.4, None],  # ASMI 5.6, 6.4, 6.4, unknown
+            "asm_method": ["bia", "bia", "bia", None],
+        }
+    )
+    out = sarcokit.evaluate(frame, ["awgs2019", "awgs2019_community"], keep=["sex"])
+    assert out["awgs2019_category"].to_list() == [
+        "severe_sarcopenia",
+        "no_sarcopenia",
+        "no_sarcopenia",
+        "indeterminate",
+    ]
+    assert out["awgs2019_sarcopenia"].to_list() == [True, False, False, None]
+    # The primary-care pathway diagnoses no sarcopenia, so it has no such column.
+    assert "awgs2019_community_sarcopenia" not in out.columns
+    assert out["sex"].to_list() == ["female"] * 4
+
+
+def test_keep_rejects_unknown_and_clashing_columns() -> None:
+    frame = pl.DataFrame({"sex": ["male"], "weight_survey": [1.5]})
+    assert sarcokit.evaluate(frame, ["ewgsop2"], keep=["weight_survey"])["weight_survey"][0] == 1.5
+    for bad in (["nope"], ["ewgsop2_category"]):
+        try:
+            sarcokit.evaluate(frame, ["ewgsop2"], keep=bad)
+        except ValueError as error:
+            assert bad[0] in str(error)
+        else:
+            raise AssertionError(f"keep={bad} was accepted")

@@ -55,6 +55,7 @@ class Category:
     source: str
     next_steps: tuple[str, ...] = ()
     final: bool = False
+    sarcopenia: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,11 @@ class Definition:
     def category_ids(self) -> tuple[str, ...]:
         """Every category this definition can answer, `indeterminate` included."""
         return (*(c.id for c in self.categories), INDETERMINATE)
+
+    @property
+    def diagnoses(self) -> bool:
+        """Whether any category is a sarcopenia diagnosis (the community pathway has none)."""
+        return any(c.sarcopenia for c in self.categories)
 
     def tests_of(self, component: str) -> list[Test]:
         """The tests that decide a component."""
@@ -106,6 +112,7 @@ def _load(definition_id: str) -> Definition:
             source=c["source"],
             next_steps=tuple(c.get("next_steps", ())),
             final=bool(c.get("final", False)),
+            sarcopenia=bool(c["sarcopenia"]),
         )
         for c in raw["categories"]
     )

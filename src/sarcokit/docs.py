@@ -44,7 +44,10 @@ def definition_markdown(definition: Definition) -> list[str]:
     lines += ["", "Categories, most severe first (the first rule that holds is the answer):", ""]
     for category in definition.categories:
         steps = f"; next steps: {', '.join(category.next_steps)}" if category.next_steps else ""
-        lines.append(f"1. `{category.id}` when `{category.when}` [{category.source}]{steps}")
+        diagnosis = " (a sarcopenia diagnosis)" if category.sarcopenia else ""
+        lines.append(
+            f"1. `{category.id}`{diagnosis} when `{category.when}` [{category.source}]{steps}"
+        )
     lines += ["", "Notes:", ""] + [f"- {note}" for note in definition.notes] + [""]
     return lines
 

@@ -82,6 +82,21 @@ def _category(definition: Definition) -> nw.Expr:
     return chain.otherwise(nw.lit(INDETERMINATE))
 
 
+def sarcopenia_column(definition: Definition) -> str:
+    """Public column: true when the category is a sarcopenia diagnosis (any severity)."""
+    return f"{definition.id}_sarcopenia"
+
+
+def _sarcopenia(definition: Definition) -> nw.Expr:
+    category = nw.col(category_column(definition))
+    positive = [c.id for c in definition.categories if c.sarcopenia]
+    return (
+        nw.when(category == INDETERMINATE)
+        .then(nw.lit(None, dtype=nw.Boolean()))
+        .otherwise(category.is_in(positive))
+    )
+
+
 def _state(definition: Definition, component_id: str) -> nw.Expr:
     component = next(c for c in definition.components if c.id == component_id)
     flag = nw.col(_component_flag_column(definition, component_id))
@@ -110,7 +125,11 @@ def public_columns(chosen: Sequence[Definition]) -> list[str]:
     per_definition = [
         name
         for d in chosen
-        for name in (category_column(d), *(component_column(d, c.id) for c in d.components))
+        for name in (
+            category_column(d),
+            *([sarcopenia_column(d)] if d.diagnoses else []),
+            *(component_column(d, c.id) for c in d.components),
+        )
     ]
     return [INVALID, *DERIVED, ASM_ESTIMATED, *screening, *per_definition]
 
@@ -165,6 +184,7 @@ def stages(
             ),
             _valid(nw.col(ASM_ESTIMATED)).alias(ASM_ESTIMATED),
         ],
+        [_sarcopenia(d).alias(sarcopenia_column(d)) for d in chosen if d.diagnoses],
     ]
     return tuple(tuple(stage) for stage in pipeline)
 
@@ -189,10 +209,17 @@ def _polars_stages(
     )
 
 
-def _output_columns(chosen: Sequence[Definition], present: set[str], explain: bool) -> list[str]:
+def _output_columns(
+    chosen: Sequence[Definition], present: set[str], explain: bool, passthrough: Sequence[str]
+) -> list[str]:
     keep = public_columns(chosen)
-    if "id" in present:
-        keep = ["id", *keep]
+    clash = sorted(set(passthrough) & set(keep))
+    if clash:
+        raise ValueError(f"keep={clash}: these names are result columns")
+    absent = [name for name in passthrough if name not in present and name not in input_columns()]
+    if absent:
+        raise ValueError(f"keep={absent}: no such column in the frame")
+    keep = [*(["id"] if "id" in present else []), *passthrough, *keep]
     if explain:
         internal = [
             *(name for name in input_columns() if name not in keep),
@@ -210,12 +237,14 @@ def evaluate(
     *,
     estimate_asm: EstimateAsm | None = None,
     explain: bool = False,
+    keep: Sequence[str] = (),
 ) -> IntoFrameT:
     """Apply the definitions to every row; returns the result columns in the frame's own type.
 
     Missing input columns are read as unknown. Rows whose values fail validation keep their
     place, with `invalid_fields` naming the problems and every result null. With `explain`,
-    the canonical inputs and the internal test and rule flags are kept as well.
+    the canonical inputs and the internal test and rule flags are kept as well. `keep` names
+    columns to pass through (survey weights, grouping columns; input fields as validated).
     """
     chosen = definitions(tuple(definition_ids) if definition_ids else None)
     if estimate_asm is not None and estimate_asm not in ASM_EQUATIONS:
@@ -230,15 +259,15 @@ def evaluate(
         for name, (spec, _) in input_columns().items()
         if name not in present
     ]
-    keep = _output_columns(chosen, present, explain)
+    columns = _output_columns(chosen, present, explain, [k for k in keep if k != "id"])
     native = nw.to_native(nw_frame.with_columns(*missing))
     if isinstance(native, pl.DataFrame | pl.LazyFrame):
         lazy = native.lazy()
         for polars_stage in _polars_stages(key, estimate_asm):
             lazy = lazy.with_columns(*polars_stage)
-        result = lazy.select(keep)
+        result = lazy.select(columns)
         return result if isinstance(native, pl.LazyFrame) else result.collect()  # type: ignore[return-value]
     nw_frame = nw.from_native(native)
     for stage in stages(key, estimate_asm):
         nw_frame = nw_frame.with_columns(*stage)
-    return nw.to_native(nw_frame.select(keep))  # type: ignore[no-any-return]
+    return nw.to_native(nw_frame.select(columns))  # type: ignore[no-any-return]

@@ -249,3 +249,117 @@ def criteria_markdown(definition_id: Annotated[str | None, typer.Argument()] = N
         typer.echo("\n".join(definition_markdown(definition(definition_id))))
     except KeyError as error:
         raise _fail(str(error.args[0])) from None
+
+
+@app.command()
+def cohort(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Cohort file(s): CSV, Parquet, Excel, XPT, DTA, SAV.")
+    ],
+    output: Annotated[Path, typer.Option(help="Per-row results: .parquet or .csv.")] = Path(
+        "results.parquet"
+    ),
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="Mapping file (TOML) from source columns to the subject record."),
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="Column joining several input files.")] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="Text encoding of CSV input, e.g. gb18030.")
+    ] = None,
+    definitions_option: Annotated[
+        str | None,
+        typer.Option("--definitions", help="Comma-separated definition ids (default: all)."),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option(help="polars (default, streams), duckdb or spark.")
+    ] = "polars",
+    report: Annotated[
+        Path | None, typer.Option(help="Write a self-contained HTML report here.")
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="Reference definition for screening accuracy, e.g. ewgsop2.")
+    ] = None,
+    by: Annotated[
+        list[str] | None, typer.Option(help="Group prevalence by this column (repeatable).")
+    ] = None,
+    age_bands: Annotated[str, typer.Option(help="Lower bounds of age bands.")] = "60,70,80",
+    weight: Annotated[str | None, typer.Option(help="Survey weight column.")] = None,
+    strata: Annotated[str | None, typer.Option(help="Survey strata column.")] = None,
+    psu: Annotated[str | None, typer.Option(help="Survey primary sampling unit column.")] = None,
+    standard: Annotated[
+        str | None, typer.Option(help="Age-standardise to us2000 or who2000.")
+    ] = None,
+    estimate_asm: Annotated[
+        str | None, typer.Option(help="Use an ASM equation where ASM was not measured: wen2011.")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Fail when any row is rejected.")] = False,
+) -> None:
+    """Score a cohort under every definition; write results, rejects, summary tables, report."""
+    from sarcokit.cohort.run import ENGINES, StrictError, run_cohort
+    from sarcokit.cohort.summary import SurveyDesign
+
+    if engine not in ENGINES:
+        raise _fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    chosen = [d.strip() for d in definitions_option.split(",")] if definitions_option else None
+    for definition_id in [*(chosen or []), *([reference] if reference else [])]:
+        if definition_id not in DEFINITION_IDS:
+            raise _fail(
+                f"definition {definition_id!r}: expected ids among {', '.join(DEFINITION_IDS)}"
+            )
+    try:
+        breaks = [int(b) for b in age_bands.split(",")]
+    except ValueError:
+        raise _fail(
+            f"--age-bands {age_bands!r}: expected ascending whole numbers such as 60,70,80"
+        ) from None
+    if breaks != sorted(set(breaks)):
+        raise _fail(f"--age-bands {age_bands!r}: expected ascending whole numbers such as 60,70,80")
+    errors = Console(stderr=True)
+    try:
+        with errors.status("sarcokit cohort") as status:
+            run = run_cohort(
+                inputs,
+                output,
+                key=key,
+                mapping=mapping,
+                encoding=encoding,
+                definitions=chosen,
+                engine=engine,
+                estimate_asm="wen2011" if estimate_asm else None,
+                strict=strict,
+                by=by or ("sex", "age_band"),
+                age_breaks=breaks,
+                reference=reference,
+                design=SurveyDesign(weight, strata, psu),
+                standard=standard,
+                report=report,
+                step=lambda text: status.update(f"sarcokit cohort: {text}"),
+            )
+    except StrictError as error:
+        raise _fail(str(error)) from None
+    except (ValueError, OSError) as error:
+        raise _fail(str(error)) from None
+    console = Console()
+    flow = run.flow
+    console.print(
+        f"rows read {flow.rows_read:,} = scored {flow.rows_scored:,}"
+        f" + rejected {flow.rows_rejected:,}",
+        highlight=False,
+    )
+    table = Table("definition", "evaluable", "sarcopenia", "prevalence (95% CI)")
+    for row in run.summary.prevalence.iter_rows(named=True):
+        estimate = row["estimate"]
+        shown = (
+            ""
+            if estimate is None
+            else f"{100 * estimate:.1f}% ({100 * row['ci_low']:.1f}–{100 * row['ci_high']:.1f})"
+        )
+        table.add_row(row["definition"], f"{row['n']:,}", f"{row['events']:,}", shown)
+    console.print(table)
+    console.print(
+        f"results: {run.results}\nrejects: {run.rejects}\nsummary: {run.summary_folder}",
+        highlight=False,
+    )
+    if run.report is not None:
+        console.print(f"report:  {run.report}", highlight=False)

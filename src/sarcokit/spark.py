@@ -1,0 +1,104 @@
+"""Run sarcokit on a PySpark DataFrame: the same engine, distributed by Spark.
+
+`evaluate` is `sarcokit.evaluate` typed for Spark: it takes a `pyspark.sql.DataFrame` (classic
+or Spark Connect) and returns one, with the result columns of the contract (`invalid_fields`,
+derived values, screening scores, `<definition>_category` and one column per component).
+Nothing is collected to the driver: the rules become Spark column expressions, so the work is
+spread over the executors like any other projection. PySpark is imported only when this module
+is used; `import sarcokit` never needs it (install it with `pip install 'sarcokit[spark]'`).
+
+With spark-submit, ship sarcokit and its pure-Python dependencies to the executors, for example
+as a zip of the installed packages (or install them on every node), and submit a job script::
+
+    pip install --target deps 'sarcokit' && (cd deps && zip -qr ../deps.zip .)
+    spark-submit --master yarn --py-files deps.zip job.py \\
+        s3://bucket/cohort.parquet s3://bucket/sarcopenia.parquet
+
+where `job.py` is::
+
+    import sys
+
+    from pyspark.sql import SparkSession
+
+    import sarcokit.spark
+
+    spark = SparkSession.builder.appName("sarcokit").getOrCreate()
+    cohort = spark.read.parquet(sys.argv[1])
+    result = sarcokit.spark.evaluate(cohort, ["ewgsop2", "awgs2019"])
+    result.write.mode("overwrite").parquet(sys.argv[2])
+    spark.stop()
+
+Polars and Narwhals (sarcokit's own dependencies) are needed on the driver, where the
+expressions are built; the executors run only Spark SQL expressions, no Python code.
+An `id` column, when present, is carried through so results can be joined back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from sarcokit.engine import EstimateAsm
+from sarcokit.engine import evaluate as _evaluate
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["evaluate", "local_session"]
+
+
+def _spark_dataframe_type() -> type[DataFrame]:
+    try:
+        from pyspark.sql import DataFrame
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "sarcokit.spark needs PySpark; install it with pip install 'sarcokit[spark]'"
+        ) from error
+    return DataFrame
+
+
+def evaluate(
+    spark_df: DataFrame,
+    definitions: Sequence[str] | None = None,
+    *,
+    estimate_asm: EstimateAsm | None = None,
+    keep: Sequence[str] = (),
+) -> DataFrame:
+    """Apply the definitions (all by default) to every row of a Spark DataFrame.
+
+    Returns a Spark DataFrame with one row per input row (in no guaranteed order, as always in
+    Spark; keep an `id` column to join results back). Rows whose values fail validation keep
+    their place with `invalid_fields` naming the problems and every result null. With
+    `estimate_asm="wen2011"`, the Wen 2011 equation stands in where ASM was not measured;
+    `keep` names columns to carry through (weights, strata, grouping columns).
+
+    Raises TypeError when `spark_df` is not a PySpark DataFrame (use `sarcokit.evaluate` for
+    Polars, DuckDB and other frames) or `definitions` is a single string.
+    """
+    dataframe_type = _spark_dataframe_type()
+    if not isinstance(spark_df, dataframe_type):
+        raise TypeError(
+            "sarcokit.spark.evaluate expects a pyspark.sql.DataFrame, got "
+            f"{type(spark_df).__module__}.{type(spark_df).__qualname__}; "
+            "use sarcokit.evaluate for Polars, pandas, DuckDB and other frames"
+        )
+    if isinstance(definitions, str):
+        raise TypeError(
+            f"definitions must be a sequence of definition ids, e.g. [{definitions!r}], "
+            "not a single string"
+        )
+    return _evaluate(spark_df, definitions, estimate_asm=estimate_asm, keep=keep)
+
+
+def local_session() -> SparkSession:
+    """A local-mode Spark session on this machine's cores, for `sarcokit cohort --engine spark`."""
+    _spark_dataframe_type()
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master("local[*]")
+        .appName("sarcokit")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )

@@ -1,0 +1,181 @@
+"""`sarcokit cohort` end to end: nothing lost, rejects explained, summary and report written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyreadstat
+import pytest
+from polars.testing import assert_frame_equal
+from typer.testing import CliRunner
+
+from sarcokit.cli import app
+from sarcokit.cohort.run import ROW, StrictError, run_cohort
+from sarcokit.cohort.summary import SurveyDesign
+
+NHANES = Path(__file__).resolve().parents[2] / "shared" / "data" / "nhanes"
+
+
+def synthetic(rows: int, seed: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["male", "female"], rows)
+    male = sex == "male"
+    grip = np.where(male, rng.normal(30, 8, rows), rng.normal(19, 5, rows)).clip(5, 60)
+    height = np.where(male, rng.normal(1.70, 0.07, rows), rng.normal(1.57, 0.06, rows))
+    asmi = np.where(male, rng.normal(7.2, 0.9, rows), rng.normal(5.7, 0.7, rows))
+    return pl.DataFrame(
+        {
+            "id": [f"p{i:04d}" for i in range(rows)],
+            "sex": sex,
+            "age": rng.integers(60, 95, rows).astype(float),
+            "height_m": height.round(3),
+            "weight_kg": (height**2 * rng.normal(24, 3, rows)).round(1),
+            "grip_kg": grip.round(1),
+            "gait_speed_m_s": rng.normal(1.0, 0.25, rows).clip(0.2, 2).round(2),
+            "chair_stand_5x_s": rng.normal(12, 3, rows).clip(5, 40).round(1),
+            "asm_kg": (asmi * height**2).round(2),
+            "asm_method": rng.choice(["dxa", "bia"], rows),
+            "calf_cm": np.where(male, rng.normal(35, 3, rows), rng.normal(33, 3, rows)).round(1),
+            "sarc_f_strength": rng.integers(0, 3, rows),
+            "sarc_f_assistance_walking": rng.integers(0, 3, rows),
+            "sarc_f_rise_from_chair": rng.integers(0, 3, rows),
+            "sarc_f_climb_stairs": rng.integers(0, 3, rows),
+            "sarc_f_falls": rng.integers(0, 3, rows),
+            "psu": rng.integers(1, 3, rows),
+            "stratum": rng.integers(1, 6, rows),
+            "w": rng.uniform(500, 3000, rows).round(1),
+        }
+    )
+
+
+@pytest.fixture
+def cohort_csv(tmp_path: Path) -> Path:
+    frame = synthetic(400, seed=11)
+    # Three bad rows: height in cm under height_m (row 3), an impossible grip (row 10), an
+    # unknown sex code (row 20); every other row must be scored.
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 2).then(165.0).otherwise("height_m").alias("height_m"),
+        pl.when(pl.int_range(pl.len()) == 9).then(250.0).otherwise("grip_kg").alias("grip_kg"),
+        pl.when(pl.int_range(pl.len()) == 19).then(pl.lit("M")).otherwise("sex").alias("sex"),
+    )
+    path = tmp_path / "cohort.csv"
+    frame.write_csv(path)
+    return path
+
+
+def test_every_row_is_scored_or_rejected_with_a_reason(cohort_csv: Path, tmp_path: Path) -> None:
+    output = tmp_path / "results.parquet"
+    run = run_cohort([cohort_csv], output, reference="ewgsop2")
+    assert (run.flow.rows_read, run.flow.rows_scored, run.flow.rows_rejected) == (400, 397, 3)
+    results = pl.read_parquet(output)
+    assert results.height == 397
+    assert results["invalid_fields"].null_count() == 397
+    assert 3 not in results[ROW].to_list() and 1 in results[ROW].to_list()
+    rejects = pl.read_csv(run.rejects)
+    assert rejects[ROW].to_list() == [3, 10, 20]
+    assert rejects["field"].to_list() == ["height_m", "grip_kg", "sex"]
+    assert rejects["value"].to_list() == ["165.0", "250.0", "M"]
+    assert "height_cm" in rejects["reason"][0]
+
+
+def test_summary_tables_match_an_independent_count(cohort_csv: Path, tmp_path: Path) -> None:
+    output = tmp_path / "results.parquet"
+    run = run_cohort([cohort_csv], output, definitions=["ewgsop2", "sdoc2020"])
+    results = pl.read_parquet(output)
+    prevalence = pl.read_csv(run.summary_folder / "prevalence.csv")
+    sdoc = prevalence.filter(pl.col("definition") == "sdoc2020").row(0, named=True)
+    categories = results["sdoc2020_category"]
+    assert sdoc["n"] == (categories != "indeterminate").sum()
+    assert sdoc["events"] == (categories == "sarcopenia").sum()
+    assert sdoc["estimate"] == pytest.approx(sdoc["events"] / sdoc["n"])
+    assert sdoc["ci_low"] < sdoc["estimate"] < sdoc["ci_high"]
+    flow = pl.read_csv(run.summary_folder / "flow.csv").row(0, named=True)
+    assert flow == {"rows_read": 397 + 3, "rows_scored": 397, "rows_rejected": 3}
+
+
+def test_strict_fails_on_any_rejection(cohort_csv: Path, tmp_path: Path) -> None:
+    with pytest.raises(StrictError, match="3 of 400 rows were rejected"):
+        run_cohort([cohort_csv], tmp_path / "out.parquet", strict=True)
+
+
+def test_report_is_self_contained_and_has_every_section(cohort_csv: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    design = SurveyDesign(weight="w", strata="stratum", psu="psu")
+    run_cohort(
+        [cohort_csv], tmp_path / "r.parquet", report=report, reference="ewgsop2", design=design
+    )
+    page = report.read_text("utf-8")
+    for section in (
+        "Participant flow",
+        "Prevalence by definition",
+        "Prevalence by sex",
+        "Prevalence by age_band",
+        "Agreement between definitions",
+        "Overlap",
+        "Screening accuracy against ewgsop2",
+        "Cut-offs and citations used",
+    ):
+        assert section in page, section
+    assert page.count("data:image/png;base64,") >= 6
+    assert 'src="http' not in page and 'href="http' not in page
+    assert "Age Ageing 2019;48(1):16-31" in page
+
+
+def test_polars_and_duckdb_engines_agree(cohort_csv: Path, tmp_path: Path) -> None:
+    polars_run = run_cohort([cohort_csv], tmp_path / "p.parquet", engine="polars")
+    duckdb_run = run_cohort([cohort_csv], tmp_path / "d.parquet", engine="duckdb")
+    expected = pl.read_parquet(polars_run.results)
+    got = pl.read_parquet(duckdb_run.results).select(expected.columns)
+    assert_frame_equal(got, expected, check_dtypes=False)
+
+
+def test_cohort_command_prints_the_flow(cohort_csv: Path, tmp_path: Path) -> None:
+    output = tmp_path / "cli.csv"
+    result = CliRunner().invoke(
+        app, ["cohort", str(cohort_csv), "--output", str(output), "--definitions", "awgs2019"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "rows read 400 = scored 397 + rejected 3" in result.output
+    assert pl.read_csv(output).height == 397
+
+
+def test_nhanes_demo_and_body_measures_through_the_shipped_mapping(tmp_path: Path) -> None:
+    if not NHANES.is_dir():
+        pytest.skip(f"NHANES files not found at {NHANES}")
+    mapping = Path(__file__).resolve().parents[1] / "mappings" / "nhanes.toml"
+    output = tmp_path / "nhanes.parquet"
+    run = run_cohort(
+        [NHANES / "DEMO_G.XPT", NHANES / "BMX_G.XPT"],
+        output,
+        key="SEQN",
+        mapping=mapping,
+        design=SurveyDesign(weight="WTMEC2YR", strata="SDMVSTRA", psu="SDMVPSU"),
+    )
+    demo, _ = pyreadstat.read_xport(str(NHANES / "DEMO_G.XPT"), output_format="dict")
+    ages = np.asarray(demo["RIDAGEYR"])
+    assert run.flow.rows_read == len(ages) == 9756
+    assert run.flow.rows_read == run.flow.rows_scored + run.flow.rows_rejected
+    rejects = pl.read_csv(run.rejects)
+    rejected_rows = set(rejects[ROW].to_list())
+    # Every participant under 18 is rejected (outside the subject record's age range) ...
+    children = {i + 1 for i, age in enumerate(ages) if age < 18}
+    assert children <= rejected_rows
+    # ... and no adult is rejected for age.
+    age_rows = set(rejects.filter(pl.col("field") == "age")[ROW].to_list())
+    assert age_rows == children
+    scored = pl.read_parquet(output)
+    assert scored["WTMEC2YR"].null_count() == 0
+    json.dumps(run.summary.flow.__dict__)
+
+
+def test_spark_engine_agrees_with_polars(cohort_csv: Path, tmp_path: Path) -> None:
+    polars_run = run_cohort([cohort_csv], tmp_path / "p.parquet", definitions=["awgs2019"])
+    spark_run = run_cohort(
+        [cohort_csv], tmp_path / "s.parquet", definitions=["awgs2019"], engine="spark"
+    )
+    expected = pl.read_parquet(polars_run.results)
+    got = pl.read_parquet(spark_run.results).select(expected.columns)
+    assert_frame_equal(got, expected, check_dtypes=False)

@@ -1,0 +1,197 @@
+"""The Spark entry point gives, row for row, what the Polars fast path gives.
+
+PySpark and Java are required: this module fails (never skips) without them, so that CI
+proves the Spark path on every run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+from pyspark.sql import DataFrame, SparkSession  # unconditional: no PySpark must fail, not skip
+
+import sarcokit
+import sarcokit.spark
+
+ROWS = 500
+IMPLAUSIBLE_HEIGHT_M = 170.0  # centimetres typed into the metres column
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.fail("Java (17 or later) is required for the Spark tests; none found on PATH")
+    # Spark runs no Python on the executors here, but if it ever does, use this interpreter.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("sarcokit-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def _with_missing(frame: pl.DataFrame, rng: np.random.Generator, rate: float) -> pl.DataFrame:
+    masks = {c: pl.Series(rng.random(frame.height) < rate) for c in frame.columns if c != "id"}
+    return frame.with_columns(
+        pl.when(masks[c]).then(None).otherwise(pl.col(c)).alias(c) for c in masks
+    )
+
+
+def random_cohort(rows: int, seed: int) -> pl.DataFrame:
+    """Subjects with values on and around the cut-offs, missing values and unit slips."""
+    rng = np.random.default_rng(seed)
+    male = rng.random(rows) < 0.5
+    height = np.where(male, rng.normal(1.70, 0.07, rows), rng.normal(1.57, 0.065, rows))
+
+    def items(k: int) -> np.ndarray[Any, Any]:
+        return rng.integers(0, k, rows)
+
+    frame = pl.DataFrame(
+        {
+            "id": [f"s{i:04d}" for i in range(rows)],
+            "sex": np.where(male, "male", "female"),
+            "age": rng.uniform(60, 95, rows).round(0),
+            "height_m": height.round(2),
+            "weight_kg": (rng.normal(25, 4, rows) * height**2).round(1),
+            # Whole kilograms, tenths of m/s and whole seconds put many values exactly on a
+            # cut-off (grip 18 / 26 / 28 kg, gait 0.8 / 1.0 m/s, chair stand 12 / 15 s).
+            "grip_kg": np.where(male, rng.normal(32, 8, rows), rng.normal(20, 5, rows)).round(0),
+            "gait_speed_m_s": rng.uniform(0.3, 1.6, rows).round(1),
+            "chair_stand_5x_s": rng.uniform(6, 25, rows).round(0),
+            "chair_stand_unable": rng.random(rows) < 0.05,
+            "sppb": items(13),
+            "tug_s": rng.uniform(6, 30, rows).round(1),
+            "walk_400m_completed": rng.random(rows) < 0.9,
+            "walk_400m_time_min": rng.uniform(4, 9, rows).round(1),
+            "asm_kg": (
+                np.where(male, rng.normal(7.2, 0.9, rows), rng.normal(5.7, 0.8, rows)) * height**2
+            ).round(1),
+            "asm_method": rng.choice(["dxa", "bia", "ct"], rows, p=[0.45, 0.45, 0.1]),
+            "muscle_mass_low": rng.random(rows) < 0.3,
+            "calf_cm": np.where(male, rng.normal(35, 3, rows), rng.normal(33, 3, rows)).round(0),
+            **{
+                item: items(3)
+                for item in (
+                    "sarc_f_strength",
+                    "sarc_f_assistance_walking",
+                    "sarc_f_rise_from_chair",
+                    "sarc_f_climb_stairs",
+                    "sarc_f_falls",
+                )
+            },
+            "msra_hospitalised_last_year": rng.choice(["none", "once", "more_than_once"], rows),
+            **{
+                item: rng.random(rows) < 0.7
+                for item in (
+                    "msra_walks_1000m",
+                    "msra_three_meals_daily",
+                    "msra_dairy_daily",
+                    "msra_protein_daily",
+                    "msra_weight_loss_over_2kg",
+                )
+            },
+            "race": rng.choice(["asian", "white", "african_american", "hispanic"], rows),
+            "resistance_ohm": rng.uniform(350, 700, rows).round(0),
+            "creatinine_mg_dl": rng.uniform(0.5, 1.6, rows).round(2),
+            "cystatin_c_mg_l": rng.uniform(0.7, 1.8, rows).round(2),
+        }
+    )
+    frame = _with_missing(frame, rng, 0.12)
+    slip = pl.Series(rng.random(rows) < 0.03)
+    return frame.with_columns(
+        pl.when(slip).then(IMPLAUSIBLE_HEIGHT_M).otherwise(pl.col("height_m")).alias("height_m"),
+        # A few other impossible values: an SPPB above 12 and a 150 kg grip.
+        pl.when(pl.col("sppb") == 12).then(13).otherwise(pl.col("sppb")).alias("sppb"),
+        pl.when(pl.int_range(rows) % 97 == 5)
+        .then(150.0)
+        .otherwise(pl.col("grip_kg"))
+        .alias("grip_kg"),
+    )
+
+
+def to_spark(session: SparkSession, frame: pl.DataFrame) -> DataFrame:
+    # Arrow with classic (non-view) string layout keeps the column types: Int64 stays bigint.
+    return session.createDataFrame(frame.to_arrow(compat_level=pl.CompatLevel.oldest()))
+
+
+def assert_close(got: pl.Series, expected: pl.Series) -> None:
+    """Same nulls, and values equal to within 1e-12 relative (a few units in the last place)."""
+    assert got.is_null().equals(expected.is_null()), f"{got.name}: nulls differ"
+    difference = (got - expected).abs().fill_null(0.0)
+    allowed = (expected.abs() * 1e-12).clip(lower_bound=1e-12).fill_null(0.0)
+    assert (difference <= allowed).all(), f"{got.name}: values differ beyond rounding"
+
+
+@pytest.mark.parametrize(
+    ("chosen", "estimate_asm"),
+    [(None, None), (["ewgsop2", "awgs2019", "cn2021", "fnih2014"], "wen2011")],
+)
+def test_spark_matches_polars_row_by_row(
+    spark: SparkSession, chosen: list[str] | None, estimate_asm: Any
+) -> None:
+    cohort = random_cohort(ROWS, seed=11)
+    assert cohort["sex"].n_unique() == 3  # male, female and missing
+    assert set(cohort["asm_method"].drop_nulls()) == {"dxa", "bia", "ct"}
+
+    expected = sarcokit.evaluate(cohort, chosen, estimate_asm=estimate_asm).sort("id")
+    result = sarcokit.spark.evaluate(to_spark(spark, cohort), chosen, estimate_asm=estimate_asm)
+    assert isinstance(result, DataFrame)
+    got = pl.from_arrow(result.toArrow())
+    assert isinstance(got, pl.DataFrame)
+    got = got.sort("id")
+
+    assert got.columns == expected.columns
+    assert got.height == cohort.height
+    # Everything that is not a float (categories, component states, flags, scores, the
+    # validation messages) must be identical; floats too, up to the last bits of equations
+    # whose sums Spark and Polars may associate differently.
+    floats = [name for name, dtype in expected.schema.items() if dtype.is_float()]
+    assert_frame_equal(got.drop(floats), expected.drop(floats), check_dtypes=False)
+    for name in floats:
+        assert_close(got[name], expected[name])
+
+    # The unit slips are rejected by name, with every result of those rows null.
+    slipped = set(cohort.filter(pl.col("height_m") == IMPLAUSIBLE_HEIGHT_M)["id"])
+    assert slipped
+    for frame in (got, expected):
+        rejected = frame.filter(pl.col("id").is_in(slipped))
+        assert rejected["invalid_fields"].str.contains(r"\bheight_m\b").all()
+        categories = [c for c in frame.columns if c.endswith("_category")]
+        assert rejected.select(pl.all_horizontal(pl.col(categories).is_null())).to_series().all()
+    accepted = got.filter(pl.col("invalid_fields").is_null())
+    assert 0 < accepted.height < got.height
+    assert accepted["ewgsop2_category"].null_count() == 0
+    assert accepted["ewgsop2_category"].n_unique() >= 3
+
+
+def test_non_spark_frames_are_refused_with_a_type_error() -> None:
+    polars_frame = pl.DataFrame({"sex": ["female"], "grip_kg": [14.0]})
+    for frame in (polars_frame, polars_frame.lazy(), polars_frame.to_pandas(), {"a": 1}):
+        with pytest.raises(TypeError, match=r"expects a pyspark\.sql\.DataFrame"):
+            sarcokit.spark.evaluate(frame)  # type: ignore[arg-type]
+
+
+def test_a_single_definition_string_is_refused(spark: SparkSession) -> None:
+    frame = to_spark(spark, pl.DataFrame({"sex": ["female"], "grip_kg": [14.0]}))
+    with pytest.raises(TypeError, match="sequence of definition ids"):
+        sarcokit.spark.evaluate(frame, "ewgsop2")
+
+
+def test_importing_sarcokit_does_not_import_pyspark() -> None:
+    code = "import sys, sarcokit; sys.exit('pyspark' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

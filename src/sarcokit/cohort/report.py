@@ -119,7 +119,8 @@ def _heatmap(kappa: pl.DataFrame) -> str:
 
 
 def _upset(overlap: pl.DataFrame, definitions: Sequence[str], top: int = 15) -> str:
-    data = overlap.sort("count", descending=True).head(top)
+    # The empty set (no definition positive) dwarfs the rest; its count is in the table.
+    data = overlap.filter(pl.col("members").list.len() > 0).sort("count", descending=True).head(top)
     figure, (bars, dots) = plt.subplots(
         2,
         1,
@@ -211,6 +212,7 @@ def render_report(summary: CohortSummary, path: Path) -> None:
             "<p class='note'>Rows with sarcopenia under exactly this set of definitions, among "
             "rows evaluable under all of them.</p>",
             _upset(summary.overlap, summary.diagnostic_definitions),
+            _table(summary.overlap.with_columns(pl.col("members").list.join(" + ")).head(20)),
         ]
     if summary.accuracy is not None and summary.accuracy.height:
         sections += [

@@ -138,22 +138,32 @@ def assert_close(got: pl.Series, expected: pl.Series) -> None:
 
 
 @pytest.mark.parametrize(
-    ("chosen", "estimate_asm"),
-    [(None, None), (["ewgsop2", "awgs2019", "cn2021", "fnih2014"], "wen2011")],
+    ("chosen", "estimate_asm", "keep"),
+    [
+        (None, None, ()),
+        (["ewgsop2", "awgs2019", "cn2021", "fnih2014"], "wen2011", ("race", "age")),
+    ],
 )
 def test_spark_matches_polars_row_by_row(
-    spark: SparkSession, chosen: list[str] | None, estimate_asm: Any
+    spark: SparkSession, chosen: list[str] | None, estimate_asm: Any, keep: tuple[str, ...]
 ) -> None:
     cohort = random_cohort(ROWS, seed=11)
     assert cohort["sex"].n_unique() == 3  # male, female and missing
     assert set(cohort["asm_method"].drop_nulls()) == {"dxa", "bia", "ct"}
 
-    expected = sarcokit.evaluate(cohort, chosen, estimate_asm=estimate_asm).sort("id")
-    result = sarcokit.spark.evaluate(to_spark(spark, cohort), chosen, estimate_asm=estimate_asm)
+    polars_result = sarcokit.evaluate(cohort, chosen, estimate_asm=estimate_asm, keep=keep)
+    result = sarcokit.spark.evaluate(
+        to_spark(spark, cohort), chosen, estimate_asm=estimate_asm, keep=keep
+    )
     assert isinstance(result, DataFrame)
     got = pl.from_arrow(result.toArrow())
     assert isinstance(got, pl.DataFrame)
     got = got.sort("id")
+    # Polars labels categories and component states with Enum columns; Spark has no Enum
+    # type and returns the same labels as text.
+    labels = [n for n, t in polars_result.schema.items() if isinstance(t, pl.Enum | pl.Categorical)]
+    assert all(got.schema[name] == pl.String for name in labels)
+    expected = polars_result.with_columns(pl.col(labels).cast(pl.String)).sort("id")
 
     assert got.columns == expected.columns
     assert got.height == cohort.height

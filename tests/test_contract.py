@@ -41,7 +41,7 @@ def test_result_has_exactly_the_design_shape() -> None:
     payload = sarcokit.assess(
         {"id": "p1", "sex": "male", "age": 75, "grip_kg": 25.0, "gait_speed_m_s": 0.9}
     ).to_dict()
-    assert set(payload) == {"id", "derived", "screening", "definitions"}
+    assert set(payload) == {"id", "derived", "screening", "definitions", "secondary"}
     assert {
         "bmi_kg_m2",
         "asmi_kg_m2",
@@ -172,3 +172,31 @@ def test_keep_rejects_unknown_and_clashing_columns() -> None:
             assert bad[0] in str(error)
         else:
             raise AssertionError(f"keep={bad} was accepted")
+
+
+def test_conditions_make_a_diagnosis_read_as_secondary_sarcopenia() -> None:
+    # AWGS 2019: grip 15 < 18 kg, gait 0.7 < 1.0 m/s, DXA ASMI 12 / 1.55² = 4.99 < 5.4 (women).
+    record = {
+        "sex": "female",
+        "grip_kg": 15,
+        "gait_speed_m_s": 0.7,
+        "height_m": 1.55,
+        "asm_kg": 12,
+        "asm_method": "dxa",
+        "conditions": "K74.60; COPD; I10",
+    }
+    payload = sarcokit.assess(record, definitions=["awgs2019"]).to_dict()
+    assert payload["definitions"]["awgs2019"]["category"] == "severe_sarcopenia"
+    assert payload["secondary"]["conditions"]["recognised"] == ["cirrhosis", "copd"]
+    assert payload["secondary"]["conditions"]["not_recognised"] == ["I10"]
+    reasons = payload["definitions"]["awgs2019"]["reasons"]
+    assert any(r.startswith("secondary sarcopenia: with cirrhosis") for r in reasons)
+    # COPD is among the chronic diseases AWGS 2019 names as hospital case-finding triggers.
+    assert any("COPD: AWGS 2019" in r for r in reasons)
+
+
+def test_conditions_do_not_turn_no_sarcopenia_into_secondary() -> None:
+    record = {"sex": "male", "grip_kg": 40, "conditions": ["E11.9"]}
+    outcome = sarcokit.assess(record, definitions=["ewgsop2"]).to_dict()["definitions"]["ewgsop2"]
+    assert outcome["category"] == "no_sarcopenia"
+    assert not any("secondary" in r for r in outcome["reasons"])

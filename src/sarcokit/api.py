@@ -9,9 +9,10 @@ import polars as pl
 
 from sarcokit.definitions import definitions
 from sarcokit.engine import INVALID, EstimateAsm, evaluate
-from sarcokit.fields import InputError, describe_token, input_columns, parse_record
+from sarcokit.fields import CONDITIONS, InputError, describe_token, input_columns, parse_record
 from sarcokit.i18n import Lang
-from sarcokit.result import Result, derived_of, explain, screening_of
+from sarcokit.result import Result, derived_of, explain, screening_of, secondary_of
+from sarcokit.secondary.conditions import recognise
 
 
 def _schema() -> dict[str, pl.DataType]:
@@ -37,16 +38,20 @@ def assess_many(
     chosen = _definitions(definitions)
     parsed: list[dict[str, Any]] = []
     problems: list[list[Any]] = []
+    diagnoses: list[list[str]] = []
     originals = list(records)
     for record in originals:
         if not isinstance(record, Mapping):
             raise TypeError(f"a record must be a JSON object, not {type(record).__name__}")
         try:
-            parsed.append(parse_record(record, sex_coding))
+            row = parse_record(record, sex_coding)
+            diagnoses.append(row.pop(CONDITIONS, []))
+            parsed.append(row)
             problems.append([])
         except InputError as error:
             parsed.append({"id": record.get("id")} if isinstance(record.get("id"), str) else {})
             problems.append(error.problems)
+            diagnoses.append([])
     frame = (
         pl.DataFrame(parsed, schema=_schema(), orient="row")
         if parsed
@@ -54,21 +59,22 @@ def assess_many(
     )
     evaluated = evaluate(frame, [d.id for d in chosen], estimate_asm=estimate_asm, explain=True)
     results: list[Result] = []
-    for record, row, found in zip(
-        originals, evaluated.iter_rows(named=True), problems, strict=True
-    ):
+    rows = evaluated.iter_rows(named=True)
+    for record, row, found, given in zip(originals, rows, problems, diagnoses, strict=True):
         subject = record.get("id")
         if not found and row[INVALID] is not None:
             found = [describe_token(token, record) for token in row[INVALID].split(" ")]
         if found:
             results.append(Result(subject, problems=found))
             continue
+        recognised, others = recognise(given)
         results.append(
             Result(
                 subject,
                 derived=derived_of(row),
                 screening=screening_of(row),
-                definitions={d.id: explain(d, row, lang) for d in chosen},
+                definitions={d.id: explain(d, row, lang, recognised) for d in chosen},
+                secondary=secondary_of(row, recognised, others, lang),
             )
         )
     return results

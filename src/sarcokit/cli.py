@@ -363,3 +363,23 @@ def cohort(
     )
     if run.report is not None:
         console.print(f"report:  {run.report}", highlight=False)
+
+
+@app.command()
+def conditions(lang: Annotated[str, typer.Option(help="en or zh.")] = "en") -> None:
+    """List the chronic diseases recognised as causes of secondary sarcopenia."""
+    from sarcokit.secondary.conditions import known_conditions
+
+    if lang not in LANGUAGES:
+        raise _fail(f"--lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
+    table = Table("id", "condition", "ICD-10", "names", "context and source")
+    table.columns[0].no_wrap = True
+    for condition in known_conditions().values():
+        table.add_row(
+            condition.id,
+            condition.label[lang],
+            ", ".join(condition.codes),
+            ", ".join(condition.names),
+            f"{condition.context[lang]} [{condition.source}]",
+        )
+    Console().print(table)

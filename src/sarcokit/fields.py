@@ -21,6 +21,8 @@ WALK_DISTANCE = "walk_distance_m"
 WALK_TIME = "walk_time_s"
 GAIT_SPEED = "gait_speed_m_s"
 GRIP_TRIALS = "grip_kg_trials"
+# Diagnoses (ICD-10 codes or names): a list, kept beside the frame for secondary sarcopenia.
+CONDITIONS = "conditions"
 GRIP = "grip_kg"
 
 _TRUE = frozenset({"true", "yes", "1"})
@@ -270,6 +272,12 @@ def parse_record(
             except InputError as error:
                 problems.extend(error.problems)
             continue
+        if name == CONDITIONS:
+            try:
+                row[CONDITIONS] = _parse_conditions(value)
+            except InputError as error:
+                problems.extend(error.problems)
+            continue
         if name not in columns:
             problems.append(_unknown_field(name, value))
             continue
@@ -305,10 +313,24 @@ def _parse_trials(value: Any) -> list[float]:
     return [float(_parse_number(GRIP_TRIALS, spec, trial)) for trial in value]
 
 
+def _parse_conditions(value: Any) -> list[str]:
+    """A list of codes or names, or one string separated by ';' or ','."""
+    if isinstance(value, str):
+        items = [part.strip() for part in re.split(r"[;,]", value)]
+    elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value]
+    else:
+        expected = "a list of ICD-10 codes or condition names"
+        raise InputError(
+            [Problem(CONDITIONS, value, expected, f"{CONDITIONS} = {value!r}: expected {expected}")]
+        )
+    return [item for item in items if item]
+
+
 def _unknown_field(name: str, value: Any) -> Problem:
     # Canonical names first: 'grip' should suggest grip_kg, not the alternative grip_lb.
     close = difflib.get_close_matches(name, list(field_specs()), n=1) or difflib.get_close_matches(
-        name, [*input_columns(), GRIP_TRIALS], n=1
+        name, [*input_columns(), GRIP_TRIALS, CONDITIONS], n=1
     )
     hint = f"; did you mean {close[0]}?" if close else ""
     return Problem(name, value, "a field of the subject record", f"unknown field {name!r}{hint}")

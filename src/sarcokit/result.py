@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sarcokit.definitions import INDETERMINATE, Definition
+from sarcokit.definitions import INDETERMINATE, Category, Definition
 from sarcokit.engine import (
     ASM_ESTIMATED,
     category_column,
@@ -21,6 +21,7 @@ from sarcokit.fields import Problem, field_specs
 from sarcokit.i18n import Lang, text
 from sarcokit.rules import components_named
 from sarcokit.screening import INTEGER_SCORES, instruments
+from sarcokit.secondary.conditions import known_conditions
 from sarcokit.thresholds import NEGATION, SYMBOL, Threshold, Variant, applicable_variants
 
 # Inputs whose value comes from ASM, so an estimated ASM must be disclosed where they decide.
@@ -54,6 +55,7 @@ class Result:
     derived: dict[str, float | None] = field(default_factory=dict)
     screening: dict[str, dict[str, Any]] = field(default_factory=dict)
     definitions: dict[str, DefinitionResult] = field(default_factory=dict)
+    secondary: dict[str, Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -74,6 +76,7 @@ class Result:
             "derived": dict(self.derived),
             "screening": {k: dict(v) for k, v in self.screening.items()},
             "definitions": {k: v.to_dict() for k, v in self.definitions.items()},
+            "secondary": dict(self.secondary),
         }
 
 
@@ -199,7 +202,12 @@ def _states_text(
     )
 
 
-def explain(definition: Definition, row: Mapping[str, Any], lang: Lang) -> DefinitionResult:
+def explain(
+    definition: Definition,
+    row: Mapping[str, Any],
+    lang: Lang,
+    conditions: Sequence[str] = (),
+) -> DefinitionResult:
     """Category, components, reasons and next steps of one definition for one evaluated row."""
     category = row[category_column(definition)]
     components = {c.id: row[component_column(definition, c.id)] for c in definition.components}
@@ -254,6 +262,7 @@ def explain(definition: Definition, row: Mapping[str, Any], lang: Lang) -> Defin
     elif pending and chosen is not None and not chosen.final:
         reasons.append(text(lang, "reason.not_excluded", categories=names))
 
+    reasons.extend(secondary_reasons(definition, chosen, conditions, lang))
     steps: list[str] = []
     if chosen is None or not chosen.final:
         unknown = {
@@ -287,4 +296,52 @@ def derived_of(row: Mapping[str, Any]) -> dict[str, float | None]:
     return {
         name: None if row[name] is None else round_half_up(row[name], decimals)
         for name, decimals in REPORT_DECIMALS.items()
+    }
+
+
+def secondary_reasons(
+    definition: Definition, chosen: Category | None, conditions: Sequence[str], lang: Lang
+) -> list[str]:
+    """A diagnosis with a recognised disease reads as secondary sarcopenia; AWGS 2019 names
+    some chronic diseases as reasons to assess sarcopenia in hospital."""
+    known = known_conditions()
+    sentences = []
+    if chosen is not None and chosen.sarcopenia:
+        for condition_id in conditions:
+            condition = known[condition_id]
+            sentences.append(
+                text(
+                    lang,
+                    "reason.secondary",
+                    condition=condition.label[lang],
+                    context=condition.context[lang],
+                    source=condition.source,
+                )
+            )
+    if definition.id.startswith("awgs2019"):
+        for condition_id in conditions:
+            condition = known[condition_id]
+            if condition.awgs2019_trigger:
+                sentences.append(text(lang, "reason.awgs_trigger", condition=condition.label[lang]))
+    return sentences
+
+
+def secondary_of(
+    row: Mapping[str, Any], recognised: Sequence[str], others: Sequence[str], lang: Lang
+) -> dict[str, Any]:
+    """The secondary block: recognised conditions with their context."""
+    known = known_conditions()
+    return {
+        "conditions": {
+            "recognised": list(recognised),
+            "not_recognised": list(others),
+            "context": [
+                {
+                    "condition": condition_id,
+                    "text": known[condition_id].context[lang],
+                    "source": known[condition_id].source,
+                }
+                for condition_id in recognised
+            ],
+        },
     }

@@ -26,7 +26,7 @@ from sarcokit.fields import (
 )
 from sarcokit.rules import compile_rule
 from sarcokit.screening import FLAG_COLUMNS, SCORE_COLUMNS, score_stages
-from sarcokit.thresholds import threshold_expr
+from sarcokit.thresholds import subject_exprs, threshold_expr
 
 INVALID = "invalid_fields"
 ASM_ESTIMATED = "asm_estimated"
@@ -145,11 +145,15 @@ def _component_flag_column(definition: Definition, component_id: str) -> str:
 
 @cache
 def stages(
-    definition_ids: tuple[str, ...], estimate_asm: EstimateAsm | None, enum: bool = False
+    definition_ids: tuple[str, ...],
+    estimate_asm: EstimateAsm | None,
+    present: frozenset[str],
+    enum: bool = False,
 ) -> tuple[tuple[nw.Expr, ...], ...]:
     """The pipeline for a choice of definitions, as dependency-ordered stages of expressions.
 
-    It expects every input column to be present (absent ones are added as nulls first).
+    It expects every input column to be present (absent ones are added as nulls first);
+    `present` names the columns the input really had, so no check is compiled for the rest.
     With `enum`, categories and component states are Enum columns (Polars) instead of text.
     """
     chosen = definitions(definition_ids)
@@ -159,12 +163,13 @@ def stages(
     else:
         asm = estimate_asm_exprs(ASM_EQUATIONS[estimate_asm])
     pipeline: list[list[nw.Expr]] = [
-        [validation_error_column().alias(INVALID)],
+        [validation_error_column(present).alias(INVALID)],
         [_valid(nw.col(name)).alias(name) for name in inputs],
         canonical_exprs(),
         body_exprs(),
         asm,
         muscle_exprs(),
+        subject_exprs(),
         *score_stages(),
         [
             threshold_expr(t.threshold).alias(test_column(d, t.threshold.id))
@@ -201,7 +206,7 @@ def _component_of(definition: Definition, component_id: str) -> nw.Expr:
 
 @cache
 def _polars_stages(
-    definition_ids: tuple[str, ...], estimate_asm: EstimateAsm | None
+    definition_ids: tuple[str, ...], estimate_asm: EstimateAsm | None, present: frozenset[str]
 ) -> tuple[tuple[pl.Expr, ...], ...]:
     """The same stages translated to Polars once, so one-row calls do not re-translate them.
 
@@ -211,7 +216,7 @@ def _polars_stages(
     namespace = nw.from_native(pl.DataFrame()).__narwhals_namespace__()
     return tuple(
         tuple(expr._to_compliant_expr(namespace).native for expr in stage)  # type: ignore[attr-defined]
-        for stage in stages(definition_ids, estimate_asm, enum=True)
+        for stage in stages(definition_ids, estimate_asm, present, enum=True)
     )
 
 
@@ -262,6 +267,7 @@ def evaluate(
     schema = nw_frame.collect_schema()
     check_frame_types(schema)
     present = set(schema)
+    given = frozenset(name for name in input_columns() if name in present)
     missing = [
         nw.lit(None, dtype=spec.dtype()).alias(name)
         for name, (spec, _) in input_columns().items()
@@ -271,11 +277,11 @@ def evaluate(
     native = nw.to_native(nw_frame.with_columns(*missing))
     if isinstance(native, pl.DataFrame | pl.LazyFrame):
         lazy = native.lazy()
-        for polars_stage in _polars_stages(key, estimate_asm):
+        for polars_stage in _polars_stages(key, estimate_asm, given):
             lazy = lazy.with_columns(*polars_stage)
         result = lazy.select(columns)
         return result if isinstance(native, pl.LazyFrame) else result.collect()  # type: ignore[return-value]
     nw_frame = nw.from_native(native)
-    for stage in stages(key, estimate_asm):
+    for stage in stages(key, estimate_asm, given):
         nw_frame = nw_frame.with_columns(*stage)
     return nw.to_native(nw_frame.select(columns))  # type: ignore[no-any-return]

@@ -6,7 +6,7 @@ import difflib
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
@@ -372,18 +372,21 @@ def _out_of_range(name: str, spec: FieldSpec, alternative: Alternative | None) -
     return bad
 
 
-def problem_tokens() -> list[tuple[str, nw.Expr]]:
+def problem_tokens(present: Collection[str]) -> list[tuple[str, nw.Expr]]:
     """Columnar checks: (token, expression true where the row has that problem).
 
-    A token is a column name (value out of range) or 'a/b' (both a and b given).
+    A token is a column name (value out of range) or 'a/b' (both a and b given). Only columns
+    the input has are checked: an absent column is all null and can have no problem.
     """
     checks: list[tuple[str, nw.Expr]] = []
     for name, (spec, alternative_name) in input_columns().items():
         bad = _out_of_range(name, spec, spec.alternative(alternative_name))
-        if bad is not None:
+        if bad is not None and name in present:
             checks.append((name, bad))
     for canonical, names in conversion_sources().items():
         for other in names[1:]:
+            if canonical not in present or other not in present:
+                continue
             both = ~nw.col(canonical).is_null() & ~nw.col(other).is_null()
             checks.append((f"{canonical}/{other}", both))
     return checks
@@ -468,8 +471,11 @@ def check_frame_types(schema: Mapping[str, nw.dtypes.DType]) -> None:
         raise InputError(problems)
 
 
-def validation_error_column() -> nw.Expr:
+def validation_error_column(present: Collection[str]) -> nw.Expr:
     """A string column listing every problem token of the row, or null when the row is valid."""
-    tokens = [nw.when(bad.fill_null(False)).then(nw.lit(token)) for token, bad in problem_tokens()]
+    checks = problem_tokens(present)
+    if not checks:
+        return nw.lit(None, dtype=nw.String())
+    tokens = [nw.when(bad.fill_null(False)).then(nw.lit(token)) for token, bad in checks]
     joined = nw.concat_str(tokens, separator=" ", ignore_nulls=True)
     return nw.when(joined != "").then(joined)

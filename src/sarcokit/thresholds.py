@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 import narwhals as nw
 
+from sarcokit.fields import field_specs
+
 Op = Literal["<", "<=", ">", ">=", "is_true"]
 Sex = Literal["male", "female"]
 
@@ -87,6 +89,8 @@ def parse_threshold(test_id: str, raw: Mapping[str, Any], where: str) -> Thresho
     variants: list[Variant] = []
     for cutoff in cutoffs:
         methods = tuple(cutoff["methods"]) if "methods" in cutoff else None
+        if methods is not None and not set(methods) <= set(mass_methods()):
+            raise CriteriaError(f"{where}: test {test_id!r} names methods {methods}")
         if "any" in cutoff:
             variants.append(Variant(float(cutoff["any"]), None, methods))
         else:
@@ -100,15 +104,49 @@ def parse_threshold(test_id: str, raw: Mapping[str, Any], where: str) -> Thresho
     return Threshold(test_id, input_field, op, tuple(variants), source, unable)
 
 
+SEXES: tuple[Sex, ...] = ("male", "female")
+
+
+def mass_methods() -> tuple[str, ...]:
+    """The declared measurement methods of `asm_method` a cut-off can be tied to."""
+    values = field_specs()["asm_method"].values
+    return tuple(v for v in values if v not in UNDECLARED_METHODS)
+
+
+def _sex_column(sex: str) -> str:
+    return f"__sex_is_{sex}"
+
+
+def _method_column(method: str) -> str:
+    return f"__asm_method_may_be_{method}"
+
+
+def subject_exprs() -> list[nw.Expr]:
+    """Which sex and mass method may apply to each row, computed once for all cut-offs.
+
+    Comparing the text of `sex` and `asm_method` again for every cut-off variant of every
+    test was the costliest part of the tests; these Boolean columns are read instead. A
+    missing sex or method may be any of them; an undeclared method (an equation) may be any.
+    """
+    method = nw.col("asm_method")
+    undeclared = method.is_null() | method.is_in(list(UNDECLARED_METHODS))
+    return [
+        *((nw.col("sex") == sex).fill_null(True).alias(_sex_column(sex)) for sex in SEXES),
+        *((undeclared | (method == m)).alias(_method_column(m)) for m in mass_methods()),
+    ]
+
+
 def _possible(variant: Variant) -> nw.Expr:
     """Whether the variant may apply: true or unknown (a missing sex or method) counts."""
     conditions: list[nw.Expr] = []
     if variant.sex is not None:
-        conditions.append((nw.col("sex") == variant.sex).fill_null(True))
+        conditions.append(nw.col(_sex_column(variant.sex)))
     if variant.methods is not None:
-        method = nw.col("asm_method")
-        applies = method.is_in(list(variant.methods)) | method.is_in(list(UNDECLARED_METHODS))
-        conditions.append(applies.fill_null(True))
+        conditions.append(
+            nw.any_horizontal(
+                [nw.col(_method_column(m)) for m in variant.methods], ignore_nulls=False
+            )
+        )
     return nw.all_horizontal(conditions, ignore_nulls=False) if conditions else nw.lit(True)
 
 

@@ -135,6 +135,16 @@ def _load(definition_id: str) -> Definition:
     )
 
 
+def category_column(definition: Definition) -> str:
+    """Public column of a definition's category."""
+    return f"{definition.id}_category"
+
+
+def sarcopenia_column(definition: Definition) -> str:
+    """Public column: true when the category is a sarcopenia diagnosis (any severity)."""
+    return f"{definition.id}_sarcopenia"
+
+
 @cache
 def definition(definition_id: str) -> Definition:
     """One definition by id; raises KeyError naming the known ids."""

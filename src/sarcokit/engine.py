@@ -15,7 +15,13 @@ import narwhals as nw
 import polars as pl
 from narwhals.typing import IntoFrameT
 
-from sarcokit.definitions import INDETERMINATE, Definition, definitions
+from sarcokit.definitions import (
+    INDETERMINATE,
+    Definition,
+    category_column,
+    definitions,
+    sarcopenia_column,
+)
 from sarcokit.equations import DERIVED, body_exprs, estimate_asm_exprs, muscle_exprs
 from sarcokit.fields import (
     GAIT_SPEED,
@@ -26,6 +32,11 @@ from sarcokit.fields import (
 )
 from sarcokit.rules import compile_rule
 from sarcokit.screening import FLAG_COLUMNS, SCORE_COLUMNS, score_stages
+from sarcokit.secondary.ct import ct_stages
+from sarcokit.secondary.factors import factor_exprs
+from sarcokit.secondary.glim import glim_exprs
+from sarcokit.secondary.liver import liver_exprs
+from sarcokit.secondary.osteosarcopenia import bone_exprs, osteosarcopenia_exprs
 from sarcokit.thresholds import subject_exprs, threshold_expr
 
 INVALID = "invalid_fields"
@@ -47,11 +58,6 @@ def rule_column(definition: Definition, category_id: str) -> str:
 def component_column(definition: Definition, component_id: str) -> str:
     """Public column of a component's state (low / normal / unknown)."""
     return f"{definition.id}_{component_id}"
-
-
-def category_column(definition: Definition) -> str:
-    """Public column of a definition's category."""
-    return f"{definition.id}_category"
 
 
 def _component_flag(definition: Definition, component_id: str) -> nw.Expr:
@@ -90,11 +96,6 @@ def _category(definition: Definition, enum: bool) -> nw.Expr:
     return chain.otherwise(label(INDETERMINATE))
 
 
-def sarcopenia_column(definition: Definition) -> str:
-    """Public column: true when the category is a sarcopenia diagnosis (any severity)."""
-    return f"{definition.id}_sarcopenia"
-
-
 def _sarcopenia(definition: Definition) -> nw.Expr:
     category = nw.col(category_column(definition))
     positive = [c.id for c in definition.categories if c.sarcopenia]
@@ -120,6 +121,30 @@ def _valid(expr: nw.Expr) -> nw.Expr:
     return nw.when(nw.col(INVALID).is_null()).then(expr)
 
 
+def secondary_stages() -> list[list[nw.Expr]]:
+    """CT body composition, then the liver scores (which read the CT flag), GLIM, bone, factors."""
+    return [*ct_stages(), [*liver_exprs(), *glim_exprs(), *bone_exprs(), *factor_exprs()]]
+
+
+def _to_polars(expr: nw.Expr) -> pl.Expr:
+    """A Narwhals expression as the Polars expression it translates to."""
+    namespace = nw.from_native(pl.DataFrame()).__narwhals_namespace__()
+    native: pl.Expr = expr._to_compliant_expr(namespace).native  # type: ignore[attr-defined]
+    return native
+
+
+def output_names(exprs: Sequence[nw.Expr]) -> list[str]:
+    """The column names a list of expressions produces."""
+    return [_to_polars(e).meta.output_name() for e in exprs]
+
+
+@cache
+def secondary_columns(definition_ids: tuple[str, ...]) -> tuple[str, ...]:
+    """Public columns of the secondary-sarcopenia tools for a choice of definitions."""
+    exprs = [e for stage in secondary_stages() for e in stage]
+    return tuple(output_names([*exprs, *osteosarcopenia_exprs(definition_ids)]))
+
+
 def public_columns(chosen: Sequence[Definition]) -> list[str]:
     """The result columns in contract order (DESIGN.md: `ewgsop2_category`, …, `sarc_f_total`)."""
     screening = [
@@ -136,7 +161,8 @@ def public_columns(chosen: Sequence[Definition]) -> list[str]:
             *(component_column(d, c.id) for c in d.components),
         )
     ]
-    return [INVALID, *DERIVED, ASM_ESTIMATED, *screening, *per_definition]
+    secondary = secondary_columns(tuple(d.id for d in chosen))
+    return [INVALID, *DERIVED, ASM_ESTIMATED, *screening, *per_definition, *secondary]
 
 
 def _component_flag_column(definition: Definition, component_id: str) -> str:
@@ -171,6 +197,7 @@ def stages(
         muscle_exprs(),
         subject_exprs(),
         *score_stages(),
+        *secondary_stages(),
         [
             threshold_expr(t.threshold).alias(test_column(d, t.threshold.id))
             for d in chosen
@@ -196,6 +223,7 @@ def stages(
             _valid(nw.col(ASM_ESTIMATED)).alias(ASM_ESTIMATED),
         ],
         [_sarcopenia(d).alias(sarcopenia_column(d)) for d in chosen if d.diagnoses],
+        osteosarcopenia_exprs(definition_ids),
     ]
     return tuple(tuple(stage) for stage in pipeline)
 
@@ -213,9 +241,8 @@ def _polars_stages(
     Narwhals translates its expressions on every call, which is most of the cost of assessing
     one subject; the translation depends only on the backend, so it is done once per choice.
     """
-    namespace = nw.from_native(pl.DataFrame()).__narwhals_namespace__()
     return tuple(
-        tuple(expr._to_compliant_expr(namespace).native for expr in stage)  # type: ignore[attr-defined]
+        tuple(_to_polars(expr) for expr in stage)
         for stage in stages(definition_ids, estimate_asm, present, enum=True)
     )
 

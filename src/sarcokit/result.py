@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sarcokit.definitions import INDETERMINATE, Category, Definition
+from sarcokit.definitions import INDETERMINATE, Category, Definition, category_column
 from sarcokit.engine import (
     ASM_ESTIMATED,
-    category_column,
     component_column,
     rule_column,
     test_column,
@@ -329,9 +328,49 @@ def secondary_reasons(
 def secondary_of(
     row: Mapping[str, Any], recognised: Sequence[str], others: Sequence[str], lang: Lang
 ) -> dict[str, Any]:
-    """The secondary block: recognised conditions with their context."""
+    """The secondary block: CT muscle, liver scores, bone and osteosarcopenia, GLIM, contributing
+    factors, and the recognised conditions with their context."""
     known = known_conditions()
+    factors = {
+        name.removeprefix("factor_").removesuffix("_value"): {
+            "value": row[name],
+            "flag": row.get(name.removesuffix("_value") + "_flag"),
+        }
+        for name in row
+        if name.startswith("factor_") and name.endswith("_value")
+    }
+    osteo = {
+        name.removeprefix("osteosarcopenia_"): row[name]
+        for name in row
+        if name.startswith("osteosarcopenia_")
+    }
+    smi = row.get("l3_smi_cm2_m2")
     return {
+        "ct_muscle": {
+            "l3_smi_cm2_m2": None if smi is None else round_half_up(smi, 2),
+            "prado2008": {"low_smi": row.get("ct_low_smi_prado2008")},
+            "martin2013": {
+                "low_smi": row.get("ct_low_smi_martin2013"),
+                "myosteatosis": row.get("ct_myosteatosis_martin2013"),
+            },
+            "carey2017": {"low_smi": row.get("ct_low_smi_carey2017")},
+        },
+        "liver": {
+            "meld": row.get("meld"),
+            "meld_na": row.get("meld_na"),
+            "meld3": row.get("meld3"),
+            "meld_sarcopenia": row.get("meld_sarcopenia"),
+            "meld_sarcopenia_base": row.get("meld_sarcopenia_base"),
+        },
+        "bone_category": row.get("bone_category"),
+        "osteosarcopenia": osteo,
+        "glim": {
+            "phenotypic_met": row.get("glim_phenotypic_met"),
+            "etiologic_met": row.get("glim_etiologic_met"),
+            "malnutrition": row.get("glim_malnutrition"),
+            "stage": row.get("glim_stage"),
+        },
+        "factors": factors,
         "conditions": {
             "recognised": list(recognised),
             "not_recognised": list(others),

@@ -10,8 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from sarcokit.definitions import INDETERMINATE, definition
-from sarcokit.engine import category_column, sarcopenia_column
+from sarcokit.definitions import INDETERMINATE, category_column, definition, sarcopenia_column
 from sarcokit.stats import (
     age_standardised_prevalence,
     auc,

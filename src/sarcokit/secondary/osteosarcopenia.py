@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 import narwhals as nw
 
-from sarcokit.definitions import INDETERMINATE, definition
-from sarcokit.engine import category_column, sarcopenia_column
+from sarcokit.definitions import INDETERMINATE, category_column, definition, sarcopenia_column
 from sarcokit.secondary._data import NULL_BOOL, banded_expr, cutoff_expr, reference, where_of
 
 NAME = "osteosarcopenia"

@@ -179,3 +179,20 @@ def test_spark_engine_agrees_with_polars(cohort_csv: Path, tmp_path: Path) -> No
     expected = pl.read_parquet(polars_run.results)
     got = pl.read_parquet(spark_run.results).select(expected.columns)
     assert_frame_equal(got, expected, check_dtypes=False)
+
+
+def test_secondary_sarcopenia_by_condition(tmp_path: Path) -> None:
+    frame = synthetic(300, seed=3)
+    conditions = ["K74.6; E11.9", "COPD", None, "I10", "肝硬化"] * 60
+    path = tmp_path / "with_conditions.parquet"
+    frame.with_columns(pl.Series("conditions", conditions)).write_parquet(path)
+    run = run_cohort([path], tmp_path / "out.parquet", definitions=["awgs2019"])
+    results = pl.read_parquet(run.results)
+    # K74.6 and 肝硬化 are cirrhosis; I10 (hypertension) is no recognised cause; no text: unknown.
+    assert results["condition_cirrhosis"].to_list()[:5] == [True, False, None, False, True]
+    assert results["condition_diabetes"].to_list()[:5] == [True, False, None, False, False]
+    table = pl.read_csv(run.summary_folder / "secondary_sarcopenia_by_condition.csv")
+    row = table.filter(pl.col("condition") == "cirrhosis").row(0, named=True)
+    cirrhosis = results.filter(pl.col("condition_cirrhosis"))
+    assert row["n"] == cirrhosis["awgs2019_sarcopenia"].count()
+    assert row["events"] == cirrhosis["awgs2019_sarcopenia"].sum()

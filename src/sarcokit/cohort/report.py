@@ -214,6 +214,13 @@ def render_report(summary: CohortSummary, path: Path) -> None:
             _upset(summary.overlap, summary.diagnostic_definitions),
             _table(summary.overlap.with_columns(pl.col("members").list.join(" + ")).head(20)),
         ]
+    if summary.secondary is not None and summary.secondary.height:
+        sections += [
+            "<h2>Secondary sarcopenia by condition</h2>",
+            "<p class='note'>Prevalence of sarcopenia among rows whose conditions include each "
+            "recognised cause (sarcokit conditions), Wilson 95% CI.</p>",
+            _table(summary.secondary.filter(pl.col("n") > 0)),
+        ]
     if summary.accuracy is not None and summary.accuracy.height:
         sections += [
             f"<h2>Screening accuracy against {html.escape(summary.reference or '')}</h2>",

@@ -15,7 +15,8 @@ from sarcokit.cohort.mapping import apply_mapping, load_mapping
 from sarcokit.cohort.readers import JoinReport, read_inputs, read_table
 from sarcokit.cohort.summary import CohortSummary, Flow, SurveyDesign, build_summary
 from sarcokit.engine import INVALID, EstimateAsm, evaluate
-from sarcokit.fields import describe_token
+from sarcokit.fields import CONDITIONS, describe_token
+from sarcokit.secondary.conditions import condition_column, condition_exprs, known_conditions
 
 Engine = Literal["polars", "duckdb", "spark"]
 ENGINES: tuple[Engine, ...] = ("polars", "duckdb", "spark")
@@ -163,7 +164,13 @@ def run_cohort(
     design_columns = [c for c in (design.weight, design.strata, design.psu) if c] if design else []
     group_columns = [g for g in by if g not in ("sex", "age_band")]
     # sex and age group the tables; calf_cm is the score of the calf screening tool.
-    needed = [ROW, *kept, *design_columns, *group_columns, "sex", "age", "calf_cm"]
+    conditions: list[str] = []
+    if CONDITIONS in source.collect_schema():
+        given = source.select(pl.col(CONDITIONS).cast(pl.String).unique()).collect()[CONDITIONS]
+        expressions = condition_exprs(given.to_list())
+        source = source.with_columns(pl.col(CONDITIONS).cast(pl.String)).with_columns(expressions)
+        conditions = [condition_column(c) for c in known_conditions()]
+    needed = [ROW, *kept, *design_columns, *group_columns, "sex", "age", "calf_cm", *conditions]
     passthrough = list(dict.fromkeys(needed))
     schema = source.collect_schema()
     if MAPPING_PROBLEMS in schema:
@@ -202,6 +209,7 @@ def run_cohort(
             reference=reference,
             design=design,
             standard=standard,
+            conditions=conditions,
         )
     finally:
         shutil.rmtree(workspace, ignore_errors=True)

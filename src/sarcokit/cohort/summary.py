@@ -88,6 +88,7 @@ class CohortSummary:
     accuracy: pl.DataFrame | None = None
     roc: pl.DataFrame | None = None
     survey: pl.DataFrame | None = None
+    secondary: pl.DataFrame | None = None
     standardised: pl.DataFrame | None = None
     extra: dict[str, pl.DataFrame] = field(default_factory=dict)
 
@@ -112,6 +113,7 @@ class CohortSummary:
             "screening_accuracy": self.accuracy,
             "roc": self.roc,
             "survey_prevalence": self.survey,
+            "secondary_sarcopenia_by_condition": self.secondary,
             "age_standardised_prevalence": self.standardised,
         }
         written = []
@@ -151,6 +153,7 @@ def build_summary(
     reference: str | None = None,
     design: SurveyDesign | None = None,
     standard: str | None = None,
+    conditions: Sequence[str] = (),
 ) -> CohortSummary:
     """Compute the summary tables from scored rows (rejected rows are not in `results`)."""
     results = results.with_columns(age_band_expr(age_breaks))
@@ -236,6 +239,8 @@ def build_summary(
         summary.accuracy, summary.roc = screening_tables(
             results, sarcopenia_column(definition(reference))
         )
+    if conditions:
+        summary.secondary = secondary_by_condition(results, diagnosis_columns, conditions)
     if design is not None and design.declared:
         parts = []
         for definition_id, column in diagnosis_columns.items():
@@ -297,3 +302,22 @@ def screening_tables(results: pl.LazyFrame, reference: str) -> tuple[pl.DataFram
                 )
             )
     return pl.DataFrame(rows), _stack(curves)
+
+
+def secondary_by_condition(
+    results: pl.LazyFrame, diagnosis_columns: dict[str, str], conditions: Sequence[str]
+) -> pl.DataFrame:
+    """Prevalence of sarcopenia (secondary, by definition) among rows with each condition."""
+    parts = []
+    for condition in conditions:
+        with_condition = results.filter(pl.col(condition))
+        for definition_id, column in diagnosis_columns.items():
+            table = prevalence(with_condition, column)
+            parts.append(
+                table.select(
+                    pl.lit(condition.removeprefix("condition_")).alias("condition"),
+                    pl.lit(definition_id).alias("definition"),
+                    pl.all(),
+                )
+            )
+    return _stack(parts)

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
+import polars as pl
+
+from sarcokit.fields import CONDITIONS
+
 
 @dataclass(frozen=True)
 class Condition:
@@ -64,3 +68,25 @@ def recognise(given: Iterable[str]) -> tuple[list[str], list[str]]:
         else:
             others.append(value)
     return recognised, others
+
+
+def condition_column(condition_id: str) -> str:
+    """Column of a cohort: true where the row's conditions include this one."""
+    return f"condition_{condition_id}"
+
+
+def condition_exprs(given: Iterable[str | None]) -> list[pl.Expr]:
+    """Per-condition Boolean columns from a `conditions` text column ('K74.6; COPD').
+
+    Each distinct text is recognised once, in Python, by the same rule as a single record; a row
+    without conditions is null (not known), never false.
+    """
+    lookup: dict[str, list[str]] = {}
+    for text in {t for t in given if t is not None}:
+        parts = [p.strip() for p in re.split(r"[;,]", text) if p.strip()]
+        lookup[text] = recognise(parts)[0]
+    ids = pl.col(CONDITIONS).replace_strict(lookup, default=None, return_dtype=pl.List(pl.String))
+    return [
+        ids.list.contains(condition_id).alias(condition_column(condition_id))
+        for condition_id in known_conditions()
+    ]

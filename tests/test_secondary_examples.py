@@ -38,8 +38,13 @@ def test_cirrhosis_example() -> None:
     assert secondary["liver"]["meld_sarcopenia"] == 25.35
     assert secondary["liver"]["meld_sarcopenia_base"] == "meld"
     assert secondary["conditions"]["recognised"] == ["cirrhosis"]
-    # Grip 24 kg < 27 kg (EWGSOP2, men): probable sarcopenia; CT is not ASM, so not confirmed.
-    assert patient["definitions"]["ewgsop2"]["category"] == "probable_sarcopenia"
+    # Grip 24 kg < 27 kg (EWGSOP2, men) is low strength; with asm_method = ct and the cirrhosis
+    # cut-offs (Carey 2017: 42.45 < 50) CT confirms low muscle quantity; gait 0.9 > 0.8 m/s.
+    ewgsop2 = patient["definitions"]["ewgsop2"]
+    assert ewgsop2["category"] == "sarcopenia"
+    assert any(
+        r.startswith("muscle by CT at L3 ct_reference carey2017") for r in ewgsop2["reasons"]
+    )
 
 
 def test_oncology_example() -> None:

@@ -43,6 +43,8 @@ class Test:
 
     component: str
     threshold: Threshold
+    # Fields a reason shows beside a pre-classified flag (which cut-off set, which value).
+    show: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ def _load(definition_id: str) -> Definition:
     for entry in raw["tests"]:
         if entry["component"] not in component_ids:
             raise CriteriaError(f"{where}: test {entry['id']!r} names an unknown component")
-        tests.append(Test(entry["component"], parse_threshold(entry["id"], entry, where)))
+        threshold = parse_threshold(entry["id"], entry, where)
+        tests.append(Test(entry["component"], threshold, tuple(entry.get("show", ()))))
     categories = tuple(
         Category(
             id=c["id"],

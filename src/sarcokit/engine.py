@@ -27,6 +27,7 @@ from sarcokit.fields import (
     GAIT_SPEED,
     canonical_exprs,
     check_frame_types,
+    field_specs,
     input_columns,
     validation_error_column,
 )
@@ -121,9 +122,22 @@ def _valid(expr: nw.Expr) -> nw.Expr:
     return nw.when(nw.col(INVALID).is_null()).then(expr)
 
 
+def _ct_low_muscle() -> nw.Expr:
+    """CT low muscle by the chosen cut-off set, where CT stands in for the muscle quantity."""
+    reference = nw.col("ct_reference")
+    chain: Any = nw.when(nw.lit(False)).then(nw.lit(None, dtype=nw.Boolean()))
+    for name in field_specs()["ct_reference"].values:
+        chain = chain.when(reference == name).then(nw.col(f"ct_low_smi_{name}"))
+    chosen: nw.Expr = chain.otherwise(nw.lit(None, dtype=nw.Boolean()))
+    return nw.when(nw.col("asm_method") == "ct").then(chosen).alias("ct_low_muscle")
+
+
 def secondary_stages() -> list[list[nw.Expr]]:
     """CT body composition, then the liver scores (which read the CT flag), GLIM, bone, factors."""
-    return [*ct_stages(), [*liver_exprs(), *glim_exprs(), *bone_exprs(), *factor_exprs()]]
+    return [
+        *ct_stages(),
+        [_ct_low_muscle(), *liver_exprs(), *glim_exprs(), *bone_exprs(), *factor_exprs()],
+    ]
 
 
 def _to_polars(expr: nw.Expr) -> pl.Expr:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sarcokit.definitions import INDETERMINATE, Category, Definition, category_column
+from sarcokit.definitions import INDETERMINATE, Category, Definition, Test, category_column
 from sarcokit.engine import (
     ASM_ESTIMATED,
     component_column,
@@ -144,11 +144,12 @@ def _comparison(test: Threshold, variants: Sequence[Variant], low: bool, lang: L
 def _test_reason(
     definition: Definition,
     component: str,
-    test: Threshold,
+    assigned: Test,
     row: Mapping[str, Any],
     lang: Lang,
 ) -> str | None:
     """One sentence on what a test showed, or None when it was not done."""
+    test = assigned.threshold
     flag = row[test_column(definition, test.id)]
     value = row.get(test.input)
     states = next(c.states for c in definition.components if c.id == component)
@@ -181,7 +182,13 @@ def _test_reason(
         return text(lang, key, value=shown + _unit(test.input), cutoffs=cutoffs, **labels)
     state = text(lang, f"state.{states[0] if flag else states[1]}")
     if test.op == "is_true":
-        return text(lang, "reason.test", value="", comparison=state, state=state, **labels)
+        shown_fields = ", ".join(
+            f"{name} {_format(row.get(name), name, [])}" for name in assigned.show
+        )
+        sentence = text(
+            lang, "reason.test", value=shown_fields, comparison=state, state=state, **labels
+        )
+        return " ".join(sentence.split())  # no double space where nothing is shown
     return text(
         lang,
         "reason.test",
@@ -215,7 +222,7 @@ def explain(
     for component in definition.components:
         said = False
         for test in definition.tests_of(component.id):
-            sentence = _test_reason(definition, component.id, test.threshold, row, lang)
+            sentence = _test_reason(definition, component.id, test, row, lang)
             if sentence is not None:
                 reasons.append(sentence)
                 said = True

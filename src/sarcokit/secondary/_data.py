@@ -107,3 +107,21 @@ def banded_expr(raw: Mapping[str, Any], where: str) -> nw.Expr:
         .then(nw.lit(raw["otherwise"]))
         .otherwise(nw.lit(None, dtype=nw.String()))
     )
+
+
+def criterion_expr(raw: Mapping[str, Any], where: str) -> nw.Expr:
+    """Three-valued: one test, any of several tests, or the test of the stratum that applies
+    (a stratum without a test is unknown)."""
+    if "test" in raw:
+        return cutoff_expr(raw["test"], where)
+    if "tests" in raw:
+        return any_of([cutoff_expr(t, where) for t in raw["tests"]])
+    return stratified(
+        [
+            (
+                all_of([condition_expr(c, where) for c in stratum["when"]]),
+                cutoff_expr(stratum["test"], where) if "test" in stratum else NULL_BOOL,
+            )
+            for stratum in raw["strata"]
+        ]
+    )

@@ -32,14 +32,7 @@ from numpy.typing import NDArray
 from pydicom.errors import InvalidDicomError
 
 from sarcokit.equations import EXACT
-from sarcokit.secondary._data import (
-    all_of,
-    condition_expr,
-    cutoff_expr,
-    reference,
-    stratified,
-    where_of,
-)
+from sarcokit.secondary._data import criterion_expr, reference, where_of
 from sarcokit.thresholds import CriteriaError
 
 NAME = "ct"
@@ -341,18 +334,7 @@ def measure_l3(
 
 
 def _flag_expr(raw: Mapping[str, Any]) -> nw.Expr:
-    where = where_of(NAME)
-    if "test" in raw:
-        return cutoff_expr(raw["test"], where)
-    return stratified(
-        [
-            (
-                all_of([condition_expr(c, where) for c in stratum["when"]]),
-                cutoff_expr(stratum["test"], where),
-            )
-            for stratum in raw["strata"]
-        ]
-    )
+    return criterion_expr(raw, where_of(NAME))
 
 
 def ct_columns() -> list[str]:

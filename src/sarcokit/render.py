@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
@@ -61,3 +64,32 @@ def render(result: Result, console: Console, lang: Lang = "en") -> None:
             body.append(Text(f"{text(lang, 'ui.next_steps')}:", style="bold"))
             body.extend(Text(f"  → {text(lang, f'next.{step}')}") for step in outcome.next_steps)
         console.print(Panel(Group(*body), title=definition(definition_id).name))
+    secondary = _flatten(result.secondary)
+    if secondary:
+        table = Table.grid(padding=(0, 2))
+        for name, value in secondary:
+            table.add_row(name, str(value))
+        console.print(Panel(table, title=f"{title} {text(lang, 'ui.secondary')}"))
+
+
+def _flatten(block: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Known values of a nested block as dotted names (unknowns are left out of the view)."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in block.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            rows.extend(_flatten(value, f"{name}."))
+        elif isinstance(value, list):
+            if value:
+                rows.append(
+                    (
+                        name,
+                        "; ".join(
+                            str(v.get("text", v)) if isinstance(v, Mapping) else str(v)
+                            for v in value
+                        ),
+                    )
+                )
+        elif value is not None and not (key.endswith("_base") and len(rows) == 0):
+            rows.append((name, value))
+    return rows

@@ -367,7 +367,10 @@ def secondary_of(
             "meld_na": row.get("meld_na"),
             "meld3": row.get("meld3"),
             "meld_sarcopenia": row.get("meld_sarcopenia"),
-            "meld_sarcopenia_base": row.get("meld_sarcopenia_base"),
+            # Which MELD the MELD-Sarcopenia used; said only where there is a score.
+            "meld_sarcopenia_base": (
+                None if row.get("meld_sarcopenia") is None else row.get("meld_sarcopenia_base")
+            ),
         },
         "bone_category": row.get("bone_category"),
         "osteosarcopenia": osteo,

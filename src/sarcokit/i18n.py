@@ -28,7 +28,3 @@ def text(lang: Lang, key: str, **values: Any) -> str:
     """One message, formatted; a missing key is a bug and raises KeyError."""
     return catalogue(lang)[key].format(**values)
 
-
-def has(lang: Lang, key: str) -> bool:
-    """Whether the catalogue has a message for the key."""
-    return key in catalogue(lang)

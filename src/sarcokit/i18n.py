@@ -27,4 +27,3 @@ def catalogue(lang: Lang) -> dict[str, str]:
 def text(lang: Lang, key: str, **values: Any) -> str:
     """One message, formatted; a missing key is a bug and raises KeyError."""
     return catalogue(lang)[key].format(**values)
-

@@ -110,3 +110,14 @@ def test_criteria_list_and_show_print_citations() -> None:
     assert shown.exit_code == 0
     assert "Age Ageing 2019" in shown.output
     assert "EWGSOP2 Table 3" in shown.output
+
+
+def test_a_json_line_that_is_not_an_object_is_answered_in_place(tmp_path: Path) -> None:
+    lines = tmp_path / "mixed.jsonl"
+    lines.write_text(json.dumps(RECORD) + "\n42\n" + json.dumps({**RECORD, "id": "p3"}) + "\n")
+    result = runner.invoke(app, ["assess", "--json", str(lines), "--definitions", "ewgsop2"])
+    assert result.exit_code == 1
+    answers = [json.loads(line) for line in result.output.splitlines()]
+    assert answers[0]["id"] == "p1" and answers[2]["id"] == "p3"
+    assert answers[1]["error"]["field"] == "record"
+    assert "expected a JSON object" in answers[1]["error"]["message"]

@@ -9,7 +9,14 @@ import polars as pl
 
 from sarcokit.definitions import definitions
 from sarcokit.engine import INVALID, EstimateAsm, evaluate
-from sarcokit.fields import CONDITIONS, InputError, describe_token, input_columns, parse_record
+from sarcokit.fields import (
+    CONDITIONS,
+    InputError,
+    Problem,
+    describe_token,
+    input_columns,
+    parse_record,
+)
 from sarcokit.i18n import Lang
 from sarcokit.result import Result, derived_of, explain, screening_of, secondary_of
 from sarcokit.secondary.conditions import recognise
@@ -42,7 +49,12 @@ def assess_many(
     originals = list(records)
     for record in originals:
         if not isinstance(record, Mapping):
-            raise TypeError(f"a record must be a JSON object, not {type(record).__name__}")
+            expected = "a JSON object with the fields of the subject record"
+            message = f"record {record!r} is a {type(record).__name__}; expected {expected}"
+            parsed.append({})
+            problems.append([Problem("record", record, expected, message)])
+            diagnoses.append([])
+            continue
         try:
             row = parse_record(record, sex_coding)
             diagnoses.append(row.pop(CONDITIONS, []))
@@ -61,7 +73,7 @@ def assess_many(
     results: list[Result] = []
     rows = evaluated.iter_rows(named=True)
     for record, row, found, given in zip(originals, rows, problems, diagnoses, strict=True):
-        subject = record.get("id")
+        subject = record.get("id") if isinstance(record, Mapping) else None
         if not found and row[INVALID] is not None:
             found = [describe_token(token, record) for token in row[INVALID].split(" ")]
         if found:

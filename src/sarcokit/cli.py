@@ -174,16 +174,13 @@ def assess(
     else:
         raise _fail("nothing to assess: give --json FILE or measurement options (see --help)")
     language: Lang = "zh" if lang == "zh" else "en"
-    try:
-        results = assess_many(
-            records,
-            definitions=chosen,
-            lang=language,
-            estimate_asm="wen2011" if estimate_asm else None,
-            sex_coding=_sex_coding(sex_coding),
-        )
-    except TypeError as error:
-        raise _fail(str(error)) from None
+    results = assess_many(
+        records,
+        definitions=chosen,
+        lang=language,
+        estimate_asm="wen2011" if estimate_asm else None,
+        sex_coding=_sex_coding(sex_coding),
+    )
     mode = output or (Output.json if json_input is not None else Output.terminal)
     if mode is Output.json:
         payloads = [r.to_dict() for r in results]

@@ -204,7 +204,8 @@ def stages(
         asm = estimate_asm_exprs(ASM_EQUATIONS[estimate_asm])
     pipeline: list[list[nw.Expr]] = [
         [validation_error_column(present).alias(INVALID)],
-        [_valid(nw.col(name)).alias(name) for name in inputs],
+        # Absent inputs are null already; masking them would only hide that they are constant.
+        [_valid(nw.col(name)).alias(name) for name in inputs if name in present],
         canonical_exprs(),
         body_exprs(),
         asm,
@@ -254,11 +255,39 @@ def _polars_stages(
 
     Narwhals translates its expressions on every call, which is most of the cost of assessing
     one subject; the translation depends only on the backend, so it is done once per choice.
+
+    An expression that reads only columns the input lacks (all null) has one value for every
+    row: it is computed once here and becomes a literal, so a cohort without CT or laboratory
+    columns does not pay for those tools row by row.
     """
-    return tuple(
-        tuple(_to_polars(expr) for expr in stage)
-        for stage in stages(definition_ids, estimate_asm, present, enum=True)
-    )
+    constants: dict[str, pl.Series] = {
+        name: pl.Series(name, [None], dtype=_polars_dtype(spec.dtype()))
+        for name, (spec, _) in input_columns().items()
+        if name not in present
+    }
+    compiled: list[tuple[pl.Expr, ...]] = []
+    for stage in stages(definition_ids, estimate_asm, present, enum=True):
+        exprs = []
+        folded: dict[str, pl.Series] = {}
+        for expr in map(_to_polars, stage):
+            roots = expr.meta.root_names()
+            if set(roots) <= constants.keys():
+                value = pl.DataFrame([constants[r] for r in dict.fromkeys(roots)]).select(expr)
+                column = value.to_series() if value.height else pl.Series([None])
+                folded[column.name] = column
+                expr = pl.lit(column[0], dtype=column.dtype).alias(column.name)
+            exprs.append(expr)
+        constants.update(folded)
+        compiled.append(tuple(exprs))
+    return tuple(compiled)
+
+
+def _polars_dtype(dtype: nw.dtypes.DType) -> pl.DataType:
+    """The Polars type of a Narwhals type, for the one-row frames constants are computed on."""
+    native: pl.DataType = nw.to_native(
+        nw.from_native(pl.DataFrame({"x": []})).with_columns(nw.col("x").cast(dtype))
+    ).schema["x"]
+    return native
 
 
 def _output_columns(

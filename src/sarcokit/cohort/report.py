@@ -89,7 +89,8 @@ def _group_figure(by_group: pl.DataFrame, group: str) -> str:
     axis.set_yticks([i + 0.4 - width / 2 for i in range(len(definitions))], definitions)
     axis.invert_yaxis()
     axis.set_xlabel("prevalence, % of evaluable")
-    axis.legend(title=group, fontsize=8)
+    if levels:  # a group with no evaluable row has nothing to label
+        axis.legend(title=group, fontsize=8)
     return _png(figure)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import polars as pl
 
 from sarcokit.definitions import definitions
-from sarcokit.engine import INVALID, EstimateAsm, evaluate
+from sarcokit.engine import INVALID, EstimateAsm, evaluate, polars_dtype
 from sarcokit.fields import (
     CONDITIONS,
     InputError,
@@ -22,15 +23,9 @@ from sarcokit.result import Result, derived_of, explain, screening_of, secondary
 from sarcokit.secondary.conditions import recognise
 
 
+@cache
 def _schema() -> dict[str, pl.DataType]:
-    types = {
-        "text": pl.String(),
-        "number": pl.Float64(),
-        "integer": pl.Int64(),
-        "boolean": pl.Boolean(),
-        "category": pl.String(),
-    }
-    return {name: types[spec.kind] for name, (spec, _) in input_columns().items()}
+    return {name: polars_dtype(spec.dtype()) for name, (spec, _) in input_columns().items()}
 
 
 def assess_many(

@@ -74,6 +74,18 @@ def _parse_pairs(option: str, pairs: list[str]) -> dict[str, str]:
     return parsed
 
 
+def _definition_ids(text: str | None, option: str = "--definitions") -> list[str] | None:
+    """Comma-separated definition ids, each checked; None means all."""
+    if not text:
+        return None
+    chosen = [d.strip() for d in text.split(",")]
+    for definition_id in chosen:
+        if definition_id not in DEFINITION_IDS:
+            known = ", ".join(DEFINITION_IDS)
+            raise _fail(f"{option} {definition_id!r}: expected ids among {known}")
+    return chosen
+
+
 def _sex_coding(text: str | None) -> dict[Any, str] | None:
     if not text:
         return None
@@ -142,12 +154,7 @@ def assess(
         raise _fail(f"--lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
     if estimate_asm is not None and estimate_asm not in ASM_EQUATIONS:
         raise _fail(f"--estimate-asm {estimate_asm!r}: expected one of {', '.join(ASM_EQUATIONS)}")
-    chosen = [d.strip() for d in definitions_option.split(",")] if definitions_option else None
-    for definition_id in chosen or []:
-        if definition_id not in DEFINITION_IDS:
-            raise _fail(
-                f"--definitions {definition_id!r}: expected ids among {', '.join(DEFINITION_IDS)}"
-            )
+    chosen = _definition_ids(definitions_option)
     flags = {
         "sex": sex,
         "age": age,
@@ -298,12 +305,9 @@ def cohort(
 
     if engine not in ENGINES:
         raise _fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
-    chosen = [d.strip() for d in definitions_option.split(",")] if definitions_option else None
-    for definition_id in [*(chosen or []), *([reference] if reference else [])]:
-        if definition_id not in DEFINITION_IDS:
-            raise _fail(
-                f"definition {definition_id!r}: expected ids among {', '.join(DEFINITION_IDS)}"
-            )
+    chosen = _definition_ids(definitions_option)
+    if reference is not None:
+        _definition_ids(reference, option="--reference")
     try:
         breaks = [int(b) for b in age_bands.split(",")]
     except ValueError:

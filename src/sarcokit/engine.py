@@ -261,7 +261,7 @@ def _polars_stages(
     columns does not pay for those tools row by row.
     """
     constants: dict[str, pl.Series] = {
-        name: pl.Series(name, [None], dtype=_polars_dtype(spec.dtype()))
+        name: pl.Series(name, [None], dtype=polars_dtype(spec.dtype()))
         for name, (spec, _) in input_columns().items()
         if name not in present
     }
@@ -282,8 +282,8 @@ def _polars_stages(
     return tuple(compiled)
 
 
-def _polars_dtype(dtype: nw.dtypes.DType) -> pl.DataType:
-    """The Polars type of a Narwhals type, for the one-row frames constants are computed on."""
+def polars_dtype(dtype: nw.dtypes.DType) -> pl.DataType:
+    """The Polars type of a Narwhals type (record frames, the one-row frames of constants)."""
     native: pl.DataType = nw.to_native(
         nw.from_native(pl.DataFrame({"x": []})).with_columns(nw.col("x").cast(dtype))
     ).schema["x"]

@@ -28,6 +28,22 @@ def _schema() -> dict[str, pl.DataType]:
     return {name: polars_dtype(spec.dtype()) for name, (spec, _) in input_columns().items()}
 
 
+def _frame(parsed: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
+    # Only the fields the records carry: the engine then compiles a pipeline for that set of
+    # fields, folding everything that reads only absent ones into literals, which is most of
+    # the cost of a one-row frame. `id` always goes in so that the frame keeps its rows.
+    carried = {name for row in parsed for name in row}
+    schema = {name: dtype for name, dtype in _schema().items() if name in carried or name == "id"}
+    return (
+        pl.DataFrame(parsed, schema=schema, orient="row") if parsed else pl.DataFrame(schema=schema)
+    )
+
+
+def records_frame(records: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
+    """Valid records as one typed frame for `evaluate`; a bad record raises InputError."""
+    return _frame([parse_record(record) for record in records])
+
+
 def assess_many(
     records: Iterable[Mapping[str, Any]],
     *,
@@ -59,12 +75,9 @@ def assess_many(
             parsed.append({"id": record.get("id")} if isinstance(record.get("id"), str) else {})
             problems.append(error.problems)
             diagnoses.append([])
-    frame = (
-        pl.DataFrame(parsed, schema=_schema(), orient="row")
-        if parsed
-        else pl.DataFrame(schema=_schema())
+    evaluated = evaluate(
+        _frame(parsed), [d.id for d in chosen], estimate_asm=estimate_asm, explain=True
     )
-    evaluated = evaluate(frame, [d.id for d in chosen], estimate_asm=estimate_asm, explain=True)
     results: list[Result] = []
     rows = evaluated.iter_rows(named=True)
     for record, row, found, given in zip(originals, rows, problems, diagnoses, strict=True):

@@ -8,7 +8,7 @@ categories. Every flag is three-valued: true = low, false = normal, null = unkno
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from typing import Any, Literal
 
 import narwhals as nw
@@ -35,7 +35,7 @@ from sarcokit.rules import compile_rule
 from sarcokit.screening import FLAG_COLUMNS, SCORE_COLUMNS, score_stages
 from sarcokit.secondary.ct import ct_stages
 from sarcokit.secondary.factors import factor_exprs
-from sarcokit.secondary.glim import glim_exprs
+from sarcokit.secondary.glim import glim_stages
 from sarcokit.secondary.liver import liver_exprs
 from sarcokit.secondary.osteosarcopenia import bone_exprs, osteosarcopenia_exprs
 from sarcokit.thresholds import subject_exprs, threshold_expr
@@ -134,9 +134,14 @@ def _ct_low_muscle() -> nw.Expr:
 
 def secondary_stages() -> list[list[nw.Expr]]:
     """CT body composition, then the liver scores (which read the CT flag), GLIM, bone, factors."""
+    # The GLIM criteria read only inputs and derived values, so they share the first CT stage
+    # rather than adding one.
+    criteria, glim = glim_stages()
+    first, *rest = ct_stages()
     return [
-        *ct_stages(),
-        [_ct_low_muscle(), *liver_exprs(), *glim_exprs(), *bone_exprs(), *factor_exprs()],
+        [*first, *criteria],
+        *rest,
+        [_ct_low_muscle(), *liver_exprs(), *glim, *bone_exprs(), *factor_exprs()],
     ]
 
 
@@ -156,7 +161,8 @@ def output_names(exprs: Sequence[nw.Expr]) -> list[str]:
 def secondary_columns(definition_ids: tuple[str, ...]) -> tuple[str, ...]:
     """Public columns of the secondary-sarcopenia tools for a choice of definitions."""
     exprs = [e for stage in secondary_stages() for e in stage]
-    return tuple(output_names([*exprs, *osteosarcopenia_exprs(definition_ids)]))
+    names = output_names([*exprs, *osteosarcopenia_exprs(definition_ids)])
+    return tuple(name for name in names if not name.startswith("__"))
 
 
 def public_columns(chosen: Sequence[Definition]) -> list[str]:
@@ -183,7 +189,13 @@ def _component_flag_column(definition: Definition, component_id: str) -> str:
     return f"{definition.id}__{component_id}"
 
 
-@cache
+# Keyed by the set of columns present, which a stream of records can vary without bound: the
+# caches keep the most recent sets (compiling one costs ~0.1-0.2 s, so a form's few field sets
+# stay warm while memory stays bounded).
+PIPELINE_CACHE_SIZE = 64
+
+
+@lru_cache(maxsize=PIPELINE_CACHE_SIZE)
 def stages(
     definition_ids: tuple[str, ...],
     estimate_asm: EstimateAsm | None,
@@ -247,7 +259,7 @@ def _component_of(definition: Definition, component_id: str) -> nw.Expr:
     return nw.col(_component_flag_column(definition, component_id))
 
 
-@cache
+@lru_cache(maxsize=PIPELINE_CACHE_SIZE)
 def _polars_stages(
     definition_ids: tuple[str, ...], estimate_asm: EstimateAsm | None, present: frozenset[str]
 ) -> tuple[tuple[pl.Expr, ...], ...]:
@@ -265,10 +277,14 @@ def _polars_stages(
         for name, (spec, _) in input_columns().items()
         if name not in present
     }
-    compiled: list[tuple[pl.Expr, ...]] = []
+    # Absent inputs are added as typed nulls here, translated once, rather than per call.
+    compiled: list[tuple[pl.Expr, ...]] = [
+        tuple(pl.lit(None, dtype=c.dtype).alias(name) for name, c in constants.items())
+    ]
     for stage in stages(definition_ids, estimate_asm, present, enum=True):
         exprs = []
         folded: dict[str, pl.Series] = {}
+        varying: list[str] = []
         for expr in map(_to_polars, stage):
             roots = expr.meta.root_names()
             if set(roots) <= constants.keys():
@@ -276,8 +292,14 @@ def _polars_stages(
                 column = value.to_series() if value.height else pl.Series([None])
                 folded[column.name] = column
                 expr = pl.lit(column[0], dtype=column.dtype).alias(column.name)
+            else:
+                varying.append(expr.meta.output_name())
             exprs.append(expr)
         constants.update(folded)
+        # A stage may overwrite an absent input from a present one (creatinine in mg/dL from
+        # µmol/L): from here on that column varies and must not be folded as null.
+        for name in varying:
+            constants.pop(name, None)
         compiled.append(tuple(exprs))
     return tuple(compiled)
 
@@ -312,6 +334,15 @@ def _output_columns(
     return keep
 
 
+# On a few rows the query planner, not the data, is the cost: of its passes only common
+# subexpression elimination pays for itself (thresholds repeat their operands), and the
+# in-memory engine skips the streaming engine's setup. ~25% off a one-record assessment; from
+# a few thousand rows on, the default plan is as fast or faster.
+SMALL_FRAME_ROWS = 1_000
+_SMALL_FRAME_FLAGS = pl.QueryOptFlags.none()
+_SMALL_FRAME_FLAGS.comm_subexpr_elim = True
+
+
 def evaluate(
     frame: IntoFrameT,
     definition_ids: Sequence[str] | None = None,
@@ -338,20 +369,25 @@ def evaluate(
     check_frame_types(schema)
     present = set(schema)
     given = frozenset(name for name in input_columns() if name in present)
-    missing = [
-        nw.lit(None, dtype=spec.dtype()).alias(name)
-        for name, (spec, _) in input_columns().items()
-        if name not in present
-    ]
     columns = _output_columns(chosen, present, explain, [k for k in keep if k != "id"])
-    native = nw.to_native(nw_frame.with_columns(*missing))
+    native = nw.to_native(nw_frame)
     if isinstance(native, pl.DataFrame | pl.LazyFrame):
         lazy = native.lazy()
         for polars_stage in _polars_stages(key, estimate_asm, given):
             lazy = lazy.with_columns(*polars_stage)
         result = lazy.select(columns)
-        return result if isinstance(native, pl.LazyFrame) else result.collect()  # type: ignore[return-value]
-    nw_frame = nw.from_native(native)
+        if isinstance(native, pl.LazyFrame):
+            return result  # type: ignore[return-value]
+        if native.height <= SMALL_FRAME_ROWS:
+            return result.collect(engine="in-memory", optimizations=_SMALL_FRAME_FLAGS)  # type: ignore[return-value]
+        return result.collect()  # type: ignore[return-value]
+    nw_frame = nw_frame.with_columns(
+        *(
+            nw.lit(None, dtype=spec.dtype()).alias(name)
+            for name, (spec, _) in input_columns().items()
+            if name not in present
+        )
+    )
     for stage in stages(key, estimate_asm, given):
         nw_frame = nw_frame.with_columns(*stage)
     return nw.to_native(nw_frame.select(columns))  # type: ignore[no-any-return]

@@ -15,6 +15,7 @@ from sarcokit.fields import (
     InputError,
     Problem,
     describe_token,
+    field_specs,
     input_columns,
     parse_record,
 )
@@ -28,12 +29,20 @@ def _schema() -> dict[str, pl.DataType]:
     return {name: polars_dtype(spec.dtype()) for name, (spec, _) in input_columns().items()}
 
 
+@cache
+def _common_fields() -> frozenset[str]:
+    return frozenset(
+        {"id"} | {name for name, spec in field_specs().items() if spec.group != "secondary"}
+    )
+
+
 def _frame(parsed: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
-    # Only the fields the records carry: the engine then compiles a pipeline for that set of
-    # fields, folding everything that reads only absent ones into literals, which is most of
-    # the cost of a one-row frame. `id` always goes in so that the frame keeps its rows.
-    carried = {name for row in parsed for name in row}
-    schema = {name: dtype for name, dtype in _schema().items() if name in carried or name == "id"}
+    # The common fields always, the secondary ones only when carried: the engine compiles one
+    # pipeline per set of present columns and folds what reads only absent ones into literals
+    # (most of the cost of a one-row frame is the secondary tools). Records that differ only in
+    # which common fields they give then share one pipeline.
+    carried = {name for row in parsed for name in row} | _common_fields()
+    schema = {name: dtype for name, dtype in _schema().items() if name in carried}
     return (
         pl.DataFrame(parsed, schema=schema, orient="row") if parsed else pl.DataFrame(schema=schema)
     )

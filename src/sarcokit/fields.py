@@ -64,6 +64,7 @@ class FieldSpec:
     values: tuple[str, ...] = ()
     labels: Mapping[str, Any] = field(default_factory=dict)
     alternatives: tuple[Alternative, ...] = ()
+    group: str = "primary"
 
     def dtype(self) -> nw.dtypes.DType:
         """The column type of the field in a frame."""
@@ -135,6 +136,7 @@ def field_specs() -> dict[str, FieldSpec]:
             values=tuple(entry.get("values", ())),
             labels=dict(entry.get("labels", {})),
             alternatives=alternatives,
+            group=entry.get("group", "primary"),
         )
     return specs
 

@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BROWSER_STAMP := $(VENV)/.browser-deps
 
-.PHONY: run test lint typecheck docs clean
+.PHONY: run test assess browser-deps catalogues docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,14 +13,37 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The clinic at http://127.0.0.1:8000 (SQLite under ./var; SARCOKIT_DATABASE_URL for PostgreSQL).
+run: $(STAMP) $(BROWSER_STAMP)
+	$(BIN)/sarcokit clinic serve --host 127.0.0.1 --port 8000
+
+# The command-line assessment of the example patients.
+assess: $(STAMP)
 	$(BIN)/sarcokit assess --json examples/patients.json --output terminal
 
-test: $(STAMP)
+# Debian packages: Chromium drives the browser tests, Pango renders the PDF report (WeasyPrint)
+# and the CJK font shows Chinese pages and PDFs.
+DEBIAN_PACKAGES := chromium fonts-wqy-microhei fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0
+
+$(BROWSER_STAMP): | $(STAMP)
+	@if ! dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+			$(DEBIAN_PACKAGES) >/dev/null; \
+	fi
+	touch $(BROWSER_STAMP)
+
+browser-deps: $(BROWSER_STAMP)
+
+test: $(STAMP) $(BROWSER_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+catalogues: $(STAMP)
+	$(BIN)/python -m sarcokit.web.catalogues
 
 docs: $(STAMP)
 	$(BIN)/sarcokit criteria markdown > docs/definitions.md

@@ -18,12 +18,14 @@ from sarcokit.docs import cutoff_text, definition_markdown, markdown
 from sarcokit.engine import ASM_EQUATIONS
 from sarcokit.i18n import LANGUAGES, Lang
 from sarcokit.render import render
+from sarcokit.web.cli import clinic_app
 
 app = typer.Typer(no_args_is_help=True, help="Screen, diagnose and count sarcopenia.")
 criteria_app = typer.Typer(
     no_args_is_help=True, help="The consensus definitions and their sources."
 )
 app.add_typer(criteria_app, name="criteria")
+app.add_typer(clinic_app, name="clinic")
 
 
 class Output(StrEnum):

@@ -1,0 +1,1 @@
+"""The sarcopenia clinic: server-rendered pages, an HTTP API and its storage."""

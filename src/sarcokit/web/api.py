@@ -1,0 +1,311 @@
+"""The HTTP API under /api/v1: stateless assessment, and the clinic's records for token holders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from sarcokit.definitions import DEFINITION_IDS
+from sarcokit.fields import InputError
+from sarcokit.result import Result
+from sarcokit.web import store
+from sarcokit.web.assessment import assess_visit, invalid
+from sarcokit.web.batching import engine_queue
+from sarcokit.web.config import secret_file
+from sarcokit.web.deps import (
+    Db,
+    Principal,
+    api_role,
+    api_user,
+    patient_or_404,
+    settings,
+    visit_or_404,
+)
+from sarcokit.web.i18n import CORE_LANG
+from sarcokit.web.models import AuditEvent, User, Visit
+from sarcokit.web.report import visit_pdf
+from sarcokit.web.schemas import (
+    AuditOut,
+    ErrorOut,
+    PatientIn,
+    PatientOut,
+    SettingsIO,
+    TokenOut,
+    TokenRequest,
+    UserChange,
+    UserIn,
+    UserOut,
+    VisitIn,
+    VisitOut,
+    subject_record_schema,
+)
+from sarcokit.web.security import authenticate, issue_api_token, throttled
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no valid bearer token"},
+    403: {"model": ErrorOut, "description": "the token's user lacks the role"},
+    422: {"model": ErrorOut, "description": "a field was refused; `error.field` names it"},
+}
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+
+Anyone = Annotated[Principal, Depends(api_user)]
+Clinician = Annotated[Principal, Depends(api_role("clinician"))]
+Researcher = Annotated[Principal, Depends(api_role("researcher"))]
+Admin = Annotated[Principal, Depends(api_role("admin"))]
+Language = Annotated[str | None, Query(description="en or zh-CN; the user's language if absent")]
+
+
+def _language(principal: Principal, requested: str | None) -> str:
+    if requested is None:
+        return principal.user.language
+    return store.check_language(requested)
+
+
+def _not_found(what: str, ident: int) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no {what} with id {ident}")
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise invalid("body", None, f"a JSON object ({error})") from None
+
+
+@router.post(
+    "/assess",
+    summary="Assess one subject record (stateless; nothing is stored)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": subject_record_schema()}},
+        }
+    },
+)
+async def assess_record(
+    request: Request,
+    principal: Anyone,
+    definitions: Annotated[
+        str | None, Query(description="comma-separated definition ids; the clinic's by default")
+    ] = None,
+    lang: Language = None,
+) -> dict[str, Any]:
+    """The DESIGN.md result contract for the record; a refused record is a 422 naming the field."""
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise invalid("body", None, "a JSON object with the fields of the subject record")
+    language = _language(principal, lang)
+    if definitions:
+        chosen = definitions.split(",")
+        unknown = [d for d in chosen if d not in DEFINITION_IDS]
+        if unknown:
+            raise invalid("definitions", definitions, f"ids among {', '.join(DEFINITION_IDS)}")
+    else:
+        chosen = await run_in_threadpool(_clinic_definitions, request)
+    # Concurrent requests share one engine call (see batching); the event loop stays free.
+    result = await asyncio.wrap_future(engine_queue.submit(body, chosen, CORE_LANG[language]))
+    if not result.ok:
+        raise InputError(result.problems)
+    return result.to_dict()
+
+
+def _clinic_definitions(request: Request) -> list[str]:
+    factory: sessionmaker[Session] = request.app.state.sessions
+    with factory() as db:
+        return store.clinic_definitions(db)
+
+
+# -- patients and visits (clinicians) --------------------------------------------------------
+
+
+def _patient_in(body: PatientIn) -> store.PatientIn:
+    return store.PatientIn(body.record_number, body.name, body.sex, body.date_of_birth)
+
+
+@router.get("/patients", summary="Search patients by record number or name")
+def list_patients(db: Db, principal: Clinician, q: str = "") -> list[PatientOut]:
+    """Up to 50 patients whose record number or name contains `q`."""
+    return [PatientOut.model_validate(p) for p in store.search_patients(db, principal.user, q)]
+
+
+@router.post("/patients", status_code=201, summary="Register a patient")
+def create_patient(db: Db, principal: Clinician, body: PatientIn) -> PatientOut:
+    """A new patient; 409 when the record number is taken."""
+    patient = store.create_patient(db, principal.user, _patient_in(body))
+    return PatientOut.model_validate(patient)
+
+
+@router.get("/patients/{patient_id}", summary="One patient")
+def read_patient(db: Db, principal: Clinician, patient_id: int) -> PatientOut:
+    """The patient's identifying details."""
+    return PatientOut.model_validate(patient_or_404(db, principal, patient_id))
+
+
+@router.put("/patients/{patient_id}", summary="Correct a patient's details")
+def update_patient(db: Db, principal: Clinician, patient_id: int, body: PatientIn) -> PatientOut:
+    """The corrected patient."""
+    patient = patient_or_404(db, principal, patient_id)
+    store.update_patient(db, principal.user, patient, _patient_in(body))
+    return PatientOut.model_validate(patient)
+
+
+def _visit_out(visit: Visit, language: str, result: Result | None = None) -> VisitOut:
+    if result is None:
+        result = assess_visit(
+            visit.patient,
+            visit.visit_date,
+            visit.measurements,
+            visit.definitions,
+            CORE_LANG[language],
+        )
+    return VisitOut(
+        id=visit.id,
+        patient_id=visit.patient_id,
+        visit_date=visit.visit_date,
+        measurements=visit.measurements,
+        definitions=visit.definitions,
+        engine_version=visit.engine_version,
+        result=result.to_dict(),
+    )
+
+
+@router.get("/patients/{patient_id}/visits", summary="A patient's visits, oldest first")
+def list_visits(
+    db: Db, principal: Clinician, patient_id: int, lang: Language = None
+) -> list[VisitOut]:
+    """Every visit with its result."""
+    patient = patient_or_404(db, principal, patient_id)
+    language = _language(principal, lang)
+    return [_visit_out(v, language) for v in store.patient_visits(db, principal.user, patient)]
+
+
+@router.post("/patients/{patient_id}/visits", status_code=201, summary="Record a visit")
+def create_visit(
+    db: Db, principal: Clinician, patient_id: int, body: VisitIn, lang: Language = None
+) -> VisitOut:
+    """The stored visit and its result under the clinic's definitions."""
+    patient = patient_or_404(db, principal, patient_id)
+    language = _language(principal, lang)
+    visit, result = store.create_visit(
+        db, principal.user, patient, body.visit_date, body.measurements, CORE_LANG[language]
+    )
+    return _visit_out(visit, language, result)
+
+
+@router.get("/visits/{visit_id}", summary="One visit with its result")
+def read_visit(db: Db, principal: Clinician, visit_id: int, lang: Language = None) -> VisitOut:
+    """The visit, its measurements and its result in the reader's language."""
+    return _visit_out(visit_or_404(db, principal, visit_id), _language(principal, lang))
+
+
+@router.get("/visits/{visit_id}/result", summary="A visit's result (the DESIGN.md contract)")
+def read_result(
+    db: Db, principal: Clinician, visit_id: int, lang: Language = None
+) -> dict[str, Any]:
+    """The result contract for the visit under the definitions it was recorded with."""
+    return _visit_out(visit_or_404(db, principal, visit_id), _language(principal, lang)).result
+
+
+@router.get(
+    "/visits/{visit_id}/report.pdf",
+    summary="The visit report as PDF",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def read_report(db: Db, principal: Clinician, visit_id: int, lang: Language = None) -> Response:
+    """The printable report for the chart, in the reader's language."""
+    visit = visit_or_404(db, principal, visit_id, "visit.report")
+    pdf = visit_pdf(visit, _language(principal, lang))
+    return Response(pdf, media_type="application/pdf")
+
+
+# -- research ------------------------------------------------------------------------------
+
+
+@router.get("/export", summary="De-identified export of every visit (researchers)")
+def export(request: Request, db: Db, principal: Researcher) -> list[dict[str, Any]]:
+    """One row per visit: pseudonym, sex, age (capped at 90), days since first visit, results."""
+    key = secret_file(settings(request).export_key_path)
+    return store.export_rows(db, principal.user, key)
+
+
+# -- accounts and settings (administrators) -------------------------------------------------
+
+
+@router.post("/auth/token", status_code=201, summary="Exchange credentials for a bearer token")
+def token(request: Request, db: Db, body: TokenRequest) -> TokenOut:
+    """A new bearer token; repeated failures are throttled (429)."""
+    config = settings(request)
+    client = request.client.host if request.client else "unknown"
+    window = timedelta(minutes=config.login_window_minutes)
+    if throttled(db, body.username, client, config.login_attempts, window):
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; wait")
+    user = authenticate(db, body.username, body.password, client)
+    if user is None:
+        # The failure must be kept although the request fails.
+        db.commit()
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown username or wrong password")
+    return TokenOut(token=issue_api_token(db, user, body.name))
+
+
+@router.get("/users", summary="Accounts")
+def list_users(db: Db, principal: Admin) -> list[UserOut]:
+    """Every account."""
+    return [UserOut.model_validate(u) for u in db.scalars(select(User).order_by(User.id))]
+
+
+@router.post("/users", status_code=201, summary="Create an account")
+def create_user(db: Db, principal: Admin, body: UserIn) -> UserOut:
+    """The new account."""
+    user = store.create_user(
+        db,
+        principal.user,
+        body.username,
+        body.display_name,
+        body.password,
+        body.roles,
+        body.language,
+    )
+    return UserOut.model_validate(user)
+
+
+@router.patch("/users/{user_id}", summary="Change an account")
+def change_user(db: Db, principal: Admin, user_id: int, body: UserChange) -> UserOut:
+    """The changed account."""
+    user = db.get(User, user_id) if 0 < user_id <= store.MAX_ID else None
+    if user is None:
+        raise _not_found("user", user_id)
+    store.update_user(
+        db, principal.user, user, roles=body.roles, active=body.active, password=body.password
+    )
+    return UserOut.model_validate(user)
+
+
+@router.get("/settings", summary="Clinic settings")
+def read_settings(db: Db, principal: Admin) -> SettingsIO:
+    """The definitions the clinic reports."""
+    return SettingsIO(definitions=store.clinic_definitions(db))
+
+
+@router.put("/settings", summary="Change clinic settings")
+def write_settings(db: Db, principal: Admin, body: SettingsIO) -> SettingsIO:
+    """The new settings."""
+    store.set_clinic_definitions(db, principal.user, body.definitions)
+    return SettingsIO(definitions=store.clinic_definitions(db))
+
+
+@router.get("/audit", summary="The audit log, newest first")
+def read_audit(
+    db: Db, principal: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[AuditOut]:
+    """The newest audit events."""
+    events = db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit))
+    return [AuditOut.model_validate(e) for e in events]

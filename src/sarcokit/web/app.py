@@ -1,0 +1,143 @@
+"""The clinic application: storage, middleware, error handling and routes put together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from importlib.resources import files
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from sarcokit import __version__
+from sarcokit.fields import InputError
+from sarcokit.web import api, pages
+from sarcokit.web.config import Settings, secret_file, settings_from_env
+from sarcokit.web.db import make_engine, migrate, session_factory, transaction
+from sarcokit.web.deps import SESSION_COOKIE, LoginRequired, Principal
+from sarcokit.web.security import session_of
+from sarcokit.web.store import Conflict, count_users
+from sarcokit.web.templating import render
+
+log = logging.getLogger("sarcokit.web")
+
+# Requests holding a database session at once, per process: below the connection pool and
+# below the server's worker threads (40), see deps.database.
+DB_SLOTS = 16
+
+
+def _error(status: int, field: str, value: Any, expected: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"field": field, "value": value, "expected": expected, "message": message}},
+        status_code=status,
+    )
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _signed_in(request: Request) -> Principal | None:
+    # Error pages keep the signed-in user's language and navigation.
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    with transaction(request.app.state.sessions) as db:
+        found = session_of(db, token)
+        return Principal(found.user, found.csrf_token) if found else None
+
+
+def _install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, _: LoginRequired) -> Response:
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(InputError)
+    async def input_error(request: Request, error: InputError) -> Response:
+        problems = [p.to_dict() for p in error.problems]
+        return JSONResponse({"error": {**problems[0], "problems": problems}}, status_code=422)
+
+    @app.exception_handler(Conflict)
+    async def conflict(request: Request, error: Conflict) -> Response:
+        return _error(409, "record", None, "a value not already in use", str(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(request: Request, error: RequestValidationError) -> Response:
+        problems = []
+        for found in error.errors():
+            location = [str(part) for part in found.get("loc", ()) if part not in ("body",)]
+            # A body that is not JSON is located at ("body", character offset): name the body.
+            invalid_json = found.get("type") == "json_invalid"
+            name = "body" if invalid_json else ".".join(location) or "body"
+            value = found.get("input")
+            value = value if isinstance(value, str | int | float | bool | None) else None
+            problems.append(
+                {
+                    "field": name,
+                    "value": value,
+                    "expected": str(found.get("msg", "")),
+                    "message": f"{name}: {found.get('msg', '')}",
+                }
+            )
+        first = problems[0] if problems else {"field": "body", "value": None}
+        return JSONResponse({"error": {**first, "problems": problems}}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        if _is_api(request):
+            return JSONResponse(
+                {"error": {"message": error.detail}},
+                status_code=error.status_code,
+                headers=error.headers,
+            )
+        principal = await run_in_threadpool(_signed_in, request)
+        return render(
+            request, "error.html", principal, status_code=error.status_code, detail=error.detail
+        )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The clinic on its database, migrated to the newest schema."""
+    from sarcokit.web.middleware import ClinicMiddleware
+
+    chosen = settings or settings_from_env()
+    engine = make_engine(chosen.database_url)
+    migrate(engine)
+    app = FastAPI(
+        title="sarcokit clinic",
+        version=__version__,
+        description=(
+            "Sarcopenia clinic: patients, visits and results under the consensus definitions. "
+            "Every result is computed by the sarcokit engine; see /api/v1/assess."
+        ),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.settings = chosen
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.db_slots = asyncio.Semaphore(DB_SLOTS)
+    _install_handlers(app)
+    app.add_middleware(ClinicMiddleware, max_body_bytes=chosen.max_body_bytes)
+    app.mount(
+        "/static",
+        StaticFiles(directory=str(files("sarcokit.web").joinpath("static"))),
+        name="static",
+    )
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    with transaction(app.state.sessions) as db:
+        if count_users(db) == 0:
+            code = secret_file(chosen.setup_code_path, 12)
+            log.warning(
+                "First run: no administrator yet. Open /setup in the browser and enter the "
+                "setup code %s (also kept in %s).",
+                code,
+                chosen.setup_code_path,
+            )
+    return app

@@ -1,0 +1,56 @@
+"""Clinic settings, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+DATABASE_URL_VARIABLE = "SARCOKIT_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the clinic keeps its data and how it treats connections."""
+
+    database_url: str
+    data_dir: Path
+    # Cookies carry the Secure flag behind HTTPS; plain loopback HTTP needs it off.
+    cookie_secure: bool = False
+    session_hours: int = 12
+    max_body_bytes: int = 256 * 1024
+    login_attempts: int = 5
+    login_window_minutes: int = 15
+
+    @property
+    def setup_code_path(self) -> Path:
+        """The file holding the one-time code that creates the first administrator."""
+        return self.data_dir / "setup-code"
+
+    @property
+    def export_key_path(self) -> Path:
+        """The file holding the key that pseudonymises patients in research exports."""
+        return self.data_dir / "export-key"
+
+
+def settings_from_env(data_dir: Path | None = None) -> Settings:
+    """Settings from SARCOKIT_* variables; SQLite under ./var by default."""
+    directory = data_dir or Path(os.environ.get("SARCOKIT_DATA_DIR", "var"))
+    directory.mkdir(parents=True, exist_ok=True)
+    default_url = f"sqlite:///{(directory / 'sarcokit.db').as_posix()}"
+    return Settings(
+        database_url=os.environ.get(DATABASE_URL_VARIABLE, default_url),
+        data_dir=directory,
+        cookie_secure=os.environ.get("SARCOKIT_COOKIE_SECURE", "0") == "1",
+    )
+
+
+def secret_file(path: Path, nbytes: int = 32) -> str:
+    """A random secret kept in a file readable by the owner only, created on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(nbytes))
+    return path.read_text().strip()

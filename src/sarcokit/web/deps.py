@@ -1,0 +1,144 @@
+"""Request dependencies: the database session, who is asking, and what they may do."""
+
+# No `from __future__ import annotations`: FastAPI must see the closure's real dependency
+# annotations in _requiring, which refer to a local variable.
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from sarcokit.web import store
+from sarcokit.web.config import Settings
+from sarcokit.web.models import Patient, User, Visit
+from sarcokit.web.security import session_of, user_of_api_token
+
+SESSION_COOKIE = "sarcokit_session"
+PRE_SESSION_CSRF_COOKIE = "sarcokit_csrf"
+
+
+class LoginRequired(Exception):
+    """A page needs a signed-in user; the handler redirects to the login page."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The signed-in user and, for browser sessions, the session's CSRF token."""
+
+    user: User
+    csrf: str | None
+
+    def has(self, role: str) -> bool:
+        """Whether the user holds the role."""
+        return role in self.user.role_set
+
+
+def settings(request: Request) -> Settings:
+    """The clinic's settings."""
+    found: Settings = request.app.state.settings
+    return found
+
+
+async def database(request: Request) -> AsyncIterator[Session]:
+    """A session for the request: committed when the handler succeeds, else rolled back.
+
+    At most `db_slots` requests per process hold a session at once, fewer than the worker
+    threads: a request holding SQLite's write lock, or the last pooled connection, can then
+    always get a thread to finish and release it.
+    """
+    factory: sessionmaker[Session] = request.app.state.sessions
+    async with request.app.state.db_slots:
+        db = factory()
+        try:
+            yield db
+            await run_in_threadpool(db.commit)
+        except BaseException:
+            await run_in_threadpool(db.rollback)
+            raise
+        finally:
+            await run_in_threadpool(db.close)
+
+
+Db = Annotated[Session, Depends(database)]
+
+
+def _page_principal(request: Request, db: Db) -> Principal | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    found = session_of(db, token) if token else None
+    if found is None:
+        return None
+    return Principal(found.user, found.csrf_token)
+
+
+def optional_page_user(request: Request, db: Db) -> Principal | None:
+    """The browser session's user, if signed in."""
+    return _page_principal(request, db)
+
+
+def page_user(request: Request, db: Db) -> Principal:
+    """The browser session's user; anonymous visitors are sent to the login page."""
+    principal = _page_principal(request, db)
+    if principal is None:
+        raise LoginRequired
+    return principal
+
+
+def api_user(request: Request) -> Principal:
+    """The user a bearer token belongs to (looked up in a session of its own, closed at once)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    user = None
+    if scheme.lower() == "bearer" and token:
+        factory: sessionmaker[Session] = request.app.state.sessions
+        with factory() as db:
+            user = user_of_api_token(db, token.strip())
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a valid bearer token is required (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return Principal(user, None)
+
+
+def _requiring(
+    source: Callable[..., Principal], roles: tuple[str, ...]
+) -> Callable[..., Principal]:
+    def check(principal: Annotated[Principal, Depends(source)]) -> Principal:
+        if not any(principal.has(role) for role in roles):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"this needs the role {' or '.join(roles)}"
+            )
+        return principal
+
+    return check
+
+
+def page_role(*roles: str) -> Callable[..., Principal]:
+    """A page dependency admitting users with any of the roles."""
+    return _requiring(page_user, roles)
+
+
+def api_role(*roles: str) -> Callable[..., Principal]:
+    """An API dependency admitting token holders with any of the roles."""
+    return _requiring(api_user, roles)
+
+
+def patient_or_404(db: Session, principal: Principal, patient_id: int) -> Patient:
+    """The patient (the read audited), or a 404 naming the id."""
+    patient = store.get_patient(db, principal.user, patient_id)
+    if patient is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient with id {patient_id}")
+    return patient
+
+
+def visit_or_404(
+    db: Session, principal: Principal, visit_id: int, action: str = "visit.read"
+) -> Visit:
+    """The visit (the read audited under `action`), or a 404 naming the id."""
+    visit = store.get_visit(db, principal.user, visit_id, action)
+    if visit is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no visit with id {visit_id}")
+    return visit

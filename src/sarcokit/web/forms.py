@@ -1,0 +1,239 @@
+"""The visit form and questionnaires: what they ask, and their answers as a subject record."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from sarcokit.fields import GRIP, GRIP_TRIALS, InputError, Problem, field_specs, parse_record
+
+YES, NO = "yes", "no"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A unit a value may be entered in, and the record field that takes it."""
+
+    field: str
+    symbol: str
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of the visit form."""
+
+    field: str
+    label: str
+    kind: str
+    units: tuple[Unit, ...]
+    choices: tuple[tuple[str, str], ...]
+    trials: int
+    minimum: float | None
+    maximum: float | None
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled group of inputs."""
+
+    id: str
+    title: str
+    fields: tuple[FormField, ...]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer to a questionnaire item and the value it records."""
+
+    value: Any
+    text: Mapping[str, str]
+
+    @property
+    def form_value(self) -> str:
+        """The answer as a form posts it."""
+        return _form_text(self.value)
+
+
+@dataclass(frozen=True)
+class Item:
+    """A questionnaire item as worded in the validated instrument."""
+
+    field: str
+    component: Mapping[str, str]
+    question: Mapping[str, str]
+    answers: tuple[Answer, ...]
+
+
+@dataclass(frozen=True)
+class Questionnaire:
+    """A validated case-finding questionnaire."""
+
+    id: str
+    title: Mapping[str, str]
+    citation: str
+    citation_zh: str
+    note: str
+    items: tuple[Item, ...]
+
+
+def _form_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return YES if value else NO
+    return str(value)
+
+
+def _unit_symbol(field: str) -> str:
+    specs = field_specs()
+    if field in specs:
+        return specs[field].unit or ""
+    for spec in specs.values():
+        alternative = spec.alternative(field)
+        if alternative is not None:
+            return alternative.unit
+    raise KeyError(field)
+
+
+@cache
+def _form_file() -> dict[str, Any]:
+    return tomllib.loads(files("sarcokit.web").joinpath("visit_form.toml").read_text("utf-8"))
+
+
+def derived_labels() -> dict[str, dict[str, str]]:
+    """Derived value → its label (msgid) and unit, for the values a visit page shows."""
+    shown: dict[str, dict[str, str]] = _form_file()["derived"]
+    return shown
+
+
+def history_specs() -> list[dict[str, str]]:
+    """The measures a patient's history charts: engine column, label (msgid), unit."""
+    charted: list[dict[str, str]] = _form_file()["history"]
+    return charted
+
+
+@cache
+def sections() -> tuple[Section, ...]:
+    """The measurement sections of the visit form."""
+    raw = _form_file()
+    specs = field_specs()
+    built = []
+    for section in raw["sections"]:
+        entries = []
+        for entry in section["fields"]:
+            spec = specs[entry["field"]]
+            units = tuple(Unit(u, _unit_symbol(u)) for u in entry.get("units", [entry["field"]]))
+            choices = tuple(entry.get("choices", {}).items()) or tuple(
+                (value, value) for value in spec.values
+            )
+            entries.append(
+                FormField(
+                    field=entry["field"],
+                    label=entry["label"],
+                    kind=spec.kind,
+                    units=units,
+                    choices=choices,
+                    trials=int(entry.get("trials", 1)),
+                    minimum=spec.min,
+                    maximum=spec.max,
+                )
+            )
+        built.append(Section(section["id"], section["title"], tuple(entries)))
+    return tuple(built)
+
+
+@cache
+def questionnaires() -> tuple[Questionnaire, ...]:
+    """SARC-F and MSRA with their item wording in English and Chinese."""
+    path = files("sarcokit").joinpath("reference/questionnaires.toml")
+    raw = tomllib.loads(path.read_text("utf-8"))
+    return tuple(
+        Questionnaire(
+            id=key,
+            title=body["title"],
+            citation=body["citation"],
+            citation_zh=body.get("citation_zh", ""),
+            note=body.get("note", ""),
+            items=tuple(
+                Item(
+                    field=item["field"],
+                    component=item["component"],
+                    question=item["question"],
+                    answers=tuple(
+                        Answer(a["value"], {k: v for k, v in a.items() if k != "value"})
+                        for a in item["answers"]
+                    ),
+                )
+                for item in body["items"]
+            ),
+        )
+        for key, body in raw.items()
+    )
+
+
+def _problem(field: str, value: Any, expected: str) -> Problem:
+    return Problem(field, value, expected, f"{field} = {value!r}; expected {expected}")
+
+
+def _boolean(name: str, text: str) -> bool:
+    if text not in (YES, NO):
+        raise InputError([_problem(name, text, f"{YES} or {NO}")])
+    return text == YES
+
+
+def _trials(form_field: FormField, unit: Unit, form: Mapping[str, str]) -> dict[str, Any]:
+    given = [
+        form.get(f"{form_field.field}__{n}", "").strip() for n in range(1, form_field.trials + 1)
+    ]
+    given = [t for t in given if t]
+    if not given:
+        return {}
+    # Each trial is checked by the core, so a bad one is named like any other field.
+    values = [float(parse_record({unit.field: t})[unit.field]) for t in given]
+    if unit.field == GRIP:
+        return {GRIP_TRIALS: values}
+    return {unit.field: max(values)}
+
+
+def measurements_from_form(form: Mapping[str, str]) -> dict[str, Any]:
+    """The visit form's answers as subject-record fields; blank inputs are left out, not zero."""
+    record: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for section in sections():
+        for form_field in section.fields:
+            try:
+                record.update(_field_value(form_field, form))
+            except InputError as error:
+                problems.extend(error.problems)
+    for questionnaire in questionnaires():
+        for item in questionnaire.items:
+            text = form.get(item.field, "").strip()
+            if not text:
+                continue
+            allowed = {a.form_value: a.value for a in item.answers}
+            if text in allowed:
+                record[item.field] = allowed[text]
+            else:
+                problems.append(_problem(item.field, text, f"one of {', '.join(allowed)}"))
+    if problems:
+        raise InputError(problems)
+    return record
+
+
+def _field_value(form_field: FormField, form: Mapping[str, str]) -> dict[str, Any]:
+    name = form_field.field
+    chosen = form.get(f"{name}__unit", form_field.units[0].field)
+    unit = next((u for u in form_field.units if u.field == chosen), None)
+    if unit is None:
+        expected = f"one of {', '.join(u.field for u in form_field.units)}"
+        raise InputError([_problem(f"{name}__unit", chosen, expected)])
+    if form_field.trials > 1:
+        return _trials(form_field, unit, form)
+    text = form.get(name, "").strip()
+    if not text:
+        return {}
+    if form_field.kind == "boolean":
+        return {name: _boolean(name, text)}
+    return {unit.field: text}

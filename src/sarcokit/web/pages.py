@@ -1,0 +1,579 @@
+"""The clinic's server-rendered pages. Every form carries a CSRF token; all writes are POSTs."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from sarcokit.definitions import DEFINITION_IDS, definition
+from sarcokit.fields import InputError, Problem
+from sarcokit.web import store
+from sarcokit.web.assessment import age_at
+from sarcokit.web.charts import chart
+from sarcokit.web.config import secret_file
+from sarcokit.web.deps import (
+    PRE_SESSION_CSRF_COOKIE,
+    SESSION_COOKIE,
+    Db,
+    Principal,
+    optional_page_user,
+    page_role,
+    page_user,
+    patient_or_404,
+    settings,
+    visit_or_404,
+)
+from sarcokit.web.forms import measurements_from_form, questionnaires, sections
+from sarcokit.web.history import history
+from sarcokit.web.i18n import LANGUAGES, translator
+from sarcokit.web.models import AuditEvent, Patient, User
+from sarcokit.web.report import report_context, visit_pdf
+from sarcokit.web.security import (
+    ROLES,
+    authenticate,
+    close_session,
+    issue_api_token,
+    new_token,
+    open_session,
+    same,
+    throttled,
+)
+from sarcokit.web.templating import LANGUAGE_COOKIE, render
+
+router = APIRouter(include_in_schema=False)
+
+Signed = Annotated[Principal, Depends(page_user)]
+Maybe = Annotated[Principal | None, Depends(optional_page_user)]
+Clinician = Annotated[Principal, Depends(page_role("clinician"))]
+Researcher = Annotated[Principal, Depends(page_role("researcher"))]
+Admin = Annotated[Principal, Depends(page_role("admin"))]
+
+
+async def _form(request: Request) -> dict[str, str]:
+    data = await request.form()
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+Form = Annotated[dict[str, str], Depends(_form)]
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _check_csrf(expected: str | None, form: dict[str, str]) -> None:
+    given = form.get("csrf_token", "")
+    if not expected or not given or not same(expected, given):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the form's CSRF token is missing or stale")
+
+
+def _set_session_cookie(response: Response, request: Request, token: str) -> None:
+    config = settings(request)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=config.session_hours * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=config.cookie_secure,
+        path="/",
+    )
+
+
+def _pre_session_page(
+    request: Request, name: str, status_code: int = 200, **context: Any
+) -> Response:
+    # Before a session exists, CSRF uses a double-submit cookie.
+    token = request.cookies.get(PRE_SESSION_CSRF_COOKIE) or new_token()
+    response = render(request, name, None, status_code=status_code, csrf=token, **context)
+    response.set_cookie(
+        PRE_SESSION_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=settings(request).cookie_secure,
+    )
+    return response
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+# -- first run, login, language ---------------------------------------------------------------
+
+
+@router.get("/setup")
+def setup_page(request: Request, db: Db) -> Response:
+    """First run: create the administrator with the setup code printed at start-up."""
+    if store.count_users(db):
+        return _redirect("/login")
+    return _pre_session_page(request, "setup.html", path=str(settings(request).setup_code_path))
+
+
+@router.post("/setup")
+def setup(request: Request, db: Db, form: Form) -> Response:
+    """Create the first administrator (who is also a clinician) and sign them in."""
+    if store.count_users(db):
+        return _redirect("/login")
+    _check_csrf(request.cookies.get(PRE_SESSION_CSRF_COOKIE), form)
+    config = settings(request)
+    code = secret_file(config.setup_code_path, 12)
+    gettext = translator(form.get("language", "en"))
+    if not same(code, form.get("setup_code", "").strip()):
+        return _pre_session_page(
+            request,
+            "setup.html",
+            400,
+            path=str(config.setup_code_path),
+            error=gettext("The setup code is wrong."),
+            values=form,
+        )
+    try:
+        user = store.create_user(
+            db,
+            None,
+            form.get("username", ""),
+            form.get("display_name", ""),
+            form.get("password", ""),
+            ["admin", "clinician"],
+            form.get("language", "en"),
+        )
+    except (InputError, store.Conflict) as error:
+        return _pre_session_page(
+            request,
+            "setup.html",
+            422,
+            path=str(config.setup_code_path),
+            problems=_problems(error),
+            values=form,
+        )
+    config.setup_code_path.unlink(missing_ok=True)
+    token, _ = open_session(db, user, config.session_hours)
+    response = _redirect("/")
+    _set_session_cookie(response, request, token)
+    return response
+
+
+@router.get("/login")
+def login_page(request: Request, db: Db, principal: Maybe) -> Response:
+    """The sign-in form (or the first-run page when no account exists)."""
+    if principal is not None:
+        return _redirect("/")
+    if not store.count_users(db):
+        return _redirect("/setup")
+    return _pre_session_page(request, "login.html")
+
+
+@router.post("/login")
+def login(request: Request, db: Db, form: Form) -> Response:
+    """Sign in; repeated failures from one address or for one username are throttled."""
+    _check_csrf(request.cookies.get(PRE_SESSION_CSRF_COOKIE), form)
+    config = settings(request)
+    username = form.get("username", "").strip()
+    language = request.cookies.get(LANGUAGE_COOKIE, "en")
+    gettext = translator(language)
+    window = timedelta(minutes=config.login_window_minutes)
+    if throttled(db, username, _client(request), config.login_attempts, window):
+        message = gettext(
+            "Too many failed sign-ins. Wait %(minutes)s minutes and try again.",
+            minutes=config.login_window_minutes,
+        )
+        return _pre_session_page(request, "login.html", 429, error=message, username=username)
+    user = authenticate(db, username, form.get("password", ""), _client(request))
+    if user is None:
+        return _pre_session_page(
+            request,
+            "login.html",
+            401,
+            error=gettext("Unknown username or wrong password."),
+            username=username,
+        )
+    token, _ = open_session(db, user, config.session_hours)
+    response = _redirect("/")
+    _set_session_cookie(response, request, token)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, db: Db, principal: Signed, form: Form) -> Response:
+    """Sign out."""
+    _check_csrf(principal.csrf, form)
+    close_session(db, request.cookies.get(SESSION_COOKIE, ""))
+    response = _redirect("/login")
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/language/{language}")
+def anonymous_language(language: str) -> Response:
+    """Choose the language of the sign-in pages (signed-in users set it in their account)."""
+    response = _redirect("/login")
+    if language in LANGUAGES:
+        response.set_cookie(LANGUAGE_COOKIE, language, samesite="strict", httponly=True)
+    return response
+
+
+@router.post("/account/language")
+def change_language(request: Request, db: Db, principal: Signed, form: Form) -> Response:
+    """Switch the signed-in user's language; the page they came from is shown again."""
+    _check_csrf(principal.csrf, form)
+    principal.user.language = store.check_language(form.get("language", ""))
+    back = form.get("next", "/")
+    return _redirect(back if back.startswith("/") and not back.startswith("//") else "/")
+
+
+@router.get("/")
+def home(principal: Signed) -> Response:
+    """Each role's starting page."""
+    if principal.has("clinician"):
+        return _redirect("/patients")
+    if principal.has("researcher"):
+        return _redirect("/research")
+    return _redirect("/admin")
+
+
+# -- patients ---------------------------------------------------------------------------------
+
+
+def _problems(error: Exception) -> list[Problem]:
+    if isinstance(error, InputError):
+        return error.problems
+    return [Problem("record_number", None, "a value not already in use", str(error))]
+
+
+def _patient_from_form(form: dict[str, str]) -> store.PatientIn:
+    born = form.get("date_of_birth", "")
+    try:
+        parsed = date.fromisoformat(born)
+    except ValueError:
+        raise InputError(
+            [Problem("date_of_birth", born, "a date (YYYY-MM-DD)", f"date_of_birth = {born!r}")]
+        ) from None
+    return store.PatientIn(
+        form.get("record_number", ""), form.get("name", ""), form.get("sex", ""), parsed
+    )
+
+
+@router.get("/patients")
+def patients(request: Request, db: Db, principal: Clinician, q: str = "") -> HTMLResponse:
+    """Find a patient by record number or name."""
+    found = store.search_patients(db, principal.user, q)
+    return render(request, "patients.html", principal, patients=found, q=q, today=date.today())
+
+
+@router.get("/patients/new")
+def new_patient_page(request: Request, principal: Clinician) -> HTMLResponse:
+    """The registration form."""
+    return render(request, "patient_form.html", principal, values={}, patient=None)
+
+
+@router.post("/patients/new")
+def new_patient(request: Request, db: Db, principal: Clinician, form: Form) -> Response:
+    """Register a patient, then go to their page."""
+    return _save_patient(request, db, principal, form, None)
+
+
+def _save_patient(
+    request: Request, db: Db, principal: Principal, form: dict[str, str], patient: Patient | None
+) -> Response:
+    _check_csrf(principal.csrf, form)
+    try:
+        details = _patient_from_form(form)
+        if patient is None:
+            patient = store.create_patient(db, principal.user, details)
+        else:
+            store.update_patient(db, principal.user, patient, details)
+    except (InputError, store.Conflict) as error:
+        return render(
+            request,
+            "patient_form.html",
+            principal,
+            422,
+            values=form,
+            patient=patient,
+            problems=_problems(error),
+        )
+    return _redirect(f"/patients/{patient.id}")
+
+
+@router.get("/patients/{patient_id}")
+def patient_page(request: Request, db: Db, principal: Clinician, patient_id: int) -> HTMLResponse:
+    """A patient: details, visits and history charts."""
+    patient = patient_or_404(db, principal, patient_id)
+    visits = store.patient_visits(db, principal.user, patient)
+    lead = visits[-1].definitions[0] if visits else store.clinic_definitions(db)[0]
+    gettext = translator(principal.user.language)
+    series = history(patient, visits, lead)
+    return render(
+        request,
+        "patient.html",
+        principal,
+        patient=patient,
+        visits=visits,
+        age=age_at(patient.date_of_birth, date.today()),
+        charts=[(s, chart(s, gettext)) for s in series],
+        lead=definition(lead),
+        definition_of=definition,
+    )
+
+
+@router.get("/patients/{patient_id}/edit")
+def edit_patient_page(
+    request: Request, db: Db, principal: Clinician, patient_id: int
+) -> HTMLResponse:
+    """The form to correct a patient's details."""
+    patient = patient_or_404(db, principal, patient_id)
+    values = {
+        "record_number": patient.record_number,
+        "name": patient.name,
+        "sex": patient.sex,
+        "date_of_birth": patient.date_of_birth.isoformat(),
+    }
+    return render(request, "patient_form.html", principal, values=values, patient=patient)
+
+
+@router.post("/patients/{patient_id}/edit")
+def edit_patient(
+    request: Request, db: Db, principal: Clinician, patient_id: int, form: Form
+) -> Response:
+    """Save corrected details."""
+    return _save_patient(request, db, principal, form, patient_or_404(db, principal, patient_id))
+
+
+# -- visits -----------------------------------------------------------------------------------
+
+
+def _visit_form(
+    request: Request,
+    principal: Principal,
+    patient: Patient,
+    values: dict[str, str],
+    problems: list[Problem] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "visit_form.html",
+        principal,
+        status_code,
+        patient=patient,
+        sections=sections(),
+        questionnaires=questionnaires(),
+        values=values,
+        problems=problems or [],
+        today=date.today().isoformat(),
+        problem_fields={p.field for p in problems or []},
+    )
+
+
+@router.get("/patients/{patient_id}/visits/new")
+def new_visit_page(request: Request, db: Db, principal: Clinician, patient_id: int) -> HTMLResponse:
+    """The visit form: questionnaires and measurements."""
+    return _visit_form(request, principal, patient_or_404(db, principal, patient_id), {})
+
+
+@router.post("/patients/{patient_id}/visits/new")
+def new_visit(
+    request: Request, db: Db, principal: Clinician, patient_id: int, form: Form
+) -> Response:
+    """Save the visit and show its result; a refused value is shown beside its input."""
+    _check_csrf(principal.csrf, form)
+    patient = patient_or_404(db, principal, patient_id)
+    try:
+        when = date.fromisoformat(form.get("visit_date", ""))
+    except ValueError:
+        problem = Problem("visit_date", form.get("visit_date"), "a date (YYYY-MM-DD)", "visit_date")
+        return _visit_form(request, principal, patient, form, [problem], 422)
+    try:
+        measurements = measurements_from_form(form)
+        visit, _ = store.create_visit(db, principal.user, patient, when, measurements)
+    except InputError as error:
+        return _visit_form(request, principal, patient, form, error.problems, 422)
+    return _redirect(f"/visits/{visit.id}")
+
+
+@router.get("/visits/{visit_id}")
+def visit_page(request: Request, db: Db, principal: Clinician, visit_id: int) -> HTMLResponse:
+    """A visit's result under the clinic's definitions, with reasons, citations, next steps."""
+    visit = visit_or_404(db, principal, visit_id)
+    context = report_context(visit, principal.user.language)
+    return render(request, "visit.html", principal, **context)
+
+
+@router.get("/visits/{visit_id}/report")
+def report_page(request: Request, db: Db, principal: Clinician, visit_id: int) -> HTMLResponse:
+    """The printable visit report."""
+    visit = visit_or_404(db, principal, visit_id, "visit.report")
+    context = report_context(visit, principal.user.language)
+    return render(request, "report.html", principal, printable=True, **context)
+
+
+@router.get("/visits/{visit_id}/report.pdf")
+def report_pdf(db: Db, principal: Clinician, visit_id: int) -> Response:
+    """The visit report as a PDF, in the user's language."""
+    visit = visit_or_404(db, principal, visit_id, "visit.report")
+    filename = f"sarcokit-visit-{visit.id}.pdf"
+    return Response(
+        visit_pdf(visit, principal.user.language),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+# -- research ---------------------------------------------------------------------------------
+
+
+@router.get("/research")
+def research(request: Request, principal: Researcher) -> HTMLResponse:
+    """The researcher's page: what the de-identified export holds."""
+    return render(request, "research.html", principal)
+
+
+@router.get("/research/export.csv")
+def research_export(request: Request, db: Db, principal: Researcher) -> Response:
+    """Every visit, de-identified, as CSV."""
+    rows = store.export_rows(db, principal.user, secret_file(settings(request).export_key_path))
+    columns = list(dict.fromkeys(name for row in rows for name in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="sarcokit-deidentified.csv"'},
+    )
+
+
+# -- administration ---------------------------------------------------------------------------
+
+
+def _admin_page(
+    request: Request, db: Db, principal: Principal, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    users = list(db.scalars(select(User).order_by(User.id)))
+    return render(
+        request,
+        "admin.html",
+        principal,
+        status_code,
+        users=users,
+        roles=ROLES,
+        definition_ids=DEFINITION_IDS,
+        definitions={d: definition(d) for d in DEFINITION_IDS},
+        chosen=store.clinic_definitions(db),
+        **context,
+    )
+
+
+@router.get("/admin")
+def admin(request: Request, db: Db, principal: Admin) -> HTMLResponse:
+    """Accounts and clinic settings."""
+    return _admin_page(request, db, principal)
+
+
+@router.post("/admin/users")
+def admin_create_user(request: Request, db: Db, principal: Admin, form: Form) -> Response:
+    """Create an account."""
+    _check_csrf(principal.csrf, form)
+    roles = [r for r in ROLES if form.get(f"role_{r}")]
+    try:
+        store.create_user(
+            db,
+            principal.user,
+            form.get("username", ""),
+            form.get("display_name", ""),
+            form.get("password", ""),
+            roles,
+            form.get("language", "en"),
+        )
+    except (InputError, store.Conflict) as error:
+        return _admin_page(request, db, principal, 422, problems=_problems(error), values=form)
+    return _redirect("/admin")
+
+
+@router.post("/admin/users/{user_id}")
+def admin_change_user(
+    request: Request, db: Db, principal: Admin, user_id: int, form: Form
+) -> Response:
+    """Change an account's roles or status, or set a new password."""
+    _check_csrf(principal.csrf, form)
+    user = db.get(User, user_id) if 0 < user_id <= store.MAX_ID else None
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user with id {user_id}")
+    try:
+        store.update_user(
+            db,
+            principal.user,
+            user,
+            roles=[r for r in ROLES if form.get(f"role_{r}")],
+            active=form.get("active") == "on",
+            password=form.get("password") or None,
+        )
+    except InputError as error:
+        return _admin_page(request, db, principal, 422, problems=error.problems)
+    return _redirect("/admin")
+
+
+@router.post("/admin/settings")
+def admin_settings(request: Request, db: Db, principal: Admin, form: Form) -> Response:
+    """Choose the clinic's definitions; the lead one comes first."""
+    _check_csrf(principal.csrf, form)
+    lead = form.get("lead", "")
+    others = [d for d in DEFINITION_IDS if form.get(f"definition_{d}") and d != lead]
+    try:
+        store.set_clinic_definitions(db, principal.user, [lead, *others] if lead else others)
+    except InputError as error:
+        return _admin_page(request, db, principal, 422, problems=error.problems)
+    return _redirect("/admin")
+
+
+@router.get("/admin/audit")
+def admin_audit(request: Request, db: Db, principal: Admin) -> HTMLResponse:
+    """The newest audit events."""
+    events = list(db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(200)))
+    names = {u.id: u.username for u in db.scalars(select(User))}
+    return render(request, "audit.html", principal, events=events, names=names)
+
+
+# -- account ----------------------------------------------------------------------------------
+
+
+@router.get("/account")
+def account(request: Request, principal: Signed) -> HTMLResponse:
+    """The user's language, password and API tokens."""
+    return render(request, "account.html", principal)
+
+
+@router.post("/account/password")
+def change_password(request: Request, db: Db, principal: Signed, form: Form) -> Response:
+    """Set a new password after confirming the current one."""
+    _check_csrf(principal.csrf, form)
+    gettext = translator(principal.user.language)
+    user = authenticate(db, principal.user.username, form.get("current", ""), _client(request))
+    if user is None:
+        return render(
+            request, "account.html", principal, 400, error=gettext("The current password is wrong.")
+        )
+    try:
+        store.update_user(db, principal.user, user, password=form.get("password", ""))
+    except InputError as error:
+        return render(request, "account.html", principal, 422, problems=error.problems)
+    return render(request, "account.html", principal, message=gettext("Password changed."))
+
+
+@router.post("/account/tokens")
+def create_token(request: Request, db: Db, principal: Signed, form: Form) -> HTMLResponse:
+    """A new API token, shown once."""
+    _check_csrf(principal.csrf, form)
+    name = form.get("name", "").strip()[:100] or "api"
+    token = issue_api_token(db, principal.user, name)
+    return render(request, "account.html", principal, token=token)

@@ -1,0 +1,116 @@
+"""The visit report: what it shows, as a printable page and as a PDF (WeasyPrint)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from sarcokit.definitions import definition
+from sarcokit.fields import GRIP, GRIP_TRIALS
+from sarcokit.screening import instruments
+from sarcokit.web.assessment import age_at, assess_visit
+from sarcokit.web.forms import derived_labels, questionnaires, sections
+from sarcokit.web.i18n import CORE_LANG
+from sarcokit.web.models import Visit
+from sarcokit.web.templating import render_text
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One recorded measurement as the visit page and report show it."""
+
+    label: str
+    value: str
+    unit: str = ""
+    # The value is itself a message to translate (a choice such as "DXA" or "yes").
+    translate: bool = False
+    best: str | None = None
+
+
+def measurement_rows(measurements: dict[str, Any]) -> list[Row]:
+    """Every recorded measurement, in the order of the visit form."""
+    rows: list[Row] = []
+    for section in sections():
+        for form_field in section.fields:
+            for unit in form_field.units:
+                trials = measurements.get(GRIP_TRIALS) if unit.field == GRIP else None
+                if form_field.trials > 1 and trials:
+                    shown = " / ".join(_number(t) for t in trials)
+                    rows.append(
+                        Row(form_field.label, shown, unit.symbol, best=_number(max(trials)))
+                    )
+                elif unit.field in measurements:
+                    value = measurements[unit.field]
+                    choices = dict(form_field.choices)
+                    if isinstance(value, bool):
+                        rows.append(Row(form_field.label, "yes" if value else "no", translate=True))
+                    elif isinstance(value, str) and value in choices:
+                        rows.append(Row(form_field.label, choices[value], translate=True))
+                    else:
+                        rows.append(Row(form_field.label, _number(value), unit.symbol))
+    return rows
+
+
+def answer_rows(measurements: dict[str, Any], language: str) -> list[tuple[str, str, str]]:
+    """(questionnaire, item, answer) for every answered questionnaire item."""
+    key = "zh" if language == "zh-CN" else "en"
+    rows = []
+    for questionnaire in questionnaires():
+        for item in questionnaire.items:
+            if item.field in measurements:
+                answer = next(
+                    (a for a in item.answers if a.value == measurements[item.field]), None
+                )
+                text = answer.text[key] if answer else _number(measurements[item.field])
+                rows.append((questionnaire.title[key], item.component[key], text))
+    return rows
+
+
+def report_context(visit: Visit, language: str) -> dict[str, Any]:
+    """Everything the visit page and the report show, with the result in the reader's language."""
+    patient = visit.patient
+    result = assess_visit(
+        patient, visit.visit_date, visit.measurements, visit.definitions, CORE_LANG[language]
+    )
+    stored = visit.result.get("definitions", {})
+    changed = [
+        name
+        for name, answer in result.definitions.items()
+        if isinstance(stored.get(name), dict) and stored[name].get("category") != answer.category
+    ]
+    return {
+        "visit": visit,
+        "patient": patient,
+        "age": age_at(patient.date_of_birth, visit.visit_date),
+        "result": result,
+        "definition_of": definition,
+        "instruments": instruments(),
+        "measurements": measurement_rows(visit.measurements),
+        "derived_labels": derived_labels(),
+        "answers": answer_rows(visit.measurements, language),
+        "changed_since_saved": changed,
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def visit_pdf(visit: Visit, language: str) -> bytes:
+    """The report as PDF bytes."""
+    from weasyprint import HTML
+
+    static = Path(str(files("sarcokit.web").joinpath("static")))
+    html = render_text(
+        "report.html",
+        language,
+        printable=True,
+        static=static.as_uri() + "/",
+        **report_context(visit, language),
+    )
+    pdf: bytes = HTML(string=html, base_url=static.as_uri()).write_pdf()
+    return pdf

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from datetime import date
 from importlib.resources import files
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -33,13 +35,18 @@ TABLES = {
     "settings",
     "users",
     "visits",
+    "visit_revisions",
 }
 
 
-def _head() -> str:
+def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(files("sarcokit.web").joinpath("migrations")))
-    head = ScriptDirectory.from_config(config).get_current_head()
+    return config
+
+
+def _head() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
 
@@ -332,3 +339,55 @@ def test_tokens_are_never_stored_in_clear(clinic: Clinic) -> None:
     for token in [*clinic.tokens.values(), issued.json()["token"]]:
         assert hashlib.sha256(token.encode()).hexdigest() in digests
     assert hashlib.sha256(session.encode()).hexdigest() in sessions
+
+
+def test_an_existing_database_upgrades_without_losing_visits(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A clinic on the first schema (0001) keeps its visits when 0002 adds corrections."""
+    old = make_engine(database_url)
+    config = _config()
+    with old.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    with old.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, username, display_name, password_hash, roles, language,"
+                " active, created_at) VALUES (1, 'u', 'U', 'x', 'clinician', 'en', TRUE, :t)"
+            ),
+            {"t": "2026-01-01 00:00:00+00:00"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO patients (id, record_number, name, sex, date_of_birth, created_at,"
+                " created_by) VALUES (1, 'OLD-1', 'Old', 'female', :b, :t, 1)"
+            ),
+            {"b": "1945-01-01", "t": "2026-01-01 00:00:00+00:00"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO visits (id, patient_id, visit_date, measurements, result,"
+                " definitions, engine_version, created_at, created_by)"
+                " VALUES (1, 1, :d, :m, :r, :defs, '0.1.0', :t, 1)"
+            ),
+            {
+                "d": "2026-01-10",
+                "m": '{"grip_kg": 15.0}',
+                "r": "{}",
+                "defs": '["awgs2019"]',
+                "t": "2026-01-10 00:00:00+00:00",
+            },
+        )
+    assert _version(old) == ["0001"]
+    old.dispose()
+    app = make_app(database_url, tmp_path / "var")
+    engine: Engine = app.state.engine
+    assert _version(engine) == [_head()]
+    assert "visit_revisions" in inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        kept = connection.execute(text("SELECT measurements FROM visits WHERE id = 1")).scalar_one()
+    # SQLite hands JSON back as text, PostgreSQL as a parsed value.
+    value = json.loads(kept) if isinstance(kept, str) else kept
+    assert value == {"grip_kg": 15.0}
+    engine.dispose()

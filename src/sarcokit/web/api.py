@@ -36,12 +36,14 @@ from sarcokit.web.schemas import (
     ErrorOut,
     PatientIn,
     PatientOut,
+    RevisionOut,
     SettingsIO,
     TokenOut,
     TokenRequest,
     UserChange,
     UserIn,
     UserOut,
+    VisitCorrection,
     VisitIn,
     VisitOut,
     subject_record_schema,
@@ -174,6 +176,7 @@ def _visit_out(visit: Visit, language: str, result: Result | None = None) -> Vis
         definitions=visit.definitions,
         engine_version=visit.engine_version,
         result=result.to_dict(),
+        revisions=[RevisionOut.model_validate(r) for r in visit.revisions],
     )
 
 
@@ -204,6 +207,27 @@ def create_visit(
 def read_visit(db: Db, principal: Clinician, visit_id: int, lang: Language = None) -> VisitOut:
     """The visit, its measurements and its result in the reader's language."""
     return _visit_out(visit_or_404(db, principal, visit_id), _language(principal, lang))
+
+
+@router.put("/visits/{visit_id}", summary="Correct a visit (the superseded version is kept)")
+def correct_visit(
+    db: Db, principal: Clinician, visit_id: int, body: VisitCorrection, lang: Language = None
+) -> VisitOut:
+    """The corrected visit; `reason` says why, and the previous version stays in `revisions`."""
+    visit = visit_or_404(db, principal, visit_id)
+    language = _language(principal, lang)
+    result = store.correct_visit(
+        db,
+        principal.user,
+        visit,
+        body.visit_date,
+        body.measurements,
+        body.reason,
+        CORE_LANG[language],
+    )
+    db.flush()
+    db.refresh(visit, ["revisions"])
+    return _visit_out(visit, language, result)
 
 
 @router.get("/visits/{visit_id}/result", summary="A visit's result (the DESIGN.md contract)")

@@ -15,7 +15,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
 from sarcokit import __version__
-from sarcokit.web.forms import derived_labels, history_specs, sections
+from sarcokit.web.forms import derived_labels, history_specs, secondary_results, sections
 from sarcokit.web.i18n import _CATALOGUE_DIRS
 from sarcokit.web.security import ROLES
 
@@ -37,6 +37,9 @@ def data_messages() -> set[str]:
             found.update(text for _, text in form_field.choices)
     found.update(spec["label"] for spec in history_specs())
     found.update(shown["label"] for shown in derived_labels().values())
+    for result in secondary_results():
+        found.add(result.label)
+        found.update(result.values.values())
     return found
 
 

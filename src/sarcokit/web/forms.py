@@ -9,7 +9,15 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from sarcokit.fields import GRIP, GRIP_TRIALS, InputError, Problem, field_specs, parse_record
+from sarcokit.fields import (
+    GRIP,
+    GRIP_TRIALS,
+    FieldSpec,
+    InputError,
+    Problem,
+    field_specs,
+    parse_record,
+)
 
 YES, NO = "yes", "no"
 
@@ -38,11 +46,22 @@ class FormField:
 
 @dataclass(frozen=True)
 class Section:
-    """A titled group of inputs."""
+    """A titled group of inputs; a collapsed one is shown folded (optional inputs)."""
 
     id: str
     title: str
     fields: tuple[FormField, ...]
+    collapsed: bool = False
+
+
+@dataclass(frozen=True)
+class SecondaryResult:
+    """A value of the result's secondary block shown on the visit page: path, label, unit."""
+
+    path: tuple[str, ...]
+    label: str
+    unit: str
+    values: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,10 @@ class Questionnaire:
 def _form_text(value: Any) -> str:
     if isinstance(value, bool):
         return YES if value else NO
+    if isinstance(value, list):
+        return "; ".join(map(str, value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 
@@ -123,25 +146,50 @@ def sections() -> tuple[Section, ...]:
     for section in raw["sections"]:
         entries = []
         for entry in section["fields"]:
-            spec = specs[entry["field"]]
-            units = tuple(Unit(u, _unit_symbol(u)) for u in entry.get("units", [entry["field"]]))
-            choices = tuple(entry.get("choices", {}).items()) or tuple(
-                (value, value) for value in spec.values
+            entries.append(_form_field(entry, specs.get(entry["field"])))
+        built.append(
+            Section(
+                section["id"],
+                section["title"],
+                tuple(entries),
+                bool(section.get("collapsed", False)),
             )
-            entries.append(
-                FormField(
-                    field=entry["field"],
-                    label=entry["label"],
-                    kind=spec.kind,
-                    units=units,
-                    choices=choices,
-                    trials=int(entry.get("trials", 1)),
-                    minimum=spec.min,
-                    maximum=spec.max,
-                )
-            )
-        built.append(Section(section["id"], section["title"], tuple(entries)))
+        )
     return tuple(built)
+
+
+def _form_field(entry: Mapping[str, Any], spec: FieldSpec | None) -> FormField:
+    if spec is None:
+        # A list such as `conditions`, which the core reads from text separated by ';'.
+        if entry.get("kind") != "list":
+            raise KeyError(f"visit_form.toml: {entry['field']!r} is not a subject-record field")
+        unit = Unit(entry["field"], "")
+        return FormField(entry["field"], entry["label"], "list", (unit,), (), 1, None, None)
+    units = tuple(Unit(u, _unit_symbol(u)) for u in entry.get("units", [entry["field"]]))
+    choices = tuple(entry.get("choices", {}).items()) or tuple((v, v) for v in spec.values)
+    return FormField(
+        field=entry["field"],
+        label=entry["label"],
+        kind=spec.kind,
+        units=units,
+        choices=choices,
+        trials=int(entry.get("trials", 1)),
+        minimum=spec.min,
+        maximum=spec.max,
+    )
+
+
+def secondary_results() -> tuple[SecondaryResult, ...]:
+    """The secondary-sarcopenia values a visit page shows when they are known."""
+    return tuple(
+        SecondaryResult(
+            tuple(entry["path"].split(".")),
+            entry["label"],
+            entry.get("unit", ""),
+            entry.get("values", {}),
+        )
+        for entry in _form_file()["secondary_results"]
+    )
 
 
 @cache
@@ -237,3 +285,28 @@ def _field_value(form_field: FormField, form: Mapping[str, str]) -> dict[str, An
     if form_field.kind == "boolean":
         return {name: _boolean(name, text)}
     return {unit.field: text}
+
+
+def form_values(measurements: Mapping[str, Any]) -> dict[str, str]:
+    """A stored record as the visit form's inputs, to correct it."""
+    values: dict[str, str] = {}
+    for section in sections():
+        for form_field in section.fields:
+            for unit in form_field.units:
+                if unit.field in measurements:
+                    values[f"{form_field.field}__unit"] = unit.field
+                    values[_input_name(form_field)] = _form_text(measurements[unit.field])
+            if form_field.trials > 1 and GRIP_TRIALS in measurements:
+                values[f"{form_field.field}__unit"] = GRIP
+                for n, trial in enumerate(measurements[GRIP_TRIALS], start=1):
+                    values[f"{form_field.field}__{n}"] = _form_text(trial)
+    for questionnaire in questionnaires():
+        for item in questionnaire.items:
+            if item.field in measurements:
+                values[item.field] = _form_text(measurements[item.field])
+    return values
+
+
+def _input_name(form_field: FormField) -> str:
+    # A field asked in trials shows a single stored value as its first trial.
+    return f"{form_field.field}__1" if form_field.trials > 1 else form_field.field

@@ -91,22 +91,39 @@ class Patient(Base):
     )
 
 
-class Visit(Base):
+class VisitContent:
+    """What a visit records, in a visit and in each superseded version of it."""
+
+    visit_date: Mapped[date] = mapped_column(Date)
+    measurements: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The result (English) and engine version when the version was saved, kept for the record.
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    definitions: Mapped[list[str]] = mapped_column(JSON)
+    engine_version: Mapped[str] = mapped_column(String(32))
+
+
+class Visit(VisitContent, Base):
     """A visit: the measurements as entered (subject-record fields) and the result at saving."""
 
     __tablename__ = "visits"
     __table_args__ = (Index("ix_visits_patient_date", "patient_id", "visit_date"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
-    visit_date: Mapped[date] = mapped_column(Date)
-    measurements: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # The result (English) and engine version when the visit was saved, kept for the record.
-    result: Mapped[dict[str, Any]] = mapped_column(JSON)
-    definitions: Mapped[list[str]] = mapped_column(JSON)
-    engine_version: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     patient: Mapped[Patient] = relationship(back_populates="visits")
+    revisions: Mapped[list[VisitRevision]] = relationship(order_by="VisitRevision.id")
+
+
+class VisitRevision(VisitContent, Base):
+    """A superseded version of a visit, kept when the visit is corrected, with who and why."""
+
+    __tablename__ = "visit_revisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    replaced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    replaced_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class AuditEvent(Base):

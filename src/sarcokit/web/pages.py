@@ -29,10 +29,10 @@ from sarcokit.web.deps import (
     settings,
     visit_or_404,
 )
-from sarcokit.web.forms import measurements_from_form, questionnaires, sections
+from sarcokit.web.forms import form_values, measurements_from_form, questionnaires, sections
 from sarcokit.web.history import history
 from sarcokit.web.i18n import LANGUAGES, translator
-from sarcokit.web.models import AuditEvent, Patient, User
+from sarcokit.web.models import AuditEvent, Patient, User, Visit
 from sarcokit.web.report import report_context, visit_pdf
 from sarcokit.web.security import (
     ROLES,
@@ -357,7 +357,16 @@ def _visit_form(
     values: dict[str, str],
     problems: list[Problem] | None = None,
     status_code: int = 200,
+    visit: Visit | None = None,
 ) -> HTMLResponse:
+    flagged = {p.field for p in problems or []}
+    # A folded section opens again when it holds an answer or a refused value.
+    opened = {
+        section.id
+        for section in sections()
+        for f in section.fields
+        if values.get(f.field, "").strip() or {f.field, *(u.field for u in f.units)} & flagged
+    }
     return render(
         request,
         "visit_form.html",
@@ -369,7 +378,9 @@ def _visit_form(
         values=values,
         problems=problems or [],
         today=date.today().isoformat(),
-        problem_fields={p.field for p in problems or []},
+        problem_fields=flagged,
+        opened=opened,
+        visit=visit,
     )
 
 
@@ -385,17 +396,50 @@ def new_visit(
 ) -> Response:
     """Save the visit and show its result; a refused value is shown beside its input."""
     _check_csrf(principal.csrf, form)
-    patient = patient_or_404(db, principal, patient_id)
+    return _save_visit(request, db, principal, form, patient_or_404(db, principal, patient_id))
+
+
+@router.get("/visits/{visit_id}/edit")
+def edit_visit_page(request: Request, db: Db, principal: Clinician, visit_id: int) -> HTMLResponse:
+    """The visit form filled with the visit as saved, to correct it."""
+    visit = visit_or_404(db, principal, visit_id)
+    values = {**form_values(visit.measurements), "visit_date": visit.visit_date.isoformat()}
+    return _visit_form(request, principal, visit.patient, values, visit=visit)
+
+
+@router.post("/visits/{visit_id}/edit")
+def edit_visit(
+    request: Request, db: Db, principal: Clinician, visit_id: int, form: Form
+) -> Response:
+    """Save the correction (the previous version is kept) and show the result."""
+    _check_csrf(principal.csrf, form)
+    visit = visit_or_404(db, principal, visit_id)
+    return _save_visit(request, db, principal, form, visit.patient, visit)
+
+
+def _save_visit(
+    request: Request,
+    db: Db,
+    principal: Principal,
+    form: dict[str, str],
+    patient: Patient,
+    visit: Visit | None = None,
+) -> Response:
     try:
         when = date.fromisoformat(form.get("visit_date", ""))
     except ValueError:
-        problem = Problem("visit_date", form.get("visit_date"), "a date (YYYY-MM-DD)", "visit_date")
-        return _visit_form(request, principal, patient, form, [problem], 422)
+        given = form.get("visit_date")
+        problem = Problem("visit_date", given, "a date (YYYY-MM-DD)", f"visit_date = {given!r}")
+        return _visit_form(request, principal, patient, form, [problem], 422, visit)
     try:
         measurements = measurements_from_form(form)
-        visit, _ = store.create_visit(db, principal.user, patient, when, measurements)
+        if visit is None:
+            visit, _ = store.create_visit(db, principal.user, patient, when, measurements)
+        else:
+            reason = form.get("reason", "")
+            store.correct_visit(db, principal.user, visit, when, measurements, reason)
     except InputError as error:
-        return _visit_form(request, principal, patient, form, error.problems, 422)
+        return _visit_form(request, principal, patient, form, error.problems, 422, visit)
     return _redirect(f"/visits/{visit.id}")
 
 

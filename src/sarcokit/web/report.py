@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -10,9 +11,10 @@ from typing import Any
 
 from sarcokit.definitions import definition
 from sarcokit.fields import GRIP, GRIP_TRIALS
+from sarcokit.result import Result
 from sarcokit.screening import instruments
 from sarcokit.web.assessment import age_at, assess_visit
-from sarcokit.web.forms import derived_labels, questionnaires, sections
+from sarcokit.web.forms import derived_labels, questionnaires, secondary_results, sections
 from sarcokit.web.i18n import CORE_LANG
 from sarcokit.web.models import Visit
 from sarcokit.web.templating import render_text
@@ -49,12 +51,32 @@ def measurement_rows(measurements: dict[str, Any]) -> list[Row]:
                 elif unit.field in measurements:
                     value = measurements[unit.field]
                     choices = dict(form_field.choices)
-                    if isinstance(value, bool):
+                    if isinstance(value, list):
+                        rows.append(Row(form_field.label, "; ".join(map(str, value))))
+                    elif isinstance(value, bool):
                         rows.append(Row(form_field.label, "yes" if value else "no", translate=True))
                     elif isinstance(value, str) and value in choices:
                         rows.append(Row(form_field.label, choices[value], translate=True))
                     else:
                         rows.append(Row(form_field.label, _number(value), unit.symbol))
+    return rows
+
+
+def secondary_rows(result: Result) -> list[Row]:
+    """The known secondary-sarcopenia values of a result, as configured in visit_form.toml."""
+    rows: list[Row] = []
+    for shown in secondary_results():
+        value: Any = result.secondary
+        for key in shown.path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            rows.append(Row(shown.label, "yes" if value else "no", translate=True))
+        elif isinstance(value, str):
+            rows.append(Row(shown.label, shown.values.get(value, value), translate=True))
+        else:
+            rows.append(Row(shown.label, _number(value), shown.unit))
     return rows
 
 
@@ -95,6 +117,7 @@ def report_context(visit: Visit, language: str) -> dict[str, Any]:
         "measurements": measurement_rows(visit.measurements),
         "derived_labels": derived_labels(),
         "answers": answer_rows(visit.measurements, language),
+        "secondary": secondary_rows(result),
         "changed_since_saved": changed,
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }

@@ -96,8 +96,25 @@ class VisitIn(BaseModel):
     )
 
 
+class VisitCorrection(VisitIn):
+    """A corrected visit and why it was corrected."""
+
+    reason: str
+
+
+class RevisionOut(BaseModel):
+    """A superseded version of a visit."""
+
+    model_config = ConfigDict(from_attributes=True)
+    visit_date: date
+    measurements: dict[str, Any]
+    replaced_at: Any
+    replaced_by: int
+    reason: str
+
+
 class VisitOut(BaseModel):
-    """A stored visit with its result (in the reader's language)."""
+    """A stored visit with its result (in the reader's language) and its corrections."""
 
     id: int
     patient_id: int
@@ -106,6 +123,7 @@ class VisitOut(BaseModel):
     definitions: list[str]
     engine_version: str
     result: dict[str, Any]
+    revisions: list[RevisionOut]
 
 
 class UserIn(BaseModel):

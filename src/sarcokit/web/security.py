@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from sarcokit.web.models import ApiToken, LoginFailure, LoginSession, User
 
@@ -104,7 +104,11 @@ def open_session(db: Session, user: User, hours: int) -> tuple[str, str]:
 
 def session_of(db: Session, token: str) -> LoginSession | None:
     """The live session a cookie token belongs to."""
-    found = db.scalar(select(LoginSession).where(LoginSession.token_hash == digest(token)))
+    found = db.scalar(
+        select(LoginSession)
+        .options(joinedload(LoginSession.user))
+        .where(LoginSession.token_hash == digest(token))
+    )
     if found is None or aware(found.expires_at) <= now() or not found.user.active:
         return None
     return found
@@ -124,7 +128,9 @@ def issue_api_token(db: Session, user: User, name: str) -> str:
 
 def user_of_api_token(db: Session, token: str) -> User | None:
     """The active user a bearer token belongs to."""
-    found = db.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
-    if found is None or found.revoked or not found.user.active:
-        return None
-    return found.user
+    # One round trip: the token and its user together.
+    return db.scalar(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == digest(token), ~ApiToken.revoked, User.active)
+    )

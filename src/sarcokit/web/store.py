@@ -19,7 +19,7 @@ from sarcokit.result import Result
 from sarcokit.web import audit
 from sarcokit.web.assessment import age_at, assess_visit, check_measurements, invalid
 from sarcokit.web.i18n import LANGUAGES
-from sarcokit.web.models import Patient, Setting, User, Visit
+from sarcokit.web.models import Patient, Setting, User, Visit, VisitRevision
 from sarcokit.web.security import ROLES, hash_password, now, password_problem
 
 DEFAULT_DEFINITIONS = ("awgs2019", "ewgsop2")
@@ -229,6 +229,27 @@ def get_patient(db: Session, user: User, patient_id: int) -> Patient | None:
 # -- visits ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Assessed:
+    record: dict[str, Any]
+    definitions: list[str]
+    stored: Result
+    shown: Result
+
+
+def _assess_for_saving(
+    db: Session, patient: Patient, visit_date: date, measurements: Mapping[str, Any], lang: Lang
+) -> _Assessed:
+    # The engine runs before anything is written, so a transaction's writes come last.
+    if visit_date < patient.date_of_birth or visit_date > date.today():
+        raise invalid("visit_date", visit_date.isoformat(), "a date between birth and today")
+    record = check_measurements(measurements)
+    chosen = clinic_definitions(db)
+    stored = assess_visit(patient, visit_date, record, chosen, "en")
+    shown = stored if lang == "en" else assess_visit(patient, visit_date, record, chosen, lang)
+    return _Assessed(record, chosen, stored, shown)
+
+
 def create_visit(
     db: Session,
     user: User,
@@ -237,22 +258,14 @@ def create_visit(
     measurements: Mapping[str, Any],
     lang: Lang = "en",
 ) -> tuple[Visit, Result]:
-    """Record a visit; returns it with its result in `lang` (kept in English with the visit).
-
-    The engine runs before anything is written, so the transaction's writes come last.
-    """
-    if visit_date < patient.date_of_birth or visit_date > date.today():
-        raise invalid("visit_date", visit_date.isoformat(), "a date between birth and today")
-    record = check_measurements(measurements)
-    chosen = clinic_definitions(db)
-    result = assess_visit(patient, visit_date, record, chosen, "en")
-    shown = result if lang == "en" else assess_visit(patient, visit_date, record, chosen, lang)
+    """Record a visit; returns it with its result in `lang` (kept in English with the visit)."""
+    assessed = _assess_for_saving(db, patient, visit_date, measurements, lang)
     visit = Visit(
         patient_id=patient.id,
         visit_date=visit_date,
-        measurements=record,
-        result=result.to_dict(),
-        definitions=chosen,
+        measurements=assessed.record,
+        result=assessed.stored.to_dict(),
+        definitions=assessed.definitions,
         engine_version=__version__,
         created_at=now(),
         created_by=user.id,
@@ -260,7 +273,42 @@ def create_visit(
     db.add(visit)
     db.flush()
     audit.record(db, user, "visit.create", "visit", visit.id, detail=f"patient {patient.id}")
-    return visit, shown
+    return visit, assessed.shown
+
+
+def correct_visit(
+    db: Session,
+    user: User,
+    visit: Visit,
+    visit_date: date,
+    measurements: Mapping[str, Any],
+    reason: str,
+    lang: Lang = "en",
+) -> Result:
+    """Correct a visit: the superseded version is kept with who replaced it and why."""
+    why = reason.strip()
+    if not why or len(why) > 500:
+        raise invalid("reason", reason, "why the visit is corrected, 1 to 500 characters")
+    assessed = _assess_for_saving(db, visit.patient, visit_date, measurements, lang)
+    db.add(
+        VisitRevision(
+            visit_id=visit.id,
+            visit_date=visit.visit_date,
+            measurements=visit.measurements,
+            result=visit.result,
+            definitions=visit.definitions,
+            engine_version=visit.engine_version,
+            replaced_at=now(),
+            replaced_by=user.id,
+            reason=why,
+        )
+    )
+    visit.visit_date, visit.measurements = visit_date, assessed.record
+    visit.result, visit.definitions = assessed.stored.to_dict(), assessed.definitions
+    visit.engine_version = __version__
+    # The reason may name clinical facts, so the audit keeps only that a correction happened.
+    audit.record(db, user, "visit.correct", "visit", visit.id, detail=f"patient {visit.patient_id}")
+    return assessed.shown
 
 
 def get_visit(db: Session, user: User, visit_id: int, action: str = "visit.read") -> Visit | None:

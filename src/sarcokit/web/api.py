@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -119,10 +120,25 @@ async def assess_record(
     return result.to_dict()
 
 
+# The clinic's definitions change rarely: the stateless assessment reads them at most once a
+# second per process (a change made in this process applies at once, see forget_definitions).
+DEFINITIONS_TTL_S = 1.0
+
+
 def _clinic_definitions(request: Request) -> list[str]:
+    cached: tuple[float, list[str]] | None = request.app.state.definitions_cache
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
     factory: sessionmaker[Session] = request.app.state.sessions
     with factory() as db:
-        return store.clinic_definitions(db)
+        chosen = store.clinic_definitions(db)
+    request.app.state.definitions_cache = (time.monotonic() + DEFINITIONS_TTL_S, chosen)
+    return chosen
+
+
+def forget_definitions(request: Request) -> None:
+    """Drop this process's cached clinic definitions (after an administrator changed them)."""
+    request.app.state.definitions_cache = None
 
 
 # -- patients and visits (clinicians) --------------------------------------------------------
@@ -320,9 +336,10 @@ def read_settings(db: Db, principal: Admin) -> SettingsIO:
 
 
 @router.put("/settings", summary="Change clinic settings")
-def write_settings(db: Db, principal: Admin, body: SettingsIO) -> SettingsIO:
+def write_settings(request: Request, db: Db, principal: Admin, body: SettingsIO) -> SettingsIO:
     """The new settings."""
     store.set_clinic_definitions(db, principal.user, body.definitions)
+    forget_definitions(request)
     return SettingsIO(definitions=store.clinic_definitions(db))
 
 

@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.db_slots = asyncio.Semaphore(DB_SLOTS)
+    app.state.definitions_cache = None
     _install_handlers(app)
     app.add_middleware(ClinicMiddleware, max_body_bytes=chosen.max_body_bytes)
     app.mount(

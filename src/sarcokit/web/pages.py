@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sarcokit.definitions import DEFINITION_IDS, definition
 from sarcokit.fields import InputError, Problem
 from sarcokit.web import store
+from sarcokit.web.api import forget_definitions
 from sarcokit.web.assessment import age_at
 from sarcokit.web.charts import chart
 from sarcokit.web.config import secret_file
@@ -575,6 +576,7 @@ def admin_settings(request: Request, db: Db, principal: Admin, form: Form) -> Re
     others = [d for d in DEFINITION_IDS if form.get(f"definition_{d}") and d != lead]
     try:
         store.set_clinic_definitions(db, principal.user, [lead, *others] if lead else others)
+        forget_definitions(request)
     except InputError as error:
         return _admin_page(request, db, principal, 422, problems=error.problems)
     return _redirect("/admin")

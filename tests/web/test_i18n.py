@@ -225,3 +225,29 @@ def test_anonymous_pages_in_chinese_have_no_english_left(
     assert failed.status_code == 401
     assert not _untranslated(failed.text)
     assert "用户名" in failed.text
+
+
+def test_a_refused_value_is_named_by_its_translated_label(sqlite_clinic: Clinic) -> None:
+    browser, token = sqlite_clinic.browser("clinician")
+    switched = browser.post(
+        "/account/language", data={"csrf_token": token, "language": "zh-CN", "next": "/"}
+    )
+    assert switched.status_code == 200
+    patient = add_patient(sqlite_clinic.api("clinician"), "ZH-ERR")
+    url = f"/patients/{patient['id']}/visits/new"
+    for field, value, label in (
+        ("height_m", "158", "身高"),
+        ("sarc_f_falls", "3", "SARC-F 肌少症筛查问卷: 跌倒"),
+    ):
+        refused = browser.post(
+            url,
+            data={
+                "csrf_token": token,
+                "visit_date": "2026-01-10",
+                field: value,
+                "height_m__unit": "height_m",
+            },
+        )
+        assert refused.status_code == 422
+        problems = refused.text[refused.text.index('class="problems"') :]
+        assert f'<li data-field="{field}"><strong>{label}</strong>' in problems

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -310,3 +310,25 @@ def form_values(measurements: Mapping[str, Any]) -> dict[str, str]:
 def _input_name(form_field: FormField) -> str:
     # A field asked in trials shows a single stored value as its first trial.
     return f"{form_field.field}__1" if form_field.trials > 1 else form_field.field
+
+
+@cache
+def _label_ids() -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for section in sections():
+        for form_field in section.fields:
+            labels[form_field.field] = form_field.label
+            labels.update((unit.field, form_field.label) for unit in form_field.units)
+    return labels
+
+
+def field_label(name: str, gettext: Callable[..., str], language: str) -> str | None:
+    """How the form names an input (translated), for messages that name the field."""
+    if name in _label_ids():
+        return gettext(_label_ids()[name])
+    key = "zh" if language == "zh-CN" else "en"
+    for questionnaire in questionnaires():
+        for item in questionnaire.items:
+            if item.field == name:
+                return f"{questionnaire.title[key]}: {item.component[key]}"
+    return None

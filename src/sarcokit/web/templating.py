@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 from sarcokit import __version__
 from sarcokit.i18n import text as core_text
 from sarcokit.web.deps import Principal
+from sarcokit.web.forms import field_label
 from sarcokit.web.i18n import CORE_LANG, LANGUAGE_NAMES, LANGUAGES, best_language, translator
 
 LANGUAGE_COOKIE = "sarcokit_lang"
@@ -61,8 +62,10 @@ def render(
 def base_context(language: str) -> dict[str, Any]:
     """What every template sees: gettext, the core engine's texts, the language."""
     core = CORE_LANG[language]
+    gettext = translator(language)
     return {
-        "_": translator(language),
+        "_": gettext,
+        "field_label": lambda name: field_label(name, gettext, language),
         "core": lambda key, **values: core_text(core, key, **values),
         "lang": language,
         "core_lang": core,

@@ -52,18 +52,13 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import create_engine, text
 
+from sarcokit.screening import sarc_f_items
+
 USERNAME = "load_clinician"
 VISITS = "POST /api/v1/patients/{id}/visits"
 ASSESS = "POST /api/v1/assess"
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Clinic load (benchmarks/clinic_load.py)"
-SARC_F_ITEMS = (
-    "sarc_f_strength",
-    "sarc_f_assistance_walking",
-    "sarc_f_rise_from_chair",
-    "sarc_f_climb_stairs",
-    "sarc_f_falls",
-)
 
 
 # -- arguments and the loopback guard --------------------------------------------------------
@@ -364,7 +359,7 @@ def measurements(person: Person, rng: random.Random) -> dict[str, Any]:
     if rng.random() < 0.7:
         found["calf_cm"] = round(clip(person.calf_cm + rng.gauss(0, 0.6), 18, 60), 1)
     if rng.random() < 0.8:
-        for item in SARC_F_ITEMS:
+        for item in sarc_f_items():
             found[item] = rng.choices((0, 1, 2), weights=(6, 3, 1))[0]
     return found
 

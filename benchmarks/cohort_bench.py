@@ -93,14 +93,9 @@ import pyarrow.parquet as pq
 
 import sarcokit
 from sarcokit.definitions import DEFINITION_IDS
+from sarcokit.screening import sarc_f_items
 
-SARC_F = (
-    "sarc_f_strength",
-    "sarc_f_assistance_walking",
-    "sarc_f_rise_from_chair",
-    "sarc_f_climb_stairs",
-    "sarc_f_falls",
-)
+SARC_F = sarc_f_items()
 MSRA_BOOLEANS = (
     "msra_walks_1000m",
     "msra_three_meals_daily",

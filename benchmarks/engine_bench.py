@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 import sarcokit
+from sarcokit.screening import sarc_f_items
 
 
 def cohort(rows: int, seed: int = 1) -> pl.DataFrame:
@@ -37,16 +38,7 @@ def cohort(rows: int, seed: int = 1) -> pl.DataFrame:
             "asm_kg": rng.uniform(10, 30, rows),
             "asm_method": rng.choice(["dxa", "bia"], rows),
             "calf_cm": rng.uniform(25, 42, rows),
-            **{
-                item: rng.integers(0, 3, rows)
-                for item in (
-                    "sarc_f_strength",
-                    "sarc_f_assistance_walking",
-                    "sarc_f_rise_from_chair",
-                    "sarc_f_climb_stairs",
-                    "sarc_f_falls",
-                )
-            },
+            **{item: rng.integers(0, 3, rows) for item in sarc_f_items()},
         }
     )
     mask = {c: pl.Series(rng.random(rows) < 0.1) for c in frame.columns if c != "sex"}

@@ -116,15 +116,20 @@ def _sex_specific(models: Mapping[str, LinearModel]) -> nw.Expr:
     )
 
 
+def sarc_f_items() -> tuple[str, ...]:
+    """The SARC-F item fields, in questionnaire order."""
+    return tuple(instruments()["sarc_f"].raw["items"])
+
+
 def score_stages() -> list[list[nw.Expr]]:
     """Screening expressions in dependency order; each stage may use the columns of the last."""
     inst = instruments()
-    sarc_f_items = [nw.col(item) for item in inst["sarc_f"].raw["items"]]
+    items = [nw.col(item) for item in sarc_f_items()]
     ishii_models = {sex: parse_model(m) for sex, m in inst["ishii"].raw["equation"].items()}
     calf_points = inst["sarc_calf"].raw["calf_points"]
     calf_low = nw.col("calf_low")
     first = [
-        _sum(sarc_f_items).alias("sarc_f_total"),
+        _sum(items).alias("sarc_f_total"),
         threshold_expr(inst["calf"].test).alias("calf_low"),
         _sex_specific(ishii_models).alias("ishii_score"),
         _msra_points(inst["msra7"].raw).alias("msra7_total"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
@@ -17,16 +16,18 @@ from sarcokit.definitions import DEFINITION_IDS
 from sarcokit.fields import InputError
 from sarcokit.result import Result
 from sarcokit.web import store
-from sarcokit.web.assessment import assess_visit, invalid
+from sarcokit.web.assessment import assess_visits, invalid
 from sarcokit.web.batching import engine_queue
 from sarcokit.web.config import secret_file
 from sarcokit.web.deps import (
     Db,
     Principal,
+    Throttled,
     api_role,
     api_user,
     patient_or_404,
     settings,
+    sign_in,
     visit_or_404,
 )
 from sarcokit.web.i18n import CORE_LANG
@@ -49,7 +50,7 @@ from sarcokit.web.schemas import (
     VisitOut,
     subject_record_schema,
 )
-from sarcokit.web.security import authenticate, issue_api_token, throttled
+from sarcokit.web.security import issue_api_token
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no valid bearer token"},
@@ -175,15 +176,13 @@ def update_patient(db: Db, principal: Clinician, patient_id: int, body: PatientI
     return PatientOut.model_validate(patient)
 
 
-def _visit_out(visit: Visit, language: str, result: Result | None = None) -> VisitOut:
-    if result is None:
-        result = assess_visit(
-            visit.patient,
-            visit.visit_date,
-            visit.measurements,
-            visit.definitions,
-            CORE_LANG[language],
-        )
+def _read(db: Db, principal: Principal, visit_id: int, lang: str | None) -> VisitOut:
+    visit = visit_or_404(db, principal, visit_id)
+    [result] = assess_visits([visit], CORE_LANG[_language(principal, lang)])
+    return _visit_out(visit, result)
+
+
+def _visit_out(visit: Visit, result: Result) -> VisitOut:
     return VisitOut(
         id=visit.id,
         patient_id=visit.patient_id,
@@ -203,7 +202,9 @@ def list_visits(
     """Every visit with its result."""
     patient = patient_or_404(db, principal, patient_id)
     language = _language(principal, lang)
-    return [_visit_out(v, language) for v in store.patient_visits(db, principal.user, patient)]
+    visits = store.patient_visits(db, principal.user, patient)
+    results = assess_visits(visits, CORE_LANG[language])
+    return [_visit_out(v, r) for v, r in zip(visits, results, strict=True)]
 
 
 @router.post("/patients/{patient_id}/visits", status_code=201, summary="Record a visit")
@@ -216,13 +217,13 @@ def create_visit(
     visit, result = store.create_visit(
         db, principal.user, patient, body.visit_date, body.measurements, CORE_LANG[language]
     )
-    return _visit_out(visit, language, result)
+    return _visit_out(visit, result)
 
 
 @router.get("/visits/{visit_id}", summary="One visit with its result")
 def read_visit(db: Db, principal: Clinician, visit_id: int, lang: Language = None) -> VisitOut:
     """The visit, its measurements and its result in the reader's language."""
-    return _visit_out(visit_or_404(db, principal, visit_id), _language(principal, lang))
+    return _read(db, principal, visit_id, lang)
 
 
 @router.put("/visits/{visit_id}", summary="Correct a visit (the superseded version is kept)")
@@ -243,7 +244,7 @@ def correct_visit(
     )
     db.flush()
     db.refresh(visit, ["revisions"])
-    return _visit_out(visit, language, result)
+    return _visit_out(visit, result)
 
 
 @router.get("/visits/{visit_id}/result", summary="A visit's result (the DESIGN.md contract)")
@@ -251,7 +252,7 @@ def read_result(
     db: Db, principal: Clinician, visit_id: int, lang: Language = None
 ) -> dict[str, Any]:
     """The result contract for the visit under the definitions it was recorded with."""
-    return _visit_out(visit_or_404(db, principal, visit_id), _language(principal, lang)).result
+    return _read(db, principal, visit_id, lang).result
 
 
 @router.get(
@@ -283,12 +284,12 @@ def export(request: Request, db: Db, principal: Researcher) -> list[dict[str, An
 @router.post("/auth/token", status_code=201, summary="Exchange credentials for a bearer token")
 def token(request: Request, db: Db, body: TokenRequest) -> TokenOut:
     """A new bearer token; repeated failures are throttled (429)."""
-    config = settings(request)
-    client = request.client.host if request.client else "unknown"
-    window = timedelta(minutes=config.login_window_minutes)
-    if throttled(db, body.username, client, config.login_attempts, window):
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; wait")
-    user = authenticate(db, body.username, body.password, client)
+    try:
+        user = sign_in(request, db, body.username, body.password)
+    except Throttled:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; wait"
+        ) from None
     if user is None:
         # The failure must be kept although the request fails.
         db.commit()

@@ -18,8 +18,7 @@ from sarcokit.fields import InputError
 from sarcokit.web import api, pages
 from sarcokit.web.config import Settings, secret_file, settings_from_env
 from sarcokit.web.db import make_engine, migrate, session_factory, transaction
-from sarcokit.web.deps import SESSION_COOKIE, LoginRequired, Principal
-from sarcokit.web.security import session_of
+from sarcokit.web.deps import LoginRequired, Principal, session_principal
 from sarcokit.web.store import Conflict, count_users
 from sarcokit.web.templating import render
 
@@ -43,12 +42,8 @@ def _is_api(request: Request) -> bool:
 
 def _signed_in(request: Request) -> Principal | None:
     # Error pages keep the signed-in user's language and navigation.
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
     with transaction(request.app.state.sessions) as db:
-        found = session_of(db, token)
-        return Principal(found.user, found.csrf_token) if found else None
+        return session_principal(request, db)
 
 
 def _install_handlers(app: FastAPI) -> None:

@@ -10,7 +10,7 @@ from sarcokit.fields import GRIP_TRIALS, InputError, Problem, parse_record
 from sarcokit.i18n import Lang
 from sarcokit.result import Result
 from sarcokit.web.batching import engine_queue
-from sarcokit.web.models import Patient
+from sarcokit.web.models import Patient, Visit
 
 # Taken from the patient record, so a visit cannot contradict it.
 FROM_PATIENT = ("id", "sex", "age")
@@ -49,6 +49,24 @@ def age_at(born: date, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
+def visit_record(
+    patient: Patient, visit_date: date, measurements: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A visit's measurements as a subject record, with the patient's sex and age that day."""
+    return {
+        **measurements,
+        "id": str(patient.id),
+        "sex": patient.sex,
+        "age": age_at(patient.date_of_birth, visit_date),
+    }
+
+
+def _accepted(result: Result) -> Result:
+    if not result.ok:
+        raise InputError(result.problems)
+    return result
+
+
 def assess_visit(
     patient: Patient,
     visit_date: date,
@@ -57,13 +75,17 @@ def assess_visit(
     lang: Lang,
 ) -> Result:
     """The core engine's result for a visit; a record it rejects raises InputError."""
-    record = {
-        **measurements,
-        "id": str(patient.id),
-        "sex": patient.sex,
-        "age": age_at(patient.date_of_birth, visit_date),
-    }
-    result = engine_queue.assess(record, definitions, lang)
-    if not result.ok:
-        raise InputError(result.problems)
-    return result
+    record = visit_record(patient, visit_date, measurements)
+    return _accepted(engine_queue.assess(record, definitions, lang))
+
+
+def assess_visits(visits: Sequence[Visit], lang: Lang) -> list[Result]:
+    """Saved visits' results under the definitions each was saved with, in one engine call."""
+    # All are queued before any is awaited, so the engine thread answers them together.
+    futures = [
+        engine_queue.submit(
+            visit_record(v.patient, v.visit_date, v.measurements), v.definitions, lang
+        )
+        for v in visits
+    ]
+    return [_accepted(future.result()) for future in futures]

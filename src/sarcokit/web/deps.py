@@ -4,6 +4,7 @@
 # annotations in _requiring, which refer to a local variable.
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -13,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from sarcokit.web import store
 from sarcokit.web.config import Settings
 from sarcokit.web.models import Patient, User, Visit
-from sarcokit.web.security import session_of, user_of_api_token
+from sarcokit.web.security import authenticate, session_of, throttled, user_of_api_token
 
 SESSION_COOKIE = "sarcokit_session"
 PRE_SESSION_CSRF_COOKIE = "sarcokit_csrf"
@@ -64,7 +65,8 @@ async def database(request: Request) -> AsyncIterator[Session]:
 Db = Annotated[Session, Depends(database)]
 
 
-def _page_principal(request: Request, db: Db) -> Principal | None:
+def session_principal(request: Request, db: Session) -> Principal | None:
+    """The user of the request's session cookie, if it belongs to a live session."""
     token = request.cookies.get(SESSION_COOKIE)
     found = session_of(db, token) if token else None
     if found is None:
@@ -74,12 +76,12 @@ def _page_principal(request: Request, db: Db) -> Principal | None:
 
 def optional_page_user(request: Request, db: Db) -> Principal | None:
     """The browser session's user, if signed in."""
-    return _page_principal(request, db)
+    return session_principal(request, db)
 
 
 def page_user(request: Request, db: Db) -> Principal:
     """The browser session's user; anonymous visitors are sent to the login page."""
-    principal = _page_principal(request, db)
+    principal = session_principal(request, db)
     if principal is None:
         raise LoginRequired
     return principal
@@ -124,6 +126,25 @@ def page_role(*roles: str) -> Callable[..., Principal]:
 def api_role(*roles: str) -> Callable[..., Principal]:
     """An API dependency admitting token holders with any of the roles."""
     return _requiring(api_user, roles)
+
+
+def client_address(request: Request) -> str:
+    """The client's address, as sign-in throttling counts it."""
+    return request.client.host if request.client else "unknown"
+
+
+class Throttled(Exception):
+    """Too many recent failed sign-ins for this username or this address."""
+
+
+def sign_in(request: Request, db: Session, username: str, password: str) -> User | None:
+    """The active user with these credentials (a failure is counted); raises Throttled."""
+    config = settings(request)
+    client = client_address(request)
+    window = timedelta(minutes=config.login_window_minutes)
+    if throttled(db, username, client, config.login_attempts, window):
+        raise Throttled
+    return authenticate(db, username, password, client)
 
 
 def patient_or_404(db: Session, principal: Principal, patient_id: int) -> Patient:

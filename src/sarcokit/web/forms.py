@@ -16,6 +16,7 @@ from sarcokit.fields import (
     InputError,
     Problem,
     field_specs,
+    input_columns,
     parse_record,
 )
 
@@ -110,14 +111,9 @@ def _form_text(value: Any) -> str:
 
 
 def _unit_symbol(field: str) -> str:
-    specs = field_specs()
-    if field in specs:
-        return specs[field].unit or ""
-    for spec in specs.values():
-        alternative = spec.alternative(field)
-        if alternative is not None:
-            return alternative.unit
-    raise KeyError(field)
+    spec, alternative = input_columns()[field]
+    found = spec.alternative(alternative)
+    return found.unit if found else spec.unit or ""
 
 
 @cache

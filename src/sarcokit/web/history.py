@@ -16,7 +16,7 @@ from sarcokit.definitions import definition
 from sarcokit.engine import evaluate
 from sarcokit.screening import instruments
 from sarcokit.thresholds import SYMBOL, Threshold, applicable_variants
-from sarcokit.web.assessment import age_at
+from sarcokit.web.assessment import visit_record
 from sarcokit.web.forms import history_specs
 from sarcokit.web.models import Patient, Visit
 
@@ -99,15 +99,7 @@ def canonical_values(
     patient: Patient, visits: Sequence[Visit], columns: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Each visit's measures in canonical units, computed by the engine (grip in lb → kg, …)."""
-    records = [
-        {
-            **visit.measurements,
-            "id": str(visit.id),
-            "sex": patient.sex,
-            "age": age_at(patient.date_of_birth, visit.visit_date),
-        }
-        for visit in visits
-    ]
+    records = [visit_record(patient, v.visit_date, v.measurements) for v in visits]
     frame = records_frame(records)
     evaluated = evaluate(frame, [visits[0].definitions[0]] if visits else None, explain=True)
     return evaluated.select(columns).to_dicts() if len(evaluated) else []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -23,11 +23,14 @@ from sarcokit.web.deps import (
     SESSION_COOKIE,
     Db,
     Principal,
+    Throttled,
+    client_address,
     optional_page_user,
     page_role,
     page_user,
     patient_or_404,
     settings,
+    sign_in,
     visit_or_404,
 )
 from sarcokit.web.forms import form_values, measurements_from_form, questionnaires, sections
@@ -43,7 +46,6 @@ from sarcokit.web.security import (
     new_token,
     open_session,
     same,
-    throttled,
 )
 from sarcokit.web.templating import LANGUAGE_COOKIE, render
 
@@ -101,10 +103,6 @@ def _pre_session_page(
         secure=settings(request).cookie_secure,
     )
     return response
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 # -- first run, login, language ---------------------------------------------------------------
@@ -178,16 +176,15 @@ def login(request: Request, db: Db, form: Form) -> Response:
     _check_csrf(request.cookies.get(PRE_SESSION_CSRF_COOKIE), form)
     config = settings(request)
     username = form.get("username", "").strip()
-    language = request.cookies.get(LANGUAGE_COOKIE, "en")
-    gettext = translator(language)
-    window = timedelta(minutes=config.login_window_minutes)
-    if throttled(db, username, _client(request), config.login_attempts, window):
+    gettext = translator(request.cookies.get(LANGUAGE_COOKIE, "en"))
+    try:
+        user = sign_in(request, db, username, form.get("password", ""))
+    except Throttled:
         message = gettext(
             "Too many failed sign-ins. Wait %(minutes)s minutes and try again.",
             minutes=config.login_window_minutes,
         )
         return _pre_session_page(request, "login.html", 429, error=message, username=username)
-    user = authenticate(db, username, form.get("password", ""), _client(request))
     if user is None:
         return _pre_session_page(
             request,
@@ -604,7 +601,9 @@ def change_password(request: Request, db: Db, principal: Signed, form: Form) -> 
     """Set a new password after confirming the current one."""
     _check_csrf(principal.csrf, form)
     gettext = translator(principal.user.language)
-    user = authenticate(db, principal.user.username, form.get("current", ""), _client(request))
+    user = authenticate(
+        db, principal.user.username, form.get("current", ""), client_address(request)
+    )
     if user is None:
         return render(
             request, "account.html", principal, 400, error=gettext("The current password is wrong.")

@@ -13,7 +13,7 @@ from sarcokit.definitions import definition
 from sarcokit.fields import GRIP, GRIP_TRIALS
 from sarcokit.result import Result
 from sarcokit.screening import instruments
-from sarcokit.web.assessment import age_at, assess_visit
+from sarcokit.web.assessment import age_at, assess_visits
 from sarcokit.web.forms import derived_labels, questionnaires, secondary_results, sections
 from sarcokit.web.i18n import CORE_LANG
 from sarcokit.web.models import Visit
@@ -98,9 +98,7 @@ def answer_rows(measurements: dict[str, Any], language: str) -> list[tuple[str, 
 def report_context(visit: Visit, language: str) -> dict[str, Any]:
     """Everything the visit page and the report show, with the result in the reader's language."""
     patient = visit.patient
-    result = assess_visit(
-        patient, visit.visit_date, visit.measurements, visit.definitions, CORE_LANG[language]
-    )
+    [result] = assess_visits([visit], CORE_LANG[language])
     stored = visit.result.get("definitions", {})
     changed = [
         name

@@ -29,6 +29,7 @@ TABLES = {
     "alembic_version",
     "api_tokens",
     "audit_log",
+    "audit_head",
     "login_failures",
     "login_sessions",
     "patients",

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from sarcokit.definitions import DEFINITION_IDS
 from sarcokit.fields import InputError
 from sarcokit.result import Result
-from sarcokit.web import store
+from sarcokit.web import audit, store
 from sarcokit.web.assessment import assess_visits, invalid
 from sarcokit.web.batching import engine_queue
 from sarcokit.web.config import secret_file
@@ -287,6 +287,7 @@ def token(request: Request, db: Db, body: TokenRequest) -> TokenOut:
     try:
         user = sign_in(request, db, body.username, body.password)
     except Throttled:
+        db.commit()  # the refusal is audited although the request fails
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; wait"
         ) from None
@@ -349,5 +350,6 @@ def read_audit(
     db: Db, principal: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[AuditOut]:
     """The newest audit events."""
-    events = db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit))
+    events = list(db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)))
+    audit.record(db, principal.user, "audit.read", "audit_log", detail=f"{len(events)} shown")
     return [AuditOut.model_validate(e) for e in events]

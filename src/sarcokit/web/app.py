@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from importlib.resources import files
 from typing import Any
@@ -11,14 +12,16 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from sarcokit import __version__
 from sarcokit.fields import InputError
 from sarcokit.web import api, pages
 from sarcokit.web.config import Settings, secret_file, settings_from_env
-from sarcokit.web.db import make_engine, migrate, session_factory, transaction
+from sarcokit.web.db import session_factory, transaction
 from sarcokit.web.deps import LoginRequired, Principal, session_principal
+from sarcokit.web.startup import open_store
 from sarcokit.web.store import Conflict, count_users
 from sarcokit.web.templating import render
 
@@ -38,6 +41,11 @@ def _error(status: int, field: str, value: Any, expected: str, message: str) -> 
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
+
+
+def _route(request: Request) -> str:
+    # The route template, never the concrete path, which may carry a record number.
+    return str(getattr(request.scope.get("route"), "path", "(unmatched)"))
 
 
 def _signed_in(request: Request) -> Principal | None:
@@ -81,6 +89,19 @@ def _install_handlers(app: FastAPI) -> None:
         first = problems[0] if problems else {"field": "body", "value": None}
         return JSONResponse({"error": {**first, "problems": problems}}, status_code=422)
 
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(request: Request, error: SQLAlchemyError) -> Response:
+        # The transaction was rolled back: nothing of the request was stored, and a read whose
+        # audit row could not be written is not served (the audit trail is fail-closed).
+        log.error("database error on %s: %s", _route(request), type(error).__name__)
+        message = "the database could not complete the request; nothing was stored"
+        if _is_api(request):
+            return _error(503, "database", None, "a database that accepts writes", message)
+        principal = None
+        with contextlib.suppress(SQLAlchemyError):
+            principal = await run_in_threadpool(_signed_in, request)
+        return render(request, "error.html", principal, status_code=503, detail=message)
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
         if _is_api(request):
@@ -100,8 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from sarcokit.web.middleware import ClinicMiddleware
 
     chosen = settings or settings_from_env()
-    engine = make_engine(chosen.database_url)
-    migrate(engine)
+    engine = open_store(chosen)
     app = FastAPI(
         title="sarcokit clinic",
         version=__version__,

@@ -28,8 +28,15 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # Migrate once here, so that worker processes start on a current schema.
-    create_app()
+    from sarcokit.web.db import StoreError
+
+    # Check and migrate once here, so that worker processes start on a current schema, and a
+    # damaged or vanished database stops the clinic with a message instead of being served.
+    try:
+        create_app().state.engine.dispose()
+    except StoreError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
     settings = settings_from_env()
     typer.echo(f"sarcokit clinic: http://{host}:{port}/ (Ctrl+C stops it)")
     if settings.setup_code_path.exists():
@@ -51,13 +58,50 @@ def serve(
 
 
 @clinic_app.command()
-def migrate() -> None:
-    """Bring the database schema to the newest migration."""
-    from sarcokit.web.db import make_engine
+def migrate(
+    grant_to: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL: the role the clinic runs as; it may then only add to the audit log."
+        ),
+    ] = None,
+) -> None:
+    """Bring the schema to the newest migration (as SARCOKIT_MIGRATION_DATABASE_URL if set)."""
+    from sarcokit.web.db import StoreError, grant_runtime, make_engine
     from sarcokit.web.db import migrate as run_migrations
 
-    run_migrations(make_engine(settings_from_env().database_url))
-    typer.echo("database is at the newest schema")
+    settings = settings_from_env()
+    engine = make_engine(settings.migration_url or settings.database_url)
+    try:
+        run_migrations(engine)
+        typer.echo("database is at the newest schema")
+        if grant_to:
+            grant_runtime(engine, grant_to)
+            typer.echo(f"{grant_to} may use the clinic's tables and only add to the audit log")
+    except StoreError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+
+
+@clinic_app.command("verify-audit")
+def verify_audit() -> None:
+    """Check the audit log's hash chain; exit 1 naming the first broken link."""
+    from sarcokit.web.audit import verify
+    from sarcokit.web.db import make_engine, session_factory
+
+    engine = make_engine(settings_from_env().database_url)
+    try:
+        with session_factory(engine)() as db:
+            report = verify(db)
+    finally:
+        engine.dispose()
+    if report.intact:
+        typer.echo(f"audit log intact: {report.rows} rows, every link holds")
+        return
+    typer.echo(f"audit log BROKEN: {report.reason}", err=True)
+    raise typer.Exit(1)
 
 
 @clinic_app.command("create-user")
@@ -69,13 +113,17 @@ def create_user(
 ) -> None:
     """Create an account; the password is read from SARCOKIT_PASSWORD or asked for."""
     from sarcokit.fields import InputError
-    from sarcokit.web.db import make_engine, migrate, session_factory, transaction
+    from sarcokit.web.db import StoreError, session_factory, transaction
+    from sarcokit.web.startup import open_store
     from sarcokit.web.store import Conflict
     from sarcokit.web.store import create_user as store_create_user
 
     password = os.environ.get("SARCOKIT_PASSWORD") or getpass.getpass("Password: ")
-    engine = make_engine(settings_from_env().database_url)
-    migrate(engine)
+    try:
+        engine = open_store(settings_from_env())
+    except StoreError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
     try:
         with transaction(session_factory(engine)) as db:
             user = store_create_user(

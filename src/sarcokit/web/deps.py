@@ -11,7 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from sarcokit.web import store
+from sarcokit.web import audit, store
 from sarcokit.web.config import Settings
 from sarcokit.web.models import Patient, User, Visit
 from sarcokit.web.security import authenticate, session_of, throttled, user_of_api_token
@@ -45,6 +45,10 @@ def settings(request: Request) -> Settings:
 async def database(request: Request) -> AsyncIterator[Session]:
     """A session for the request: committed when the handler succeeds, else rolled back.
 
+    The commit runs before the response is sent (the dependency's scope is the function, see
+    Db): a client is told a write succeeded only once it is committed with its audit rows, and
+    a failed commit is answered as an error.
+
     At most `db_slots` requests per process hold a session at once, fewer than the worker
     threads: a request holding SQLite's write lock, or the last pooled connection, can then
     always get a thread to finish and release it.
@@ -62,7 +66,7 @@ async def database(request: Request) -> AsyncIterator[Session]:
             await run_in_threadpool(db.close)
 
 
-Db = Annotated[Session, Depends(database)]
+Db = Annotated[Session, Depends(database, scope="function")]
 
 
 def session_principal(request: Request, db: Session) -> Principal | None:
@@ -108,8 +112,13 @@ def api_user(request: Request) -> Principal:
 def _requiring(
     source: Callable[..., Principal], roles: tuple[str, ...]
 ) -> Callable[..., Principal]:
-    def check(principal: Annotated[Principal, Depends(source)]) -> Principal:
+    def check(request: Request, principal: Annotated[Principal, Depends(source)]) -> Principal:
         if not any(principal.has(role) for role in roles):
+            # Denials are audited in a transaction of their own: the request does no work.
+            route = str(getattr(request.scope.get("route"), "path", "(unmatched)"))
+            audit.record_alone(
+                request.app.state.sessions, principal.user.id, "access.denied", "route", route
+            )
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"this needs the role {' or '.join(roles)}"
             )
@@ -143,8 +152,15 @@ def sign_in(request: Request, db: Session, username: str, password: str) -> User
     client = client_address(request)
     window = timedelta(minutes=config.login_window_minutes)
     if throttled(db, username, client, config.login_attempts, window):
+        audit.record(db, None, "auth.throttled", "user")
         raise Throttled
-    return authenticate(db, username, password, client)
+    user = authenticate(db, username, password, client)
+    if user is None:
+        # What was typed as a username may be a password: the trail keeps no text of it.
+        audit.record(db, None, "auth.failure", "user")
+    else:
+        audit.record(db, user, "auth.sign_in", "user", user.id)
+    return user
 
 
 def patient_or_404(db: Session, principal: Principal, patient_id: int) -> Patient:

@@ -13,10 +13,16 @@ class Base(DeclarativeBase):
     """Declarative base of the clinic schema."""
 
 
+# SQLite's AUTOINCREMENT never hands out an id again, not even the id of a row whose insert was
+# rolled back or of the highest row after it was removed; PostgreSQL's sequences never do.
+_NEVER_REUSE: dict[str, Any] = {"sqlite_autoincrement": True}
+
+
 class User(Base):
     """An account: roles are a comma-separated subset of admin, clinician, researcher."""
 
     __tablename__ = "users"
+    __table_args__ = _NEVER_REUSE
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
@@ -36,6 +42,7 @@ class ApiToken(Base):
     """A bearer token; only its SHA-256 digest is stored."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = _NEVER_REUSE
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     name: Mapped[str] = mapped_column(String(100))
@@ -49,6 +56,7 @@ class LoginSession(Base):
     """A browser session; the cookie holds the token, the table its digest."""
 
     __tablename__ = "login_sessions"
+    __table_args__ = _NEVER_REUSE
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     csrf_token: Mapped[str] = mapped_column(String(64))
@@ -61,6 +69,7 @@ class LoginFailure(Base):
     """A failed login, kept to throttle guessing by username and by client address."""
 
     __tablename__ = "login_failures"
+    __table_args__ = _NEVER_REUSE
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), index=True)
     client: Mapped[str] = mapped_column(String(64), index=True)
@@ -79,6 +88,7 @@ class Patient(Base):
     """A patient of the clinic."""
 
     __tablename__ = "patients"
+    __table_args__ = _NEVER_REUSE
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     record_number: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -106,7 +116,7 @@ class Visit(VisitContent, Base):
     """A visit: the measurements as entered (subject-record fields) and the result at saving."""
 
     __tablename__ = "visits"
-    __table_args__ = (Index("ix_visits_patient_date", "patient_id", "visit_date"),)
+    __table_args__ = (Index("ix_visits_patient_date", "patient_id", "visit_date"), _NEVER_REUSE)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -119,6 +129,7 @@ class VisitRevision(VisitContent, Base):
     """A superseded version of a visit, kept when the visit is corrected, with who and why."""
 
     __tablename__ = "visit_revisions"
+    __table_args__ = _NEVER_REUSE
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
     replaced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -127,9 +138,14 @@ class VisitRevision(VisitContent, Base):
 
 
 class AuditEvent(Base):
-    """Who read or wrote which patient data, when. Rows can be added, never changed."""
+    """Who read or wrote which patient data, when. Rows can be added, never changed.
+
+    Each row carries its place in the chain (`seq`), the hash of the row before it and its own
+    hash over both (see audit.chain_hash), so an edited, removed or inserted row is evident.
+    """
 
     __tablename__ = "audit_log"
+    __table_args__ = _NEVER_REUSE
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -137,3 +153,15 @@ class AuditEvent(Base):
     entity: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str] = mapped_column(Text, default="")
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The end of the audit chain: one row, locked by every transaction that appends to it."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

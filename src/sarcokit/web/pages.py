@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from sarcokit.definitions import DEFINITION_IDS, definition
 from sarcokit.fields import InputError, Problem
-from sarcokit.web import store
+from sarcokit.web import audit, store
 from sarcokit.web.api import forget_definitions
 from sarcokit.web.assessment import age_at
 from sarcokit.web.charts import chart
@@ -204,6 +204,7 @@ def logout(request: Request, db: Db, principal: Signed, form: Form) -> Response:
     """Sign out."""
     _check_csrf(principal.csrf, form)
     close_session(db, request.cookies.get(SESSION_COOKIE, ""))
+    audit.record(db, principal.user, "auth.sign_out", "user", principal.user.id)
     response = _redirect("/login")
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -583,6 +584,7 @@ def admin_settings(request: Request, db: Db, principal: Admin, form: Form) -> Re
 def admin_audit(request: Request, db: Db, principal: Admin) -> HTMLResponse:
     """The newest audit events."""
     events = list(db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(200)))
+    audit.record(db, principal.user, "audit.read", "audit_log", detail=f"{len(events)} shown")
     names = {u.id: u.username for u in db.scalars(select(User))}
     return render(request, "audit.html", principal, events=events, names=names)
 

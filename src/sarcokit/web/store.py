@@ -213,8 +213,9 @@ def search_patients(db: Session, user: User, query: str = "") -> list[Patient]:
             )
         )
     found = list(db.scalars(statement))
-    # The search term may be a name, so the audit keeps only how many records were shown.
-    audit.record(db, user, "patient.search", "patient", detail=f"{len(found)} shown")
+    # The search term may be a name, so the audit keeps which records were shown, not the term.
+    shown = ",".join(str(p.id) for p in found)
+    audit.record(db, user, "patient.search", "patient", detail=f"{len(found)} shown: {shown}")
     return found
 
 

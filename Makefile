@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BROWSER_STAMP := $(VENV)/.browser-deps
 
-.PHONY: run test assess browser-deps catalogues docs clean
+.PHONY: run test assess browser-deps catalogues docs clean postgres-roles
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,17 @@ $(STAMP): pyproject.toml
 # The clinic at http://127.0.0.1:8000 (SQLite under ./var; SARCOKIT_DATABASE_URL for PostgreSQL).
 run: $(STAMP) $(BROWSER_STAMP)
 	$(BIN)/sarcokit clinic serve --host 127.0.0.1 --port 8000
+
+# PostgreSQL with two roles (see the README): the owner migrates; the clinic runs as a role
+# that may only add to the audit log. Then:
+#   SARCOKIT_DATABASE_URL=postgresql+psycopg://sarcokit_app@127.0.0.1:5432/sarcokit make run
+PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+postgres-roles: $(STAMP)
+	psql "$(PG_ADMIN_URL)" -v ON_ERROR_STOP=1 \
+		-c "CREATE ROLE sarcokit_owner LOGIN" -c "CREATE ROLE sarcokit_app LOGIN" \
+		-c "CREATE DATABASE sarcokit OWNER sarcokit_owner"
+	SARCOKIT_DATABASE_URL=postgresql+psycopg://sarcokit_owner@127.0.0.1:5432/sarcokit \
+		$(BIN)/sarcokit clinic migrate --grant-to sarcokit_app
 
 # The command-line assessment of the example patients.
 assess: $(STAMP)

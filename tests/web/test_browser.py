@@ -154,6 +154,9 @@ def _shoot(page: Page, tmp_path: Path, name: str) -> None:
 
 
 def _switch_language(page: Page, code: str) -> None:
+    # The page after the redirect reads the user's language from the database: it is right
+    # only because the change commits before the redirect is answered (this once flaked when
+    # the commit ran after the response).
     with page.expect_navigation():
         page.click(f'header form[action="/account/language"] button[value="{code}"]')
 
@@ -312,8 +315,10 @@ def test_visit_result_in_two_languages_pdf_and_history(
 
     _switch_language(page, "en")
     assert page.locator("html").get_attribute("lang") == "en"
-    page.click(f'a[href="/visits/{visit_id}/report"]')
-    page.wait_for_load_state()
+    # Wait for the navigation itself: wait_for_load_state() right after a click can return for
+    # the page still shown, and the checks below then read the old page.
+    with page.expect_navigation():
+        page.click(f'a[href="/visits/{visit_id}/report"]')
     assert RECORD_NUMBER in page.locator("header").inner_text()
     assert (
         page.locator('[data-definition="awgs2019"] [data-category]').get_attribute("data-category")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import schemathesis
@@ -13,7 +12,8 @@ from schemathesis.core.result import Ok
 
 from web.support import Clinic, add_patient, add_visit
 
-# Small and derandomized: the same cases run on every CI run, and the whole test stays < 60 s.
+# Small and derandomized: the same cases run on every CI run. The work is bounded by the number
+# of examples, not by a clock (a timed assertion failed on a loaded machine).
 EXAMPLES = 8
 FUZZ = settings(
     max_examples=EXAMPLES,
@@ -73,7 +73,6 @@ def _fuzz(
 
 
 def test_no_api_operation_answers_with_a_server_error(sqlite_clinic: Clinic) -> None:
-    started = time.perf_counter()
     api = sqlite_clinic.api("clinician")
     # Real records, so that fuzzed bodies also reach the update and visit handlers, not just 404.
     patient = add_patient(api, "F1", "Fuzz", date_of_birth="1950-02-03")
@@ -109,7 +108,6 @@ def test_no_api_operation_answers_with_a_server_error(sqlite_clinic: Clinic) -> 
     assert all(seen.values()), "every operation was called"
     # The fuzzer must have reached at least some handlers with acceptable input, not only 4xx.
     assert any(200 <= status < 300 for statuses in seen.values() for status in statuses)
-    assert time.perf_counter() - started < 60
 
 
 # Regression cases the fuzzer found: each was a 500 before the fix.

@@ -108,7 +108,8 @@ def clinic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # A guard against a hang, not a speed target: a loaded machine takes a while to import.
+        deadline = time.monotonic() + 180
         # /login answers 200 only once the app has migrated and can render (it redirects
         # to /setup, which is followed, on a first run).
         while not _answers(f"{url}/login"):

@@ -25,11 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import narwhals as nw
-import nibabel as nib
 import numpy as np
-import pydicom
 from numpy.typing import NDArray
-from pydicom.errors import InvalidDicomError
 
 from sarcokit.equations import EXACT
 from sarcokit.secondary._data import criterion_expr, reference, where_of
@@ -50,6 +47,19 @@ MaskSource = str | os.PathLike[str] | NDArray[Any]
 
 class CtInputError(ValueError):
     """A CT slice or a mask cannot be measured; the message names the file and the problem."""
+
+
+def _imaging(module: str) -> Any:
+    # The image readers cost a second at import and only CT measurement needs them: they are
+    # loaded here, on first use, and installed with the `imaging` extra.
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise CtInputError(
+            f"reading CT images needs {module}: pip install 'sarcokit[imaging]'"
+        ) from None
 
 
 def _tests() -> Mapping[str, Any]:
@@ -96,9 +106,10 @@ class L3Measurement:
 
 
 def _read_dicom(path: Path) -> Any:
+    pydicom = _imaging("pydicom")
     try:
         return pydicom.dcmread(path)
-    except InvalidDicomError as error:
+    except pydicom.errors.InvalidDicomError as error:
         raise CtInputError(f"{path}: not a DICOM file ({error})") from None
 
 
@@ -180,7 +191,7 @@ def _nifti_mask(
 ) -> NDArray[Any]:
     """The mask in the slice's (row, column) order, looked up through both files' geometry."""
     try:
-        image: Any = nib.load(path)
+        image: Any = _imaging("nibabel").load(path)
     except Exception as error:  # nibabel raises several unrelated types for unreadable files
         raise CtInputError(f"{path}: not a readable NIfTI file ({error})") from None
     header = image.header

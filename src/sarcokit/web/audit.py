@@ -101,6 +101,9 @@ def _append(db: Session, pending: list[AuditEvent]) -> None:
 def _write_pending(db: Session) -> None:
     pending: list[AuditEvent] = db.info.pop(_PENDING, [])
     if pending:
+        # The transaction's own changes are written first, so the chain's head is the last lock
+        # it takes: two transactions can then never wait on each other (no deadlock).
+        db.flush()
         _append(db, pending)
 
 

@@ -90,15 +90,25 @@ def evaluate(
     return _evaluate(spark_df, definitions, estimate_asm=estimate_asm, keep=keep)
 
 
+# Where `sarcokit cohort --engine spark` runs: a cluster's master URL (spark://host:7077, yarn,
+# k8s://…); local mode on this machine's cores when unset.
+MASTER_VARIABLE = "SARCOKIT_SPARK_MASTER"
+
+
 def local_session() -> SparkSession:
-    """A local-mode Spark session on this machine's cores, for `sarcokit cohort --engine spark`."""
+    """The Spark session for `sarcokit cohort --engine spark`: SARCOKIT_SPARK_MASTER or local."""
     _spark_dataframe_type()
+    import os
+
     from pyspark.sql import SparkSession
 
     return (
-        SparkSession.builder.master("local[*]")
+        SparkSession.builder.master(os.environ.get(MASTER_VARIABLE) or "local[*]")
         .appName("sarcokit")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
+        # Local rows reach the executors as Arrow batches through the JVM: no Python worker is
+        # needed on a cluster's nodes.
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .getOrCreate()
     )

@@ -36,6 +36,7 @@ TABLES = {
     "users",
     "visits",
     "visit_revisions",
+    "visit_voids",
 }
 
 

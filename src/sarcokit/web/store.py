@@ -161,7 +161,7 @@ def create_user(
     shown = free_text("display_name", display_name, NAME_LENGTH, required=False) or name
     key = identity_key(name)
     message = f"the username {name!r} is taken"
-    if db.scalar(select(User.id).where(User.username_key == key)) is not None:
+    if _username_in_use(db, key):
         raise Conflict("username", message, name)
     user = User(
         username=name,
@@ -177,6 +177,11 @@ def create_user(
     _flush_unique(db, "username", message, name)
     audit.record(db, actor or user, "user.create", "user", user.id, detail=user.roles)
     return user
+
+
+def _username_in_use(db: Session, key: str) -> bool:
+    # The unique index decides in the end (a concurrent duplicate passes this check).
+    return db.scalar(select(User.id).where(User.username_key == key)) is not None
 
 
 def _active_admins(db: Session, other_than: int) -> int:
@@ -288,6 +293,14 @@ def _check_patient(data: PatientIn) -> tuple[str, str]:
     return number, name
 
 
+def _record_number_in_use(db: Session, key: str, other_than: int | None = None) -> bool:
+    # The unique index decides in the end (a concurrent duplicate passes this check).
+    statement = select(Patient.id).where(Patient.record_key == key)
+    if other_than is not None:
+        statement = statement.where(Patient.id != other_than)
+    return db.scalar(statement) is not None
+
+
 def _record_number_taken(number: str) -> Conflict:
     return Conflict("record_number", f"the record number {number!r} is already registered", number)
 
@@ -296,7 +309,7 @@ def create_patient(db: Session, user: User, data: PatientIn) -> Patient:
     """Register a patient; a record number in use (compared by its key) is a Conflict."""
     number, name = _check_patient(data)
     key = identity_key(number)
-    if db.scalar(select(Patient.id).where(Patient.record_key == key)) is not None:
+    if _record_number_in_use(db, key):
         raise _record_number_taken(number)
     patient = Patient(
         record_number=number,
@@ -318,8 +331,7 @@ def update_patient(db: Session, user: User, patient: Patient, data: PatientIn) -
     """Correct a patient's identifying details."""
     number, name = _check_patient(data)
     key = identity_key(number)
-    clash = db.scalar(select(Patient.id).where(Patient.record_key == key, Patient.id != patient.id))
-    if clash is not None:
+    if _record_number_in_use(db, key, patient.id):
         raise _record_number_taken(number)
     patient.record_number, patient.record_key, patient.name = number, key, name
     patient.sex, patient.date_of_birth = data.sex, data.date_of_birth

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 
 from sarcokit.web import store
 from sarcokit.web.db import make_engine
+from sarcokit.web.models import User
 from web.support import PASSWORD, Clinic, add_patient, csrf_of, make_app
 from web.test_storage import _config
 
@@ -193,7 +194,9 @@ def test_the_migration_keys_existing_records(
     engine: Engine = app.state.engine
     try:
         with engine.connect() as connection:
-            keys = dict(connection.execute(text("SELECT id, record_key FROM patients")).all())
+            keys: dict[int, str] = dict(
+                connection.execute(text("SELECT id, record_key FROM patients")).all()
+            )
             user_key = connection.execute(text("SELECT username_key FROM users")).scalar_one()
         assert keys[1] == "old-1" and keys[2] == "old-2"
         # The third was the first one typed in lower case: kept, flagged in the log by id.
@@ -203,7 +206,7 @@ def test_the_migration_keys_existing_records(
         assert user_key == "old.admin"
         # The keys are in force: a new OLD-2 in any form is the stored one.
         with app.state.sessions() as db:
-            admin = db.get(store.User, 1)
+            admin = db.get(User, 1)
             assert admin is not None
             with pytest.raises(store.Conflict):
                 store.create_patient(

@@ -13,7 +13,7 @@ NEW_PASSWORD = "a brand new passphrase"
 
 
 def _signed_in(client: TestClient) -> bool:
-    return client.get("/account", follow_redirects=False).status_code == 200
+    return bool(client.get("/account", follow_redirects=False).status_code == 200)
 
 
 def _token_works(clinic: Clinic, token: str) -> bool:
@@ -21,7 +21,7 @@ def _token_works(clinic: Clinic, token: str) -> bool:
         "/api/v1/auth/tokens", headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code in (200, 401), response.text
-    return response.status_code == 200
+    return bool(response.status_code == 200)
 
 
 def _issue(clinic: Clinic, role: str, name: str = "script", password: str = PASSWORD) -> str:

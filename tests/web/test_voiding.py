@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import text
 
 from web.support import Clinic, add_patient, add_visit
@@ -87,7 +89,12 @@ def test_the_void_form_requires_a_reason(sqlite_clinic: Clinic) -> None:
 def test_a_visit_recording_nothing_is_refused(clinic: Clinic) -> None:
     api = clinic.api("clinician")
     patient = add_patient(api, "E1")
-    for empty in ({}, {"grip_kg": None, "gait_speed_m_s": ""}, {"grip_kg_trials": []}):
+    empties: list[dict[str, Any]] = [
+        {},
+        {"grip_kg": None, "gait_speed_m_s": ""},
+        {"grip_kg_trials": []},
+    ]
+    for empty in empties:
         refused = api.post(
             f"/api/v1/patients/{patient['id']}/visits",
             json={"visit_date": "2026-01-10", "measurements": empty},

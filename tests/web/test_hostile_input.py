@@ -1,4 +1,4 @@
-"""Input no JSON or form should carry gets a named 4xx in the documented shape; nothing is stored."""
+"""Input no JSON or form should carry gets a named 4xx in the documented shape, nothing stored."""
 
 from __future__ import annotations
 

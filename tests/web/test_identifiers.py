@@ -97,6 +97,10 @@ def test_the_patient_form_names_the_duplicate_record_number(clinic: Clinic) -> N
     )
     assert page.status_code == 409
     assert 'data-field="record_number"' in page.text
+    # Marked beside its input too.
+    assert 'name="record_number" required maxlength="64" value="ｍｒｎ－０００１" aria-invalid' in (
+        page.text
+    )
     assert len(_patients(clinic)) == 1
 
 

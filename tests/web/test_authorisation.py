@@ -39,6 +39,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # The API (bearer tokens only).
     ("GET", "/api/v1/openapi.json"): EVERYONE,
     ("POST", "/api/v1/auth/token"): EVERYONE,
+    ("GET", "/api/v1/auth/tokens"): SIGNED_IN,
+    ("DELETE", "/api/v1/auth/tokens/{token_id}"): SIGNED_IN,
     ("POST", "/api/v1/assess"): SIGNED_IN,
     ("GET", "/api/v1/patients"): CLINICIAN,
     ("POST", "/api/v1/patients"): CLINICIAN,
@@ -49,6 +51,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/visits/{visit_id}"): CLINICIAN,
     ("PUT", "/api/v1/visits/{visit_id}"): CLINICIAN,
     ("GET", "/api/v1/visits/{visit_id}/result"): CLINICIAN,
+    ("POST", "/api/v1/visits/{visit_id}/void"): CLINICIAN,
+    ("GET", "/api/v1/voided-visits"): ADMIN,
     ("GET", "/api/v1/visits/{visit_id}/report.pdf"): CLINICIAN,
     ("GET", "/api/v1/export"): RESEARCHER,
     ("GET", "/api/v1/users"): ADMIN,
@@ -70,6 +74,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/account"): SIGNED_IN,
     ("POST", "/account/password"): SIGNED_IN,
     ("POST", "/account/tokens"): SIGNED_IN,
+    ("POST", "/account/tokens/{token_id}/revoke"): SIGNED_IN,
     ("GET", "/patients"): CLINICIAN,
     ("GET", "/patients/new"): CLINICIAN,
     ("POST", "/patients/new"): CLINICIAN,
@@ -81,6 +86,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/visits/{visit_id}"): CLINICIAN,
     ("GET", "/visits/{visit_id}/edit"): CLINICIAN,
     ("POST", "/visits/{visit_id}/edit"): CLINICIAN,
+    ("GET", "/visits/{visit_id}/void"): CLINICIAN,
+    ("POST", "/visits/{visit_id}/void"): CLINICIAN,
     ("GET", "/visits/{visit_id}/report"): CLINICIAN,
     ("GET", "/visits/{visit_id}/report.pdf"): CLINICIAN,
     ("GET", "/research"): RESEARCHER,
@@ -90,6 +97,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/admin/users/{user_id}"): ADMIN,
     ("POST", "/admin/settings"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
+    ("GET", "/admin/voided"): ADMIN,
 }
 PRE_SESSION_CSRF_COOKIE = "sarcokit_csrf"
 
@@ -117,6 +125,8 @@ class Records:
     patient_id: int
     visit_id: int
     user_id: int
+    # A spare token of the researcher: revoking it must not end the matrix's own tokens.
+    token_id: int
 
 
 def _records(clinic: Clinic) -> Records:
@@ -125,7 +135,12 @@ def _records(clinic: Clinic) -> Records:
     visit = add_visit(api, patient["id"], {"grip_kg": 15.0})
     users = clinic.api("admin").get("/api/v1/users").json()
     researcher = next(u for u in users if u["username"] == clinic.usernames["researcher"])
-    return Records(patient["id"], visit["id"], researcher["id"])
+    spare = clinic.client().post(
+        "/api/v1/auth/token",
+        json={"username": clinic.usernames["researcher"], "password": PASSWORD, "name": "spare"},
+    )
+    assert spare.status_code == 201, spare.text
+    return Records(patient["id"], visit["id"], researcher["id"], spare.json()["id"])
 
 
 def _concrete(path: str, records: Records) -> str:
@@ -135,6 +150,7 @@ def _concrete(path: str, records: Records) -> str:
         patient_id=records.patient_id,
         visit_id=records.visit_id,
         user_id=records.user_id,
+        token_id=records.token_id,
         language="zh-CN",
     )
 
@@ -244,7 +260,7 @@ def test_a_browser_session_does_not_open_the_api(sqlite_clinic: Clinic) -> None:
     browser, _ = sqlite_clinic.browser("clinician")
     for method, path in sorted(app_routes(sqlite_clinic.app)):
         if _is_api(path) and ANONYMOUS not in PERMISSIONS[(method, path)]:
-            url = path.format(patient_id=1, visit_id=1, user_id=1)
+            url = path.format(patient_id=1, visit_id=1, user_id=1, token_id=1)
             response = browser.request(method, url, follow_redirects=False)
             assert response.status_code == 401, (method, path, response.status_code)
 

@@ -396,6 +396,20 @@ def test_a_blank_form_is_never_read_as_normal(sqlite_clinic: Clinic) -> None:
         f"/patients/{patient_id}/visits/new",
         {"csrf_token": token, "visit_date": "2025-01-10"},
     )
+    # A visit that records nothing is refused, naming why, and nothing is stored.
+    assert saved.status_code == 422
+    assert 'data-field="measurements"' in saved.text
+    assert "at least one measurement or questionnaire answer" in saved.text
+    for category in (*DIAGNOSES, "no_sarcopenia"):
+        assert f"cat-{category}" not in saved.text
+    visits = sqlite_clinic.api("clinician").get(f"/api/v1/patients/{patient_id}/visits")
+    assert visits.json() == []
+    # One answer is a visit; the tests it lacks stay unknown, never normal.
+    saved = post(
+        browser,
+        f"/patients/{patient_id}/visits/new",
+        {"csrf_token": token, "visit_date": "2025-01-10", "sarc_f_falls": "0"},
+    )
     assert saved.status_code == 303
     page = get(browser, saved.headers["location"]).text
     for definition_id in ("awgs2019", "ewgsop2"):

@@ -37,6 +37,7 @@ TABLES = {
     "users",
     "visits",
     "visit_revisions",
+    "visit_voids",
 }
 
 

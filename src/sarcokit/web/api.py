@@ -16,7 +16,7 @@ from sarcokit.definitions import DEFINITION_IDS
 from sarcokit.fields import InputError
 from sarcokit.result import Result
 from sarcokit.web import audit, store
-from sarcokit.web.assessment import assess_visits, invalid
+from sarcokit.web.assessment import assess_visits, bounded_record, invalid
 from sarcokit.web.batching import engine_queue
 from sarcokit.web.config import secret_file
 from sarcokit.web.deps import (
@@ -31,8 +31,9 @@ from sarcokit.web.deps import (
     visit_or_404,
 )
 from sarcokit.web.i18n import CORE_LANG
+from sarcokit.web.identity import TOKEN_NAME_LENGTH, free_text
 from sarcokit.web.models import AuditEvent, User, Visit
-from sarcokit.web.report import visit_pdf
+from sarcokit.web.report import PDF_MAX_BYTES, PDF_TIMEOUT_S, visit_pdf
 from sarcokit.web.schemas import (
     AuditOut,
     ErrorOut,
@@ -40,6 +41,7 @@ from sarcokit.web.schemas import (
     PatientOut,
     RevisionOut,
     SettingsIO,
+    TokenInfo,
     TokenOut,
     TokenRequest,
     UserChange,
@@ -48,13 +50,18 @@ from sarcokit.web.schemas import (
     VisitCorrection,
     VisitIn,
     VisitOut,
+    VoidedVisitOut,
+    VoidIn,
+    VoidOut,
     subject_record_schema,
 )
-from sarcokit.web.security import issue_api_token
+from sarcokit.web.security import issue_token, tokens_of
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no valid bearer token"},
     403: {"model": ErrorOut, "description": "the token's user lacks the role"},
+    404: {"model": ErrorOut, "description": "no such record"},
+    409: {"model": ErrorOut, "description": "the change clashes with a stored record"},
     422: {"model": ErrorOut, "description": "a field was refused; `error.field` names it"},
 }
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -106,6 +113,7 @@ async def assess_record(
     body = await _json_body(request)
     if not isinstance(body, dict):
         raise invalid("body", None, "a JSON object with the fields of the subject record")
+    bounded_record(body)
     language = _language(principal, lang)
     if definitions:
         chosen = definitions.split(",")
@@ -192,6 +200,7 @@ def _visit_out(visit: Visit, result: Result) -> VisitOut:
         engine_version=visit.engine_version,
         result=result.to_dict(),
         revisions=[RevisionOut.model_validate(r) for r in visit.revisions],
+        voided=VoidOut.model_validate(visit.void) if visit.void else None,
     )
 
 
@@ -247,6 +256,36 @@ def correct_visit(
     return _visit_out(visit, result)
 
 
+@router.post(
+    "/visits/{visit_id}/void", summary="Void a visit entered by mistake (kept, not deleted)"
+)
+def void_visit(
+    db: Db, principal: Clinician, visit_id: int, body: VoidIn, lang: Language = None
+) -> VisitOut:
+    """The voided visit. It leaves the patient's visit list, history and the research export;
+    administrators still see it (GET /api/v1/voided-visits). `reason` is required."""
+    visit = visit_or_404(db, principal, visit_id)
+    language = _language(principal, lang)
+    store.void_visit(db, principal.user, visit, body.reason)
+    [result] = assess_visits([visit], CORE_LANG[language])
+    return _visit_out(visit, result)
+
+
+@router.get("/voided-visits", summary="Voided visits, newest first (administrators)")
+def voided_visits(db: Db, principal: Admin) -> list[VoidedVisitOut]:
+    """Every voided visit: what it recorded and who voided it, when and why."""
+    return [
+        VoidedVisitOut(
+            id=v.id,
+            patient_id=v.patient_id,
+            visit_date=v.visit_date,
+            measurements=v.measurements,
+            voided=VoidOut.model_validate(v.void),
+        )
+        for v in store.all_voided_visits(db, principal.user)
+    ]
+
+
 @router.get("/visits/{visit_id}/result", summary="A visit's result (the DESIGN.md contract)")
 def read_result(
     db: Db, principal: Clinician, visit_id: int, lang: Language = None
@@ -266,6 +305,12 @@ def read_report(db: Db, principal: Clinician, visit_id: int, lang: Language = No
     visit = visit_or_404(db, principal, visit_id, "visit.report")
     pdf = visit_pdf(visit, _language(principal, lang))
     return Response(pdf, media_type="application/pdf")
+
+
+read_report.__doc__ = (read_report.__doc__ or "") + (
+    f" Rendering is bounded: at most {PDF_TIMEOUT_S:g} s (else 503) and"
+    f" {PDF_MAX_BYTES // 2**20} MiB (else 413)."
+)
 
 
 # -- research ------------------------------------------------------------------------------
@@ -292,10 +337,30 @@ def token(request: Request, db: Db, body: TokenRequest) -> TokenOut:
             status.HTTP_429_TOO_MANY_REQUESTS, "too many failed logins; wait"
         ) from None
     if user is None:
-        # The failure must be kept although the request fails.
+        # The failure was counted in a transaction of its own (see deps.sign_in); its audit
+        # row is kept although the request fails.
         db.commit()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown username or wrong password")
-    return TokenOut(token=issue_api_token(db, user, body.name))
+    name = free_text("name", body.name, TOKEN_NAME_LENGTH)
+    row, secret = issue_token(db, user, name)
+    audit.record(db, user, "token.issue", "api_token", row.id)
+    return TokenOut(id=row.id, token=secret)
+
+
+@router.get("/auth/tokens", summary="The caller's API tokens (never their secrets)")
+def list_tokens(db: Db, principal: Anyone) -> list[TokenInfo]:
+    """Every token of the bearer's user, newest first, with whether it was revoked."""
+    return [TokenInfo.model_validate(t) for t in tokens_of(db, principal.user)]
+
+
+@router.delete(
+    "/auth/tokens/{token_id}", status_code=204, summary="Revoke one of the caller's tokens"
+)
+def revoke_token(db: Db, principal: Anyone, token_id: int) -> Response:
+    """The token stops working at once; another user's token is not found (404)."""
+    if not store.revoke_token(db, principal.user, token_id):
+        raise _not_found("token", token_id)
+    return Response(status_code=204)
 
 
 @router.get("/users", summary="Accounts")

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import math
+from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from sarcokit import __version__
 from sarcokit.fields import InputError
@@ -21,6 +25,7 @@ from sarcokit.web import api, pages
 from sarcokit.web.config import Settings, secret_file, settings_from_env
 from sarcokit.web.db import session_factory, transaction
 from sarcokit.web.deps import LoginRequired, Principal, session_principal
+from sarcokit.web.guard import GuardMiddleware
 from sarcokit.web.startup import open_store
 from sarcokit.web.store import Conflict, count_users
 from sarcokit.web.templating import render
@@ -32,10 +37,37 @@ log = logging.getLogger("sarcokit.web")
 DB_SLOTS = 16
 
 
-def _error(status: int, field: str, value: Any, expected: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"field": field, "value": value, "expected": expected, "message": message}},
-        status_code=status,
+class ErrorResponse(JSONResponse):
+    """An error in the documented shape; a value that JSON cannot carry is escaped."""
+
+    def render(self, content: Any) -> bytes:
+        """JSON with non-ASCII escaped (a refused lone surrogate cannot be UTF-8)."""
+        return json.dumps(content, ensure_ascii=True, default=str).encode()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str | int | float | bool | None):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def _error(
+    status: int,
+    field: str | None,
+    value: Any,
+    expected: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    problem = {"field": field, "value": _jsonable(value), "expected": expected, "message": message}
+    return ErrorResponse(
+        {"error": {**problem, "problems": [problem]}}, status_code=status, headers=headers
     )
 
 
@@ -61,12 +93,12 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InputError)
     async def input_error(request: Request, error: InputError) -> Response:
-        problems = [p.to_dict() for p in error.problems]
-        return JSONResponse({"error": {**problems[0], "problems": problems}}, status_code=422)
+        problems = [_jsonable(p.to_dict()) for p in error.problems]
+        return ErrorResponse({"error": {**problems[0], "problems": problems}}, status_code=422)
 
     @app.exception_handler(Conflict)
     async def conflict(request: Request, error: Conflict) -> Response:
-        return _error(409, "record", None, "a value not already in use", str(error))
+        return _error(409, error.field, error.value, error.expected, str(error))
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, error: RequestValidationError) -> Response:
@@ -81,13 +113,13 @@ def _install_handlers(app: FastAPI) -> None:
             problems.append(
                 {
                     "field": name,
-                    "value": value,
+                    "value": _jsonable(value),
                     "expected": str(found.get("msg", "")),
                     "message": f"{name}: {found.get('msg', '')}",
                 }
             )
         first = problems[0] if problems else {"field": "body", "value": None}
-        return JSONResponse({"error": {**first, "problems": problems}}, status_code=422)
+        return ErrorResponse({"error": {**first, "problems": problems}}, status_code=422)
 
     @app.exception_handler(SQLAlchemyError)
     async def database_error(request: Request, error: SQLAlchemyError) -> Response:
@@ -104,11 +136,16 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
+        # Starlette's own errors (an unknown route, a method not allowed) come here too, so
+        # no route answers in FastAPI's {"detail": ...} shape.
         if _is_api(request):
-            return JSONResponse(
-                {"error": {"message": error.detail}},
-                status_code=error.status_code,
-                headers=error.headers,
+            return _error(
+                error.status_code,
+                getattr(error, "field", None),
+                None,
+                getattr(error, "expected", ""),
+                str(error.detail),
+                error.headers,
             )
         principal = await run_in_threadpool(_signed_in, request)
         return render(
@@ -139,6 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db_slots = asyncio.Semaphore(DB_SLOTS)
     app.state.definitions_cache = None
     _install_handlers(app)
+    # Added first, so it runs inside the body-size limit of ClinicMiddleware.
+    app.add_middleware(GuardMiddleware)
     app.add_middleware(ClinicMiddleware, max_body_bytes=chosen.max_body_bytes)
     app.mount(
         "/static",

@@ -11,10 +11,21 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from sarcokit.fields import InputError
 from sarcokit.web import audit, store
 from sarcokit.web.config import Settings
+from sarcokit.web.identity import USERNAME_LENGTH, identifier, identity_key
 from sarcokit.web.models import Patient, User, Visit
-from sarcokit.web.security import authenticate, session_of, throttled, user_of_api_token
+from sarcokit.web.security import (
+    PASSWORD_CHANGE,
+    SIGN_IN,
+    admit_attempt,
+    clear_attempts,
+    rehash_if_needed,
+    session_of,
+    user_of_api_token,
+    verify_password,
+)
 
 SESSION_COOKIE = "sarcokit_session"
 PRE_SESSION_CSRF_COOKIE = "sarcokit_csrf"
@@ -146,21 +157,52 @@ class Throttled(Exception):
     """Too many recent failed sign-ins for this username or this address."""
 
 
-def sign_in(request: Request, db: Session, username: str, password: str) -> User | None:
-    """The active user with these credentials (a failure is counted); raises Throttled."""
+def _attempt_key(username: str) -> str:
+    # Attempts are counted under the username's key, so `Wu` and `ｗｕ` share one count.
+    try:
+        name = identifier("username", username, USERNAME_LENGTH)
+    except InputError:
+        name = username.strip()
+    return identity_key(name)[:64]
+
+
+def _admit(request: Request, purpose: str, username: str) -> None:
     config = settings(request)
-    client = client_address(request)
     window = timedelta(minutes=config.login_window_minutes)
-    if throttled(db, username, client, config.login_attempts, window):
-        audit.record(db, None, "auth.throttled", "user")
+    factory: sessionmaker[Session] = request.app.state.sessions
+    key, client = _attempt_key(username), client_address(request)
+    if not admit_attempt(factory, purpose, key, client, config.login_attempts, window):
         raise Throttled
-    user = authenticate(db, username, password, client)
-    if user is None:
-        # What was typed as a username may be a password: the trail keeps no text of it.
-        audit.record(db, None, "auth.failure", "user")
-    else:
+
+
+def sign_in(request: Request, db: Session, username: str, password: str) -> User | None:
+    """The active user with these credentials (every attempt is counted); raises Throttled."""
+    try:
+        _admit(request, SIGN_IN, username)
+    except Throttled:
+        audit.record(db, None, "auth.throttled", "user")
+        raise
+    user = store.user_by_name(db, username)
+    if verify_password(user, password) and user is not None and user.active:
+        clear_attempts(db, SIGN_IN, _attempt_key(username))
+        rehash_if_needed(user, password)
         audit.record(db, user, "auth.sign_in", "user", user.id)
-    return user
+        return user
+    # What was typed as a username may be a password: the trail keeps no text of it.
+    audit.record(db, None, "auth.failure", "user")
+    return None
+
+
+def confirm_password(request: Request, db: Session, user: User, password: str) -> bool:
+    """Whether the password is the signed-in user's; raises Throttled.
+
+    Counted apart from sign-ins: guessing here cannot lock the user out of signing in.
+    """
+    _admit(request, PASSWORD_CHANGE, user.username)
+    if verify_password(user, password):
+        clear_attempts(db, PASSWORD_CHANGE, _attempt_key(user.username))
+        return True
+    return False
 
 
 def patient_or_404(db: Session, principal: Principal, patient_id: int) -> Patient:

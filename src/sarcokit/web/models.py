@@ -25,6 +25,10 @@ class User(Base):
     __table_args__ = _NEVER_REUSE
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
+    # The username's comparison key (identity.identity_key): unique, so `Wu` and `wu` clash.
+    username_key: Mapped[str] = mapped_column(
+        String(255), unique=True, index=True, server_default=""
+    )
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
     roles: Mapped[str] = mapped_column(String(64))
@@ -74,6 +78,9 @@ class LoginFailure(Base):
     username: Mapped[str] = mapped_column(String(64), index=True)
     client: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Sign-ins and password changes are counted apart: failed password changes must not lock
+    # their user out of signing in.
+    purpose: Mapped[str] = mapped_column(String(16), server_default="sign_in")
 
 
 class Setting(Base):
@@ -91,6 +98,9 @@ class Patient(Base):
     __table_args__ = _NEVER_REUSE
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     record_number: Mapped[str] = mapped_column(String(64), unique=True)
+    # The record number's comparison key (identity.identity_key): `MRN-0001`, `mrn-0001` and
+    # the full-width form share it, and the unique index refuses the second of them.
+    record_key: Mapped[str] = mapped_column(String(255), unique=True, index=True, server_default="")
     name: Mapped[str] = mapped_column(String(200))
     sex: Mapped[str] = mapped_column(String(8))
     date_of_birth: Mapped[date] = mapped_column(Date)
@@ -123,6 +133,22 @@ class Visit(VisitContent, Base):
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     patient: Mapped[Patient] = relationship(back_populates="visits")
     revisions: Mapped[list[VisitRevision]] = relationship(order_by="VisitRevision.id")
+    void: Mapped[VisitVoid | None] = relationship(lazy="selectin")
+
+    @property
+    def voided(self) -> bool:
+        """Whether the visit was voided (entered by mistake); it is kept, never deleted."""
+        return self.void is not None
+
+
+class VisitVoid(Base):
+    """A visit entered by mistake: when, by whom and why it was voided."""
+
+    __tablename__ = "visit_voids"
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), primary_key=True)
+    voided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    voided_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class VisitRevision(VisitContent, Base):

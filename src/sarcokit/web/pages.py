@@ -24,7 +24,7 @@ from sarcokit.web.deps import (
     Db,
     Principal,
     Throttled,
-    client_address,
+    confirm_password,
     optional_page_user,
     page_role,
     page_user,
@@ -36,16 +36,17 @@ from sarcokit.web.deps import (
 from sarcokit.web.forms import form_values, measurements_from_form, questionnaires, sections
 from sarcokit.web.history import history
 from sarcokit.web.i18n import LANGUAGES, translator
+from sarcokit.web.identity import REASON_LENGTH, TOKEN_NAME_LENGTH, free_text
 from sarcokit.web.models import AuditEvent, Patient, User, Visit
 from sarcokit.web.report import report_context, visit_pdf
 from sarcokit.web.security import (
     ROLES,
-    authenticate,
     close_session,
-    issue_api_token,
+    issue_token,
     new_token,
     open_session,
     same,
+    tokens_of,
 )
 from sarcokit.web.templating import LANGUAGE_COOKIE, render
 
@@ -58,22 +59,48 @@ Researcher = Annotated[Principal, Depends(page_role("researcher"))]
 Admin = Annotated[Principal, Depends(page_role("admin"))]
 
 
-async def _form(request: Request) -> dict[str, str]:
+class FormIn(dict[str, str]):
+    """A posted form's fields, and why some of them could not be read."""
+
+    problems: list[Problem]
+
+
+async def _form(request: Request) -> FormIn:
     data = await request.form()
-    return {k: v for k, v in data.items() if isinstance(v, str)}
+    form = FormIn()
+    form.problems = []
+    for key, value in data.multi_items():
+        if not isinstance(value, str):
+            continue
+        if key in form:
+            # Which of two values was meant cannot be known; neither is taken.
+            form.problems.append(
+                Problem(key, None, "the field once", f"{key} is given more than once")
+            )
+        elif "\ufffd" in value:
+            # The form decoder puts U+FFFD where the bytes were not UTF-8 (a lone surrogate).
+            form.problems.append(
+                Problem(key, None, "text in UTF-8", f"{key} holds bytes that are not UTF-8")
+            )
+        form[key] = value
+    return form
 
 
-Form = Annotated[dict[str, str], Depends(_form)]
+Form = Annotated[FormIn, Depends(_form)]
 
 
 def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
 
 
-def _check_csrf(expected: str | None, form: dict[str, str]) -> None:
+def _check_csrf(expected: str | None, form: FormIn, shows_problems: bool = False) -> None:
+    """Refuse a forged form (403); a form that could not be read is refused (422) unless the
+    route shows its problems beside the fields (`shows_problems`)."""
     given = form.get("csrf_token", "")
     if not expected or not given or not same(expected, given):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the form's CSRF token is missing or stale")
+    if form.problems and not shows_problems:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, form.problems[0].message)
 
 
 def _set_session_cookie(response: Response, request: Request, token: str) -> None:
@@ -121,7 +148,7 @@ def setup(request: Request, db: Db, form: Form) -> Response:
     """Create the first administrator (who is also a clinician) and sign them in."""
     if store.count_users(db):
         return _redirect("/login")
-    _check_csrf(request.cookies.get(PRE_SESSION_CSRF_COOKIE), form)
+    _check_csrf(request.cookies.get(PRE_SESSION_CSRF_COOKIE), form, shows_problems=True)
     config = settings(request)
     code = secret_file(config.setup_code_path, 12)
     gettext = translator(form.get("language", "en"))
@@ -135,6 +162,7 @@ def setup(request: Request, db: Db, form: Form) -> Response:
             values=form,
         )
     try:
+        _readable(form)
         user = store.create_user(
             db,
             None,
@@ -148,7 +176,7 @@ def setup(request: Request, db: Db, form: Form) -> Response:
         return _pre_session_page(
             request,
             "setup.html",
-            422,
+            _status(error),
             path=str(config.setup_code_path),
             problems=_problems(error),
             values=form,
@@ -244,10 +272,23 @@ def home(principal: Signed) -> Response:
 def _problems(error: Exception) -> list[Problem]:
     if isinstance(error, InputError):
         return error.problems
-    return [Problem("record_number", None, "a value not already in use", str(error))]
+    if isinstance(error, store.Conflict):
+        return [Problem(error.field, error.value, error.expected, str(error))]
+    return [Problem("form", None, "", str(error))]
 
 
-def _patient_from_form(form: dict[str, str]) -> store.PatientIn:
+def _status(error: Exception) -> int:
+    """409 for a clash with a stored record, 422 for a refused value."""
+    return status.HTTP_409_CONFLICT if isinstance(error, store.Conflict) else 422
+
+
+def _readable(form: FormIn) -> None:
+    """Raise the problems met reading the form, to show them beside their fields."""
+    if form.problems:
+        raise InputError(form.problems)
+
+
+def _patient_from_form(form: FormIn) -> store.PatientIn:
     born = form.get("date_of_birth", "")
     try:
         parsed = date.fromisoformat(born)
@@ -280,10 +321,11 @@ def new_patient(request: Request, db: Db, principal: Clinician, form: Form) -> R
 
 
 def _save_patient(
-    request: Request, db: Db, principal: Principal, form: dict[str, str], patient: Patient | None
+    request: Request, db: Db, principal: Principal, form: FormIn, patient: Patient | None
 ) -> Response:
-    _check_csrf(principal.csrf, form)
+    _check_csrf(principal.csrf, form, shows_problems=True)
     try:
+        _readable(form)
         details = _patient_from_form(form)
         if patient is None:
             patient = store.create_patient(db, principal.user, details)
@@ -294,7 +336,7 @@ def _save_patient(
             request,
             "patient_form.html",
             principal,
-            422,
+            _status(error),
             values=form,
             patient=patient,
             problems=_problems(error),
@@ -310,12 +352,14 @@ def patient_page(request: Request, db: Db, principal: Clinician, patient_id: int
     lead = visits[-1].definitions[0] if visits else store.clinic_definitions(db)[0]
     gettext = translator(principal.user.language)
     series = history(patient, visits, lead)
+    voided = store.voided_visits(db, principal.user, patient) if principal.has("admin") else []
     return render(
         request,
         "patient.html",
         principal,
         patient=patient,
         visits=visits,
+        voided=voided,
         age=age_at(patient.date_of_birth, date.today()),
         charts=[(s, chart(s, gettext)) for s in series],
         lead=definition(lead),
@@ -394,7 +438,7 @@ def new_visit(
     request: Request, db: Db, principal: Clinician, patient_id: int, form: Form
 ) -> Response:
     """Save the visit and show its result; a refused value is shown beside its input."""
-    _check_csrf(principal.csrf, form)
+    _check_csrf(principal.csrf, form, shows_problems=True)
     return _save_visit(request, db, principal, form, patient_or_404(db, principal, patient_id))
 
 
@@ -411,7 +455,7 @@ def edit_visit(
     request: Request, db: Db, principal: Clinician, visit_id: int, form: Form
 ) -> Response:
     """Save the correction (the previous version is kept) and show the result."""
-    _check_csrf(principal.csrf, form)
+    _check_csrf(principal.csrf, form, shows_problems=True)
     visit = visit_or_404(db, principal, visit_id)
     return _save_visit(request, db, principal, form, visit.patient, visit)
 
@@ -420,10 +464,12 @@ def _save_visit(
     request: Request,
     db: Db,
     principal: Principal,
-    form: dict[str, str],
+    form: FormIn,
     patient: Patient,
     visit: Visit | None = None,
 ) -> Response:
+    if form.problems:
+        return _visit_form(request, principal, patient, form, form.problems, 422, visit)
     try:
         when = date.fromisoformat(form.get("visit_date", ""))
     except ValueError:
@@ -437,8 +483,10 @@ def _save_visit(
         else:
             reason = form.get("reason", "")
             store.correct_visit(db, principal.user, visit, when, measurements, reason)
-    except InputError as error:
-        return _visit_form(request, principal, patient, form, error.problems, 422, visit)
+    except (InputError, store.Conflict) as error:
+        return _visit_form(
+            request, principal, patient, form, _problems(error), _status(error), visit
+        )
     return _redirect(f"/visits/{visit.id}")
 
 
@@ -448,6 +496,46 @@ def visit_page(request: Request, db: Db, principal: Clinician, visit_id: int) ->
     visit = visit_or_404(db, principal, visit_id)
     context = report_context(visit, principal.user.language)
     return render(request, "visit.html", principal, **context)
+
+
+@router.get("/visits/{visit_id}/void")
+def void_visit_page(request: Request, db: Db, principal: Clinician, visit_id: int) -> HTMLResponse:
+    """The form to void a visit entered by mistake: a reason is required."""
+    visit = visit_or_404(db, principal, visit_id)
+    return render(
+        request,
+        "void.html",
+        principal,
+        visit=visit,
+        patient=visit.patient,
+        values={},
+        reason_length=REASON_LENGTH,
+    )
+
+
+@router.post("/visits/{visit_id}/void")
+def void_visit(
+    request: Request, db: Db, principal: Clinician, visit_id: int, form: Form
+) -> Response:
+    """Void the visit (kept, never deleted) and go back to the patient."""
+    _check_csrf(principal.csrf, form, shows_problems=True)
+    visit = visit_or_404(db, principal, visit_id)
+    try:
+        _readable(form)
+        store.void_visit(db, principal.user, visit, form.get("reason", ""))
+    except (InputError, store.Conflict) as error:
+        return render(
+            request,
+            "void.html",
+            principal,
+            _status(error),
+            visit=visit,
+            patient=visit.patient,
+            values=form,
+            problems=_problems(error),
+            reason_length=REASON_LENGTH,
+        )
+    return _redirect(f"/patients/{visit.patient_id}")
 
 
 @router.get("/visits/{visit_id}/report")
@@ -526,9 +614,10 @@ def admin(request: Request, db: Db, principal: Admin) -> HTMLResponse:
 @router.post("/admin/users")
 def admin_create_user(request: Request, db: Db, principal: Admin, form: Form) -> Response:
     """Create an account."""
-    _check_csrf(principal.csrf, form)
+    _check_csrf(principal.csrf, form, shows_problems=True)
     roles = [r for r in ROLES if form.get(f"role_{r}")]
     try:
+        _readable(form)
         store.create_user(
             db,
             principal.user,
@@ -539,7 +628,9 @@ def admin_create_user(request: Request, db: Db, principal: Admin, form: Form) ->
             form.get("language", "en"),
         )
     except (InputError, store.Conflict) as error:
-        return _admin_page(request, db, principal, 422, problems=_problems(error), values=form)
+        return _admin_page(
+            request, db, principal, _status(error), problems=_problems(error), values=form
+        )
     return _redirect("/admin")
 
 
@@ -548,11 +639,12 @@ def admin_change_user(
     request: Request, db: Db, principal: Admin, user_id: int, form: Form
 ) -> Response:
     """Change an account's roles or status, or set a new password."""
-    _check_csrf(principal.csrf, form)
+    _check_csrf(principal.csrf, form, shows_problems=True)
     user = db.get(User, user_id) if 0 < user_id <= store.MAX_ID else None
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no user with id {user_id}")
     try:
+        _readable(form)
         store.update_user(
             db,
             principal.user,
@@ -561,8 +653,8 @@ def admin_change_user(
             active=form.get("active") == "on",
             password=form.get("password") or None,
         )
-    except InputError as error:
-        return _admin_page(request, db, principal, 422, problems=error.problems)
+    except (InputError, store.Conflict) as error:
+        return _admin_page(request, db, principal, _status(error), problems=_problems(error))
     return _redirect("/admin")
 
 
@@ -580,6 +672,14 @@ def admin_settings(request: Request, db: Db, principal: Admin, form: Form) -> Re
     return _redirect("/admin")
 
 
+@router.get("/admin/voided")
+def admin_voided(request: Request, db: Db, principal: Admin) -> HTMLResponse:
+    """Voided visits: what they recorded, who voided them, when and why."""
+    visits = store.all_voided_visits(db, principal.user)
+    names = {u.id: u.username for u in db.scalars(select(User))}
+    return render(request, "voided.html", principal, visits=visits, names=names)
+
+
 @router.get("/admin/audit")
 def admin_audit(request: Request, db: Db, principal: Admin) -> HTMLResponse:
     """The newest audit events."""
@@ -592,35 +692,70 @@ def admin_audit(request: Request, db: Db, principal: Admin) -> HTMLResponse:
 # -- account ----------------------------------------------------------------------------------
 
 
+def _account(
+    request: Request, db: Db, principal: Principal, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    tokens = tokens_of(db, principal.user)
+    return render(request, "account.html", principal, status_code, tokens=tokens, **context)
+
+
 @router.get("/account")
-def account(request: Request, principal: Signed) -> HTMLResponse:
+def account(request: Request, db: Db, principal: Signed) -> HTMLResponse:
     """The user's language, password and API tokens."""
-    return render(request, "account.html", principal)
+    return _account(request, db, principal)
 
 
 @router.post("/account/password")
 def change_password(request: Request, db: Db, principal: Signed, form: Form) -> Response:
-    """Set a new password after confirming the current one."""
+    """Set a new password after confirming the current one; every other session and every
+    API token of the user end. Wrong current passwords are throttled apart from sign-ins."""
     _check_csrf(principal.csrf, form)
     gettext = translator(principal.user.language)
-    user = authenticate(
-        db, principal.user.username, form.get("current", ""), client_address(request)
-    )
-    if user is None:
-        return render(
-            request, "account.html", principal, 400, error=gettext("The current password is wrong.")
+    try:
+        confirmed = confirm_password(request, db, principal.user, form.get("current", ""))
+    except Throttled:
+        message = gettext(
+            "Too many wrong passwords. Wait %(minutes)s minutes and try again.",
+            minutes=settings(request).login_window_minutes,
+        )
+        return _account(request, db, principal, 429, error=message)
+    if not confirmed:
+        return _account(
+            request, db, principal, 400, error=gettext("The current password is wrong.")
         )
     try:
-        store.update_user(db, principal.user, user, password=form.get("password", ""))
+        store.update_user(
+            db,
+            principal.user,
+            principal.user,
+            password=form.get("password", ""),
+            keep_session=request.cookies.get(SESSION_COOKIE),
+        )
     except InputError as error:
-        return render(request, "account.html", principal, 422, problems=error.problems)
-    return render(request, "account.html", principal, message=gettext("Password changed."))
+        return _account(request, db, principal, 422, problems=error.problems)
+    message = gettext("Password changed. Your other sessions and your API tokens have ended.")
+    return _account(request, db, principal, message=message)
 
 
 @router.post("/account/tokens")
 def create_token(request: Request, db: Db, principal: Signed, form: Form) -> HTMLResponse:
     """A new API token, shown once."""
     _check_csrf(principal.csrf, form)
-    name = form.get("name", "").strip()[:100] or "api"
-    token = issue_api_token(db, principal.user, name)
-    return render(request, "account.html", principal, token=token)
+    try:
+        name = free_text("name", form.get("name", "") or "api", TOKEN_NAME_LENGTH)
+    except InputError as error:
+        return _account(request, db, principal, 422, problems=error.problems)
+    row, token = issue_token(db, principal.user, name)
+    audit.record(db, principal.user, "token.issue", "api_token", row.id)
+    return _account(request, db, principal, token=token)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_token(
+    request: Request, db: Db, principal: Signed, token_id: int, form: Form
+) -> Response:
+    """Revoke one of the user's API tokens; it stops working at once."""
+    _check_csrf(principal.csrf, form)
+    if not store.revoke_token(db, principal.user, token_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token with id {token_id}")
+    return _redirect("/account")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+
+from starlette.exceptions import HTTPException
 
 from sarcokit.definitions import definition
 from sarcokit.fields import GRIP, GRIP_TRIALS
@@ -121,11 +125,39 @@ def report_context(visit: Visit, language: str) -> dict[str, Any]:
     }
 
 
-def visit_pdf(visit: Visit, language: str) -> bytes:
-    """The report as PDF bytes."""
+# Bounded work: a report renders in one of PDF_WORKERS threads; a request waits at most
+# PDF_QUEUE_S for one and PDF_TIMEOUT_S for its PDF, and neither the page nor the PDF may
+# exceed its size. A request past a bound gets a named 503 or 413 instead of holding its worker.
+PDF_WORKERS = 2
+PDF_QUEUE_S = 5.0
+PDF_TIMEOUT_S = 30.0
+PDF_MAX_HTML_BYTES = 2 * 2**20
+PDF_MAX_BYTES = 10 * 2**20
+_pdf_pool = ThreadPoolExecutor(max_workers=PDF_WORKERS, thread_name_prefix="sarcokit-pdf")
+_pdf_slots = threading.BoundedSemaphore(PDF_WORKERS)
+
+
+class ReportRefused(HTTPException):
+    """The report could not be rendered within its bounds (503 busy or slow, 413 too large)."""
+
+    field = "report"
+
+    def __init__(self, status_code: int, expected: str, message: str) -> None:
+        super().__init__(status_code, message)
+        self.expected = expected
+
+
+def _write_pdf(html: str, base_url: str) -> bytes:
     from weasyprint import HTML
 
+    pdf: bytes = HTML(string=html, base_url=base_url).write_pdf()
+    return pdf
+
+
+def visit_pdf(visit: Visit, language: str) -> bytes:
+    """The report as PDF bytes, rendered within the bounds above (else ReportRefused)."""
     static = Path(str(files("sarcokit.web").joinpath("static")))
+    # The page is rendered here, where the visit's session is; only the layout runs elsewhere.
     html = render_text(
         "report.html",
         language,
@@ -133,5 +165,33 @@ def visit_pdf(visit: Visit, language: str) -> bytes:
         static=static.as_uri() + "/",
         **report_context(visit, language),
     )
-    pdf: bytes = HTML(string=html, base_url=static.as_uri()).write_pdf()
+    if len(html.encode()) > PDF_MAX_HTML_BYTES:
+        raise ReportRefused(
+            413,
+            f"a report page of at most {PDF_MAX_HTML_BYTES} bytes",
+            "the report is too large to render as PDF",
+        )
+    if not _pdf_slots.acquire(timeout=PDF_QUEUE_S):
+        raise ReportRefused(
+            503, "a free report renderer", "every report renderer is busy; try again shortly"
+        )
+    try:
+        future = _pdf_pool.submit(_write_pdf, html, static.as_uri())
+    except BaseException:
+        _pdf_slots.release()
+        raise
+    # The slot is freed when the rendering ends, even after this request stopped waiting.
+    future.add_done_callback(lambda _: _pdf_slots.release())
+    try:
+        pdf = future.result(timeout=PDF_TIMEOUT_S)
+    except TimeoutError:
+        raise ReportRefused(
+            503,
+            f"a report rendered within {PDF_TIMEOUT_S:g} s",
+            f"the report took longer than {PDF_TIMEOUT_S:g} s to render",
+        ) from None
+    if len(pdf) > PDF_MAX_BYTES:
+        raise ReportRefused(
+            413, f"a PDF of at most {PDF_MAX_BYTES} bytes", "the report PDF is too large"
+        )
     return pdf

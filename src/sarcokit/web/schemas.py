@@ -9,6 +9,21 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sarcokit.fields import CONDITIONS, GRIP_TRIALS, input_columns
+from sarcokit.web.assessment import MAX_CONDITIONS, MAX_GRIP_TRIALS
+from sarcokit.web.identity import (
+    NAME_LENGTH,
+    PASSWORD_LENGTH,
+    REASON_LENGTH,
+    RECORD_NUMBER_LENGTH,
+    TOKEN_NAME_LENGTH,
+    USERNAME_LENGTH,
+)
+
+_MEASUREMENTS = (
+    "Subject-record fields except id, sex and age (see POST /api/v1/assess). At least one"
+    f" measurement or answer; `grip_kg_trials` at most {MAX_GRIP_TRIALS} trials; `conditions`"
+    f" at most {MAX_CONDITIONS} recognised ICD-10 codes or condition names."
+)
 
 _JSON_TYPES = {
     "text": "string",
@@ -39,12 +54,17 @@ def subject_record_schema() -> dict[str, Any]:
         "type": "array",
         "items": {"type": "number"},
         "minItems": 1,
-        "description": "grip trials in kg; the best is used",
+        "maxItems": MAX_GRIP_TRIALS,
+        "description": f"grip trials in kg (at most {MAX_GRIP_TRIALS}); the best is used",
     }
     properties[CONDITIONS] = {
         "type": ["array", "string"],
         "items": {"type": "string"},
-        "description": "ICD-10 codes or condition names (secondary sarcopenia)",
+        "maxItems": MAX_CONDITIONS,
+        "description": (
+            f"ICD-10 codes or condition names the engine recognises (at most {MAX_CONDITIONS};"
+            " secondary sarcopenia); any other text is refused"
+        ),
     }
     return {
         "type": "object",
@@ -73,8 +93,14 @@ class PatientIn(BaseModel):
     """A patient's identifying details."""
 
     model_config = ConfigDict(extra="forbid")
-    record_number: str
-    name: str
+    record_number: str = Field(
+        max_length=RECORD_NUMBER_LENGTH,
+        description=(
+            "Unicode NFKC, trimmed, zero-width characters removed, control and bidirectional"
+            " characters refused; compared case-insensitively (409 when in use)"
+        ),
+    )
+    name: str = Field(max_length=NAME_LENGTH)
     sex: Literal["male", "female"]
     date_of_birth: date
 
@@ -92,13 +118,30 @@ class VisitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     visit_date: date
     measurements: dict[str, Any] = Field(
-        json_schema_extra={"additionalProperties": True, "examples": [{"grip_kg": 17.5}]}
+        description=_MEASUREMENTS,
+        json_schema_extra={"additionalProperties": True, "examples": [{"grip_kg": 17.5}]},
     )
 
 
 class VisitCorrection(VisitIn):
     """A corrected visit and why it was corrected."""
 
+    reason: str = Field(max_length=REASON_LENGTH)
+
+
+class VoidIn(BaseModel):
+    """Why a visit is voided (it was entered by mistake)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(max_length=REASON_LENGTH)
+
+
+class VoidOut(BaseModel):
+    """When, by whom and why a visit was voided."""
+
+    model_config = ConfigDict(from_attributes=True)
+    voided_at: Any
+    voided_by: int
     reason: str
 
 
@@ -124,15 +167,26 @@ class VisitOut(BaseModel):
     engine_version: str
     result: dict[str, Any]
     revisions: list[RevisionOut]
+    voided: VoidOut | None = None
+
+
+class VoidedVisitOut(BaseModel):
+    """A voided visit as administrators see it: what it recorded, and the void."""
+
+    id: int
+    patient_id: int
+    visit_date: date
+    measurements: dict[str, Any]
+    voided: VoidOut
 
 
 class UserIn(BaseModel):
     """A new account."""
 
     model_config = ConfigDict(extra="forbid")
-    username: str
-    display_name: str = ""
-    password: str
+    username: str = Field(max_length=USERNAME_LENGTH)
+    display_name: str = Field("", max_length=NAME_LENGTH)
+    password: str = Field(max_length=PASSWORD_LENGTH)
     roles: list[Literal["admin", "clinician", "researcher"]]
     language: Literal["en", "zh-CN"] = "en"
 
@@ -155,7 +209,7 @@ class UserChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     roles: list[Literal["admin", "clinician", "researcher"]] | None = None
     active: bool | None = None
-    password: str | None = None
+    password: str | None = Field(None, max_length=PASSWORD_LENGTH)
 
 
 class SettingsIO(BaseModel):
@@ -169,16 +223,27 @@ class TokenRequest(BaseModel):
     """Credentials exchanged for a bearer token."""
 
     model_config = ConfigDict(extra="forbid")
-    username: str
-    password: str
-    name: str = "api"
+    username: str = Field(max_length=4 * USERNAME_LENGTH)
+    password: str = Field(max_length=PASSWORD_LENGTH)
+    name: str = Field("api", max_length=TOKEN_NAME_LENGTH)
 
 
 class TokenOut(BaseModel):
     """A new bearer token, shown once."""
 
+    id: int
     token: str
     token_type: Literal["bearer"] = "bearer"
+
+
+class TokenInfo(BaseModel):
+    """One of the user's tokens, never its secret."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    created_at: Any
+    revoked: bool
 
 
 class AuditOut(BaseModel):

@@ -4,23 +4,47 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from sarcokit import __version__
 from sarcokit.definitions import DEFINITION_IDS
+from sarcokit.fields import CONDITIONS, GRIP_TRIALS, InputError, input_columns
 from sarcokit.i18n import Lang
 from sarcokit.result import Result
+from sarcokit.secondary.conditions import recognise
 from sarcokit.web import audit
 from sarcokit.web.assessment import age_at, assess_visit, check_measurements, invalid
 from sarcokit.web.i18n import LANGUAGES
-from sarcokit.web.models import Patient, Setting, User, Visit, VisitRevision
-from sarcokit.web.security import ROLES, hash_password, now, password_problem
+from sarcokit.web.identity import (
+    NAME_LENGTH,
+    PASSWORD_LENGTH,
+    REASON_LENGTH,
+    RECORD_NUMBER_LENGTH,
+    USERNAME_LENGTH,
+    ZERO_WIDTH,
+    free_text,
+    identifier,
+    identity_key,
+)
+from sarcokit.web.models import (
+    ApiToken,
+    LoginSession,
+    Patient,
+    Setting,
+    User,
+    Visit,
+    VisitRevision,
+    VisitVoid,
+)
+from sarcokit.web.security import ROLES, digest, hash_password, now, password_problem, token_of
 
 DEFAULT_DEFINITIONS = ("awgs2019", "ewgsop2")
 SEARCH_LIMIT = 50
@@ -29,7 +53,29 @@ MAX_ID = 2**31 - 1
 
 
 class Conflict(ValueError):
-    """The change clashes with a stored record (a duplicate record number or username)."""
+    """The change clashes with a stored record (a duplicate record number or username).
+
+    `field` names the input at fault; the message is safe to show (and to log).
+    """
+
+    def __init__(self, field: str, message: str, value: Any = None, expected: str = "") -> None:
+        super().__init__(message)
+        self.field, self.value = field, value
+        self.expected = expected or "a value not already in use"
+
+
+def _flush_unique(db: Session, field: str, message: str, value: Any) -> None:
+    """Flush, turning a unique-index violation (a concurrent duplicate) into a Conflict.
+
+    The database's own message names the clashing value; it is dropped, not chained, so it
+    reaches neither the response nor a traceback in the server log. The transaction is rolled
+    back (its audit events with it) and the session is usable again.
+    """
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        raise Conflict(field, message, value) from None
 
 
 # -- settings -------------------------------------------------------------------------------
@@ -75,37 +121,88 @@ def _roles(roles: Sequence[str]) -> str:
     return ",".join(r for r in ROLES if r in roles)
 
 
+def username(raw: str) -> str:
+    """A username as stored: an identifier of letters, digits, '.' or '_'."""
+    name = identifier("username", raw, USERNAME_LENGTH)
+    if not name.replace(".", "").replace("_", "").isalnum():
+        raise invalid("username", name, "1 to 64 letters, digits, '.' or '_'")
+    return name
+
+
+def user_by_name(db: Session, raw: str) -> User | None:
+    """The account a typed username names (compared by its key), if any."""
+    try:
+        name = identifier("username", raw, USERNAME_LENGTH)
+    except InputError:
+        return None
+    return db.scalar(select(User).where(User.username_key == identity_key(name)))
+
+
+def _password(password: str) -> str:
+    problem = password_problem(password)
+    if problem is None and len(password) > PASSWORD_LENGTH:
+        problem = f"expected at most {PASSWORD_LENGTH} characters"
+    if problem:
+        raise invalid("password", "(hidden)", problem.split("; expected ")[-1])
+    return hash_password(password)
+
+
 def create_user(
     db: Session,
     actor: User | None,
-    username: str,
+    username_given: str,
     display_name: str,
     password: str,
     roles: Sequence[str],
     language: str = "en",
 ) -> User:
-    """A new account."""
-    name = username.strip()
-    if not name or len(name) > 64 or not name.replace(".", "").replace("_", "").isalnum():
-        raise invalid("username", username, "1 to 64 letters, digits, '.' or '_'")
-    problem = password_problem(password)
-    if problem:
-        raise invalid("password", "(hidden)", problem.split("; expected ")[-1])
-    if db.scalar(select(User).where(User.username == name)) is not None:
-        raise Conflict(f"username {name!r} is taken")
+    """A new account; a username already in use (compared by its key) is a Conflict."""
+    name = username(username_given)
+    shown = free_text("display_name", display_name, NAME_LENGTH, required=False) or name
+    key = identity_key(name)
+    message = f"the username {name!r} is taken"
+    if _username_in_use(db, key):
+        raise Conflict("username", message, name)
     user = User(
         username=name,
-        display_name=display_name.strip() or name,
-        password_hash=hash_password(password),
+        username_key=key,
+        display_name=shown,
+        password_hash=_password(password),
         roles=_roles(roles),
         language=check_language(language),
         active=True,
         created_at=now(),
     )
     db.add(user)
-    db.flush()
+    _flush_unique(db, "username", message, name)
     audit.record(db, actor or user, "user.create", "user", user.id, detail=user.roles)
     return user
+
+
+def _username_in_use(db: Session, key: str) -> bool:
+    # The unique index decides in the end (a concurrent duplicate passes this check).
+    return db.scalar(select(User.id).where(User.username_key == key)) is not None
+
+
+def _active_admins(db: Session, other_than: int) -> int:
+    return len(
+        [
+            u
+            for u in db.scalars(select(User).where(User.active, User.id != other_than))
+            if "admin" in u.role_set
+        ]
+    )
+
+
+def end_sessions(db: Session, user: User, keep_session: str | None = None) -> None:
+    """End the user's browser sessions (but `keep_session`, a cookie token) and API tokens."""
+    statement = delete(LoginSession).where(LoginSession.user_id == user.id)
+    if keep_session:
+        statement = statement.where(LoginSession.token_hash != digest(keep_session))
+    db.execute(statement)
+    db.execute(
+        update(ApiToken).where(ApiToken.user_id == user.id, ~ApiToken.revoked).values(revoked=True)
+    )
 
 
 def update_user(
@@ -116,20 +213,51 @@ def update_user(
     roles: Sequence[str] | None = None,
     active: bool | None = None,
     password: str | None = None,
+    keep_session: str | None = None,
 ) -> None:
-    """Change an account's roles, status or password."""
-    if roles is not None:
-        user.roles = _roles(roles)
+    """Change an account's roles, status or password.
+
+    A new password or a deactivation ends the user's other sessions and every API token, so
+    whoever held them must sign in again; reactivating does not bring them back. The last
+    active administrator cannot lose the role or be deactivated (409).
+    """
+    new_roles = _roles(roles) if roles is not None else user.roles
+    if active is False and user.id == actor.id:
+        raise invalid("active", active, "an administrator cannot deactivate themselves")
+    ends_admin = (
+        "admin" in user.role_set
+        and user.active
+        and ("admin" not in new_roles.split(",") or active is False)
+    )
+    if ends_admin and _active_admins(db, user.id) == 0:
+        field = "active" if active is False and "admin" in new_roles.split(",") else "roles"
+        raise Conflict(
+            field,
+            "the clinic's last active administrator must keep the role; make another first",
+            expected="another active administrator first",
+        )
+    ended = False
+    user.roles = new_roles
     if active is not None:
-        if not active and user.id == actor.id:
-            raise invalid("active", active, "an administrator cannot deactivate themselves")
+        ended = user.active and not active
         user.active = active
     if password is not None:
-        problem = password_problem(password)
-        if problem:
-            raise invalid("password", "(hidden)", problem.split("; expected ")[-1])
-        user.password_hash = hash_password(password)
+        user.password_hash = _password(password)
+        ended = True
+    if ended:
+        end_sessions(db, user, keep_session)
     audit.record(db, actor, "user.update", "user", user.id, detail=user.roles)
+
+
+def revoke_token(db: Session, user: User, token_id: int) -> bool:
+    """Revoke one of the user's API tokens (audited); False when the user has no such token."""
+    token = token_of(db, user, token_id)
+    if token is None:
+        return False
+    if not token.revoked:
+        token.revoked = True
+        audit.record(db, user, "token.revoke", "api_token", token.id)
+    return True
 
 
 def check_language(language: str) -> str:
@@ -152,11 +280,9 @@ class PatientIn:
     date_of_birth: date
 
 
-def _check_patient(data: PatientIn) -> None:
-    if not data.record_number.strip() or len(data.record_number) > 64:
-        raise invalid("record_number", data.record_number, "1 to 64 characters")
-    if not data.name.strip() or len(data.name) > 200:
-        raise invalid("name", data.name, "1 to 200 characters")
+def _check_patient(data: PatientIn) -> tuple[str, str]:
+    number = identifier("record_number", data.record_number, RECORD_NUMBER_LENGTH)
+    name = free_text("name", data.name, NAME_LENGTH)
     if data.sex not in ("male", "female"):
         raise invalid("sex", data.sex, "male or female")
     today = date.today()
@@ -164,40 +290,60 @@ def _check_patient(data: PatientIn) -> None:
         raise invalid(
             "date_of_birth", data.date_of_birth.isoformat(), "a date in the last 120 years"
         )
+    return number, name
+
+
+def _record_number_in_use(db: Session, key: str, other_than: int | None = None) -> bool:
+    # The unique index decides in the end (a concurrent duplicate passes this check).
+    statement = select(Patient.id).where(Patient.record_key == key)
+    if other_than is not None:
+        statement = statement.where(Patient.id != other_than)
+    return db.scalar(statement) is not None
+
+
+def _record_number_taken(number: str) -> Conflict:
+    return Conflict("record_number", f"the record number {number!r} is already registered", number)
 
 
 def create_patient(db: Session, user: User, data: PatientIn) -> Patient:
-    """Register a patient."""
-    _check_patient(data)
-    number = data.record_number.strip()
-    if db.scalar(select(Patient).where(Patient.record_number == number)) is not None:
-        raise Conflict(f"record number {number!r} is already registered")
+    """Register a patient; a record number in use (compared by its key) is a Conflict."""
+    number, name = _check_patient(data)
+    key = identity_key(number)
+    if _record_number_in_use(db, key):
+        raise _record_number_taken(number)
     patient = Patient(
         record_number=number,
-        name=data.name.strip(),
+        record_key=key,
+        name=name,
         sex=data.sex,
         date_of_birth=data.date_of_birth,
         created_at=now(),
         created_by=user.id,
     )
     db.add(patient)
-    db.flush()
+    taken = _record_number_taken(number)
+    _flush_unique(db, taken.field, str(taken), number)
     audit.record(db, user, "patient.create", "patient", patient.id)
     return patient
 
 
 def update_patient(db: Session, user: User, patient: Patient, data: PatientIn) -> None:
     """Correct a patient's identifying details."""
-    _check_patient(data)
-    number = data.record_number.strip()
-    clash = db.scalar(
-        select(Patient).where(Patient.record_number == number, Patient.id != patient.id)
-    )
-    if clash is not None:
-        raise Conflict(f"record number {number!r} is already registered")
-    patient.record_number, patient.name = number, data.name.strip()
+    number, name = _check_patient(data)
+    key = identity_key(number)
+    if _record_number_in_use(db, key, patient.id):
+        raise _record_number_taken(number)
+    patient.record_number, patient.record_key, patient.name = number, key, name
     patient.sex, patient.date_of_birth = data.sex, data.date_of_birth
+    taken = _record_number_taken(number)
+    _flush_unique(db, taken.field, str(taken), number)
     audit.record(db, user, "patient.update", "patient", patient.id)
+
+
+def searched_key(text: str) -> str:
+    """A search text in the form record numbers are stored in (not refused: it is a search)."""
+    normal = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in normal if c not in ZERO_WIDTH).strip()
 
 
 def search_patients(db: Session, user: User, query: str = "") -> list[Patient]:
@@ -206,9 +352,11 @@ def search_patients(db: Session, user: User, query: str = "") -> list[Patient]:
     text = query.strip()
     if text:
         pattern = f"%{text.lower()}%"
+        # Record numbers are compared by their key, so `mrn-0001` finds `MRN-0001`.
+        key = f"%{identity_key(searched_key(text))}%"
         statement = statement.where(
             or_(
-                func.lower(Patient.record_number).like(pattern),
+                Patient.record_key.like(key),
                 func.lower(Patient.name).like(pattern),
             )
         )
@@ -287,9 +435,9 @@ def correct_visit(
     lang: Lang = "en",
 ) -> Result:
     """Correct a visit: the superseded version is kept with who replaced it and why."""
-    why = reason.strip()
-    if not why or len(why) > 500:
-        raise invalid("reason", reason, "why the visit is corrected, 1 to 500 characters")
+    if visit.voided:
+        raise Conflict("visit", f"visit {visit.id} was voided; it cannot be corrected", visit.id)
+    why = free_text("reason", reason, REASON_LENGTH, multiline=True)
     assessed = _assess_for_saving(db, visit.patient, visit_date, measurements, lang)
     db.add(
         VisitRevision(
@@ -321,9 +469,37 @@ def get_visit(db: Session, user: User, visit_id: int, action: str = "visit.read"
 
 
 def patient_visits(db: Session, user: User, patient: Patient) -> list[Visit]:
-    """A patient's visits in date order, with the read audited."""
+    """A patient's visits in date order (voided ones left out), with the read audited."""
     audit.record(db, user, "visit.list", "patient", patient.id)
-    return list(patient.visits)
+    return [visit for visit in patient.visits if not visit.voided]
+
+
+def voided_visits(db: Session, user: User, patient: Patient) -> list[Visit]:
+    """A patient's voided visits in date order, for administrators."""
+    found = [visit for visit in patient.visits if visit.voided]
+    if found:
+        audit.record(db, user, "visit.list_voided", "patient", patient.id)
+    return found
+
+
+def all_voided_visits(db: Session, user: User) -> list[Visit]:
+    """Every voided visit, newest void first (administrators), with the read audited."""
+    found = list(
+        db.scalars(select(Visit).join(VisitVoid).order_by(VisitVoid.voided_at.desc(), Visit.id))
+    )
+    audit.record(db, user, "visit.list_voided", "visit", detail=f"{len(found)} shown")
+    return found
+
+
+def void_visit(db: Session, user: User, visit: Visit, reason: str) -> None:
+    """Void a visit entered by mistake: it is kept, with who voided it, when and why."""
+    why = free_text("reason", reason, REASON_LENGTH, multiline=True)
+    if visit.voided:
+        raise Conflict("visit", f"visit {visit.id} is already voided", visit.id)
+    visit.void = VisitVoid(visit_id=visit.id, voided_at=now(), voided_by=user.id, reason=why)
+    db.add(visit.void)
+    # The reason may name clinical facts, so the audit keeps only that the visit was voided.
+    audit.record(db, user, "visit.void", "visit", visit.id, detail=f"patient {visit.patient_id}")
 
 
 # -- de-identified export -------------------------------------------------------------------
@@ -332,6 +508,27 @@ def patient_visits(db: Session, user: User, patient: Patient) -> list[Visit]:
 def pseudonym(key: str, patient_id: int) -> str:
     """A stable pseudonym for a patient that cannot be reversed without the clinic's key."""
     return hmac.new(key.encode(), str(patient_id).encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def export_measurements(measurements: Mapping[str, Any]) -> dict[str, Any]:
+    """A visit's measurements as the research export holds them: no free text.
+
+    Only subject-record fields are kept, and conditions become the engine's condition ids
+    (`; `-separated), never the text as typed.
+    """
+    known = input_columns()
+    row: dict[str, Any] = {
+        name: value
+        for name, value in measurements.items()
+        if name in known and name != "id" and not isinstance(value, list | dict)
+    }
+    if GRIP_TRIALS in measurements:
+        row[GRIP_TRIALS] = "; ".join(f"{float(t):g}" for t in measurements[GRIP_TRIALS])
+    if CONDITIONS in measurements:
+        given = measurements[CONDITIONS]
+        recognised, _ = recognise(given if isinstance(given, list) else [str(given)])
+        row[CONDITIONS] = "; ".join(recognised)
+    return row
 
 
 def export_rows(db: Session, user: User, key: str) -> list[dict[str, Any]]:
@@ -344,8 +541,12 @@ def export_rows(db: Session, user: User, key: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     first: dict[int, date] = {}
     # The patients come in the same query: one round trip, not one per visit.
+    # Voided visits were entered by mistake: they are not data.
     visits = db.scalars(
-        select(Visit).options(joinedload(Visit.patient)).order_by(Visit.visit_date, Visit.id)
+        select(Visit)
+        .options(joinedload(Visit.patient))
+        .where(~select(VisitVoid.visit_id).where(VisitVoid.visit_id == Visit.id).exists())
+        .order_by(Visit.visit_date, Visit.id)
     )
     for visit in visits:
         patient = visit.patient
@@ -357,7 +558,7 @@ def export_rows(db: Session, user: User, key: str) -> list[dict[str, Any]]:
                 "sex": patient.sex,
                 "age": min(age_at(patient.date_of_birth, visit.visit_date), 90),
                 "days_since_first_visit": (visit.visit_date - start).days,
-                **{k: v for k, v in visit.measurements.items() if k != "id"},
+                **export_measurements(visit.measurements),
                 **{
                     f"{name}_category": answer.get("category")
                     for name, answer in definitions.items()

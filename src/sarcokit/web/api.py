@@ -297,6 +297,11 @@ def read_result(
 @router.get(
     "/visits/{visit_id}/report.pdf",
     summary="The visit report as PDF",
+    description=(
+        "The printable report for the chart, in the reader's language. Rendering is bounded:"
+        f" at most {PDF_TIMEOUT_S:g} s (else 503) and {PDF_MAX_BYTES // 2**20} MiB (else 413),"
+        " with `error.field` = `report`."
+    ),
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}},
 )
@@ -305,12 +310,6 @@ def read_report(db: Db, principal: Clinician, visit_id: int, lang: Language = No
     visit = visit_or_404(db, principal, visit_id, "visit.report")
     pdf = visit_pdf(visit, _language(principal, lang))
     return Response(pdf, media_type="application/pdf")
-
-
-read_report.__doc__ = (read_report.__doc__ or "") + (
-    f" Rendering is bounded: at most {PDF_TIMEOUT_S:g} s (else 503) and"
-    f" {PDF_MAX_BYTES // 2**20} MiB (else 413)."
-)
 
 
 # -- research ------------------------------------------------------------------------------

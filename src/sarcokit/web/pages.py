@@ -100,7 +100,7 @@ def _check_csrf(expected: str | None, form: FormIn, shows_problems: bool = False
     if not expected or not given or not same(expected, given):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the form's CSRF token is missing or stale")
     if form.problems and not shows_problems:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, form.problems[0].message)
+        raise HTTPException(422, form.problems[0].message)
 
 
 def _set_session_cookie(response: Response, request: Request, token: str) -> None:

@@ -52,3 +52,22 @@ def run_r(script: str, inputs: dict[str, pl.DataFrame] | None = None) -> dict[st
         name: float(value) if value not in ("NA", "NaN") else float("nan")
         for name, value in zip(table["name"], table["value"], strict=True)
     }
+
+
+def r_table(expression: str, setup: str = "") -> pl.DataFrame:
+    """A data frame computed in R (e.g. a data set of an R package), read back from CSV."""
+    with tempfile.TemporaryDirectory(prefix="sarcokit-r-") as folder:
+        work = Path(folder)
+        script = f'{setup}\nwrite.csv({expression}, "table.csv", row.names = FALSE, na = "")\n'
+        (work / "script.R").write_text(script, encoding="utf-8")
+        done = subprocess.run(
+            [rscript(), "--vanilla", "script.R"],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"R failed:\n{done.stderr[-3000:]}")
+        return pl.read_csv(work / "table.csv", infer_schema_length=None)

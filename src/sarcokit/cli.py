@@ -257,6 +257,20 @@ def criteria_markdown(definition_id: Annotated[str | None, typer.Argument()] = N
         raise _fail(str(error.args[0])) from None
 
 
+def _follow_up(time: str | None, event: str | None, covariates: str | None) -> Any:
+    """The --time/--event/--covariates of `sarcokit cohort`, both or neither of time and event."""
+    if time is None and event is None:
+        if covariates:
+            raise _fail("--covariates needs --time and --event")
+        return None
+    if time is None or event is None:
+        raise _fail("give --time and --event together (follow-up time and event columns)")
+    from sarcokit.cohort.outcomes import FollowUp
+
+    names = tuple(c.strip() for c in (covariates or "").split(",") if c.strip())
+    return FollowUp(time, event, names)
+
+
 @app.command()
 def cohort(
     inputs: Annotated[
@@ -300,6 +314,15 @@ def cohort(
         str | None, typer.Option(help="Use an ASM equation where ASM was not measured: wen2011.")
     ] = None,
     strict: Annotated[bool, typer.Option(help="Fail when any row is rejected.")] = False,
+    time: Annotated[
+        str | None, typer.Option(help="Follow-up time column (survival by category, Cox HR).")
+    ] = None,
+    event: Annotated[
+        str | None, typer.Option(help="Event column (1 = event, 0 = censored).")
+    ] = None,
+    covariates: Annotated[
+        str | None, typer.Option(help="Comma-separated covariates of the Cox models, e.g. age,sex.")
+    ] = None,
 ) -> None:
     """Score a cohort under every definition; write results, rejects, summary tables, report."""
     from sarcokit.cohort.run import ENGINES, StrictError, run_cohort
@@ -338,6 +361,7 @@ def cohort(
                 standard=standard,
                 report=report,
                 step=lambda text: status.update(f"sarcokit cohort: {text}"),
+                follow_up=_follow_up(time, event, covariates),
             )
     except StrictError as error:
         raise _fail(str(error)) from None

@@ -91,6 +91,14 @@ def main() -> None:
     sarcokit("cohort", str(followed), "--output", str(out / "followup.parquet"),
              "--definitions", DEFINITIONS, "--time", "follow_up_years", "--event", "died",
              "--covariates", "age,sex", "--report", str(out / "followup-report.html"))
+    # The report embeds the Kaplan-Meier figure; draw it once more as a file for the README.
+    from sarcokit.cohort.outcomes import km_figure
+
+    summary = out / "followup.summary"
+    curves = pl.read_csv(summary / "survival_by_category.csv")
+    at_risk = pl.read_csv(summary / "number_at_risk.csv")
+    km_figure(curves, at_risk).savefig(out / "km.png", dpi=110, bbox_inches="tight")
+    print(f"figures: {out / 'meta' / 'forest.png'}, {out / 'km.png'}")
 
 
 if __name__ == "__main__":

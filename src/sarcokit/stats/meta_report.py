@@ -399,7 +399,8 @@ def forest_plot(analysis: MetaAnalysis, *, title: str | None = None) -> Any:
     left.text(0, rows + 1, "Study", fontweight="bold", va="center")
     left.text(0.98, rows + 1, "Events/N", fontweight="bold", va="center", ha="right")
     right.text(0.02, rows + 1, f"% [{level}% CI]", fontweight="bold", va="center")
-    right.text(0.98, rows + 1, "Weight", fontweight="bold", va="center", ha="right")
+    if analysis.measure != "glmm":  # the GLMM has no inverse-variance weights
+        right.text(0.98, rows + 1, "Weight", fontweight="bold", va="center", ha="right")
     for side in (left, right):
         side.set_xlim(0, 1)
         side.axis("off")
@@ -407,9 +408,13 @@ def forest_plot(analysis: MetaAnalysis, *, title: str | None = None) -> Any:
     axis.set_yticks([])
     for spine in ("left", "right", "top"):
         axis.spines[spine].set_visible(False)
-    measure = {"logit": "logit", "ft": "Freeman–Tukey double arcsine", "glmm": "GLMM (logit)"}
-    method = analysis.method + (", Hartung–Knapp" if analysis.hartung_knapp else "")
-    axis.set_xlabel(f"proportion, % ({measure[analysis.measure]}, {method})")
+    if analysis.measure == "glmm":
+        model = "random-intercept logistic GLMM, ML"
+    else:
+        scale = "logit" if analysis.measure == "logit" else "Freeman–Tukey double arcsine"
+        model = f"{scale}, τ² {analysis.method}"
+        model += ", Hartung–Knapp" if analysis.hartung_knapp else ""
+    axis.set_xlabel(f"proportion, % ({model})")
     axis.grid(axis="x", color="#d8dee6", linewidth=0.6)
     axis.set_xlim(left=0)
     footer = []

@@ -21,6 +21,7 @@ from sarcokit.stats.outcomes import (
     kaplan_meier,
     logistic_model,
     logrank_test,
+    survey_cox_model,
     transitions,
 )
 
@@ -334,3 +335,52 @@ def test_transitions_and_incidence_by_hand() -> None:
     # Exact Poisson limits for 2 events: χ²(0.025, 4)/2 = 0.242209, χ²(0.975, 6)/2 = 7.224688.
     assert rate["ci_low"] == pytest.approx(1000 * 0.242209 / 6, abs=1e-3)
     assert rate["ci_high"] == pytest.approx(1000 * 7.224688 / 6, abs=1e-3)
+
+
+R_SVYCOX = """
+library(survey)
+library(survival)
+d <- read.csv("d.csv")
+d <- d[d$ewgsop2_category != "indeterminate", ]
+d$cat <- relevel(factor(d$ewgsop2_category), "no_sarcopenia")
+des <- svydesign(ids = ~psu, strata = ~stratum, weights = ~w, data = d, nest = TRUE)
+# svycoxph hands its arguments to coxph unevaluated: the tie method goes by its other name.
+e <- svycoxph(Surv(months, dead) ~ cat + age + male, design = des, method = "efron")
+b <- svycoxph(Surv(months, dead) ~ cat + age + male, design = des, method = "breslow")
+out <- c()
+for (f in list(e, b)) {
+  ti <- if (identical(f, e)) "efron" else "breslow"
+  out <- c(out, setNames(c(coef(f), sqrt(diag(vcov(f)))),
+                         paste(ti, c(paste0("b", 1:5), paste0("se", 1:5)))))
+}
+"""
+
+
+def test_survey_cox_matches_svycoxph() -> None:
+    data = cohort()
+    reference = run_r(R_SVYCOX, {"d": data})
+    for ties in ("efron", "breslow"):
+        fit = survey_cox_model(
+            data,
+            "months",
+            "dead",
+            "ewgsop2_category",
+            ["age", "male"],
+            weight="w",
+            strata="stratum",
+            psu="psu",
+            ties=ties,
+        )
+        for i in range(5):
+            assert fit.terms["coef"][i] == pytest.approx(reference[f"{ties} b{i + 1}"], abs=TOL)
+            assert fit.terms["robust_se"][i] == pytest.approx(
+                reference[f"{ties} se{i + 1}"], abs=TOL
+            )
+    # With weight 1 and one PSU per row the weighted fit is the ordinary one.
+    ones = data.with_columns(one=pl.lit(1.0)).filter(pl.col("ewgsop2_category") != "indeterminate")
+    plain = cox_model(ones, "months", "dead", "ewgsop2_category", ["age", "male"])
+    weighted = survey_cox_model(
+        ones, "months", "dead", "ewgsop2_category", ["age", "male"], weight="one"
+    )
+    np.testing.assert_allclose(weighted.terms["coef"], plain.terms["coef"], atol=1e-9)
+    np.testing.assert_allclose(weighted.loglik, plain.loglik, atol=1e-9)

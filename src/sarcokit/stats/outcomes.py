@@ -297,31 +297,151 @@ def cox_model(
 
 
 def score_residuals(
-    time: FloatArray, event: FloatArray, x: FloatArray, beta: FloatArray, ties: Ties
+    time: FloatArray,
+    event: FloatArray,
+    x: FloatArray,
+    beta: FloatArray,
+    ties: Ties,
+    case_weights: FloatArray | None = None,
 ) -> FloatArray:
-    """Each subject's share of the Cox score at β̂ (rows sum to the score, 0 at the MLE).
+    """Each subject's share of the Cox score at β (rows sum to the score, 0 at the MLE).
 
-    U_i = Σ_k Σ_r [δ_ik/d_k − w_i^(r)/W^(r)] (x_i − x̄^(r)) over event times k and, with
-    Efron's method, its d_k sub-steps r in which tied deaths keep weight 1 − r/d_k (Therneau
-    TM, Grambsch PM. Modeling Survival Data. Springer 2000, §3.3 and §7.2); Breslow's method
-    has one step in which each death counts fully. R ``residuals(fit, type = "score")``.
+    U_i = Σ_k Σ_r [c_i δ_ik s_k − f_k ω_i^(r)/Ω^(r)] (x_i − x̄^(r)) over event times k and,
+    with Efron's method, its d_k sub-steps r in which tied deaths keep risk weight
+    ω_i = c_i e^(x_i β)(1 − r/d_k) (s_k = 1/d_k, f_k = the mean case weight c of the deaths);
+    Breslow's method has one step (s_k = 1, f_k = Σ c of the deaths) (Therneau TM, Grambsch
+    PM. Modeling Survival Data. Springer 2000, §3.3 and §7.2). Case weights c default to 1;
+    with them these are R's weighted ``residuals(fit, "score")``.
     """
-    risk = np.exp(x @ beta)
+    c = np.ones(len(time)) if case_weights is None else case_weights
+    risk = c * np.exp(x @ beta)
     residuals = np.zeros_like(x)
     for t in np.unique(time[event == 1]):
         at_risk = time >= t
         dead = at_risk & (time == t) & (event == 1)
         d = int(dead.sum())
-        steps = range(d) if ties == "efron" else [0]
-        share = 1 / d if ties == "efron" else 1.0
-        multiplicity = 1 if ties == "efron" else d
-        for r in steps:
+        efron = ties == "efron"
+        share = 1 / d if efron else 1.0
+        factor = float(c[dead].sum()) / (d if efron else 1)
+        for r in range(d) if efron else [0]:
             weights = risk * at_risk * np.where(dead, 1 - r / d, 1.0)
-            mean = weights @ x / weights.sum()
-            centred = x - mean
-            hazard = multiplicity * weights / weights.sum()
-            residuals += centred * (dead * share - hazard)[:, None]
+            centred = x - weights @ x / weights.sum()
+            hazard = factor * weights / weights.sum()
+            residuals += centred * (c * dead * share - hazard)[:, None]
     return residuals
+
+
+def _weighted_cox(
+    time: FloatArray, event: FloatArray, x: FloatArray, c: FloatArray, ties: Ties
+) -> tuple[FloatArray, FloatArray, float]:
+    """β̂ maximising the case-weighted partial likelihood (Newton–Raphson), its information
+    matrix and the log partial likelihood, as R ``coxph(weights = c)``."""
+    p = x.shape[1]
+    beta = np.zeros(p)
+
+    def pieces(b: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        risk = c * np.exp(x @ b)
+        loglik, gradient, information = 0.0, np.zeros(p), np.zeros((p, p))
+        for t in np.unique(time[event == 1]):
+            at_risk = time >= t
+            dead = at_risk & (time == t) & (event == 1)
+            d = int(dead.sum())
+            efron = ties == "efron"
+            factor = float(c[dead].sum()) / (d if efron else 1)
+            loglik += float(c[dead] @ (x[dead] @ b))
+            gradient += c[dead] @ x[dead]
+            for r in range(d) if efron else [0]:
+                weights = risk * at_risk * np.where(dead, 1 - r / d, 1.0)
+                mean, cov = _risk_moments(x, weights)
+                loglik -= factor * math.log(float(weights.sum()))
+                gradient -= factor * mean
+                information += factor * cov
+        return loglik, gradient, information
+
+    loglik, gradient, information = pieces(beta)
+    for _ in range(100):
+        step = np.linalg.solve(information, gradient)
+        candidate = beta + step
+        new = pieces(candidate)
+        halvings = 0
+        while new[0] < loglik - 1e-12 and halvings < 30:  # step halving keeps the ascent
+            step /= 2
+            candidate = beta + step
+            new = pieces(candidate)
+            halvings += 1
+        beta = candidate
+        converged = abs(new[0] - loglik) < 1e-13 and float(np.max(np.abs(step))) < 1e-11
+        loglik, gradient, information = new
+        if converged:
+            break
+    return beta, information, loglik
+
+
+def survey_cox_model(
+    frame: Frame,
+    time: str,
+    event: str,
+    exposure: str,
+    covariates: Sequence[str] = (),
+    *,
+    weight: str,
+    strata: str | None = None,
+    psu: str | None = None,
+    ties: Ties = "efron",
+    reference: str | None = None,
+    level: float = 0.95,
+) -> CoxResult:
+    """Design-based Cox model for a complex survey, as R ``svycoxph``.
+
+    β̂ maximises the weighted partial likelihood (Binder DA. Fitting Cox's proportional hazards
+    models from survey data. Biometrika 1992;79:139-147); the variance is the with-replacement
+    between-PSU variance within strata of the PSU totals of the influence values
+    c_i U_i I⁻¹ (weighted score residuals times the inverse information). Intervals and
+    p-values are normal, as ``svycoxph`` reports them; ``se`` holds the model-based SE and
+    ``robust_se`` the design-based one. The PH test is not computed (empty).
+    """
+    design = [c for c in (weight, strata, psu) if c]
+    rows, excluded = _survival_rows(
+        frame, time, event, list(dict.fromkeys([exposure, *covariates, *design]))
+    )
+    x, names = design_matrix(rows, exposure, covariates, reference)
+    t = rows[time].cast(pl.Float64).to_numpy()
+    d = rows[event].to_numpy().astype(np.float64)
+    c = rows[weight].cast(pl.Float64).to_numpy()
+    beta, information, loglik = _weighted_cox(t, d, x, c, ties)
+    inverse = np.linalg.inv(information)
+    influence = score_residuals(t, d, x, beta, ties, c) @ inverse
+    stratum = rows[strata].to_numpy() if strata else np.zeros(rows.height)
+    unit = rows[psu].to_numpy() if psu else np.arange(rows.height)
+    meat, _ = _design_meat(influence, stratum, unit)
+    design_se = np.sqrt(np.diag(meat))
+    zval = beta / design_se
+    z = _z(level)
+    terms = pl.DataFrame(
+        {
+            "term": names,
+            "coef": beta,
+            "hr": np.exp(beta),
+            "se": np.sqrt(np.diag(inverse)),
+            "robust_se": design_se,
+            "z": zval,
+            "p": 2 * stats.norm.sf(np.abs(zval)),
+            "ci_low": np.exp(beta - z * design_se),
+            "ci_high": np.exp(beta + z * design_se),
+        }
+    )
+    return CoxResult(
+        terms=terms,
+        n=rows.height,
+        events=int(d.sum()),
+        n_excluded=excluded,
+        loglik=loglik,
+        concordance=harrell_c(t, d, x @ beta),
+        ties=ties,
+        ph_test=pl.DataFrame(
+            schema={"term": pl.String, "chisq": pl.Float64, "df": pl.Int64, "p": pl.Float64}
+        ),
+    )
 
 
 def harrell_c(time: FloatArray, event: FloatArray, risk: FloatArray) -> float:

@@ -97,3 +97,26 @@ def test_meta_rejects_bad_options_and_rows(tmp_path: Path) -> None:
     assert "study 'b': events 20 of n 10" in result.output
     result = runner.invoke(app, ["meta", str(source), "--method", "HS"])
     assert result.exit_code == 2 and "--method 'HS'" in result.output
+
+
+def test_meta_regression_option_matches_metafor(tmp_path: Path) -> None:
+    table = TABLE.with_columns(mean_age=pl.Series([66.0, 71, 68, 75, 70, 64, 78, 69, 73, 67]))
+    source = tmp_path / "studies.csv"
+    table.write_csv(source)
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["meta", str(source), "--regression", "mean_age", "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    row = pl.read_csv(out / "meta_regression.csv").row(0, named=True)
+    reference = run_r(
+        "library(metafor)\nd <- read.csv('s.csv')\n"
+        "r <- rma(measure = 'PLO', xi = events, ni = n, mods = ~ mean_age, data = d,"
+        " control = list(threshold = 1e-12))\n"
+        "out <- c(slope = r$beta[2], se = r$se[2], p = r$QMp, tau2 = r$tau2)\n",
+        {"s": table},
+    )
+    assert row["slope"] == pytest.approx(reference["slope"], abs=1e-6)
+    assert row["slope_se"] == pytest.approx(reference["se"], abs=1e-6)
+    assert row["qm_p"] == pytest.approx(reference["p"], abs=1e-6)
+    assert row["tau2"] == pytest.approx(reference["tau2"], abs=1e-6)

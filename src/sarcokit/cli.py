@@ -6,7 +6,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -434,6 +434,10 @@ def meta(
         "meta"
     ),
     figure_format: Annotated[str, typer.Option("--format", help="png or svg.")] = "png",
+    regression: Annotated[
+        str | None,
+        typer.Option(help="Meta-regression on this continuous moderator, e.g. mean_age."),
+    ] = None,
 ) -> None:
     """Pool prevalence across studies: random-effects meta-analysis with a forest plot."""
     import polars as pl
@@ -473,9 +477,23 @@ def meta(
             hartung_knapp=hartung_knapp,
             by=by,
         )
+        slope = None
+        if regression is not None:
+            from sarcokit.stats.meta import meta_regression
+
+            scale: Literal["logit", "ft"] = "ft" if measure == "ft" else "logit"
+            slope = meta_regression(
+                studies,
+                regression,
+                measure=scale,
+                method=method,  # type: ignore[arg-type]
+                hartung_knapp=hartung_knapp,
+            )
     except (ValueError, OSError, ArithmeticError) as error:
         raise _fail(str(error)) from None
     output.mkdir(parents=True, exist_ok=True)
+    if slope is not None:
+        pl.DataFrame([slope.__dict__]).write_csv(output / "meta_regression.csv")
     table = result_table(analysis)
     table.write_csv(output / "meta.csv")
     forest = output / f"forest.{figure_format}"
@@ -506,6 +524,13 @@ def meta(
     if analysis.egger is not None:
         console.print(
             f"Egger's test: t = {analysis.egger.t:.2f}, p = {analysis.egger.p:.3g}",
+            highlight=False,
+        )
+    if slope is not None:
+        console.print(
+            f"meta-regression on {slope.moderator} ({scale} scale): slope {slope.slope:.4f}"
+            f" (SE {slope.slope_se:.4f}), p = {slope.qm_p:.3g}; "
+            f"residual τ² = {slope.tau2:.4f}",
             highlight=False,
         )
     if analysis.note:

@@ -37,12 +37,17 @@ def outcome_tables(
     results: pl.LazyFrame | pl.DataFrame, follow_up: FollowUp, definitions: Sequence[str]
 ) -> dict[str, pl.DataFrame]:
     """Kaplan–Meier by category, log-rank and the adjusted HR of sarcopenia per definition."""
-    from sarcokit.stats.outcomes import (
-        hazard_ratios_by_definition,
-        kaplan_meier,
-        logrank_test,
-        number_at_risk,
-    )
+    try:
+        from sarcokit.stats.outcomes import (
+            hazard_ratios_by_definition,
+            kaplan_meier,
+            logrank_test,
+            number_at_risk,
+        )
+    except ImportError as error:  # statsmodels is the optional `outcomes` extra
+        raise ValueError(
+            f"the follow-up analysis needs {error.name}: pip install 'sarcokit[outcomes]'"
+        ) from None
 
     frame = results.lazy().collect() if isinstance(results, pl.LazyFrame) else results
     missing = [c for c in follow_up.columns if c not in frame.columns]

@@ -74,23 +74,56 @@ def main() -> None:
     """Generate the cohorts, assess them, pool them and analyse the follow-up."""
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "evidence-example")
     out.mkdir(parents=True, exist_ok=True)
-    sites = [("beijing", 1800, 0.6), ("chengdu", 900, 0.9), ("guangzhou", 1200, 0.3),
-             ("shanghai", 2500, 0.2), ("xian", 600, 1.1), ("wuhan", 1500, 0.5)]
+    sites = [
+        ("beijing", 1800, 0.6),
+        ("chengdu", 900, 0.9),
+        ("guangzhou", 1200, 0.3),
+        ("shanghai", 2500, 0.2),
+        ("xian", 600, 1.1),
+        ("wuhan", 1500, 0.5),
+    ]
     folders = []
     for index, (site, rows, weakness) in enumerate(sites):
         source = out / f"{site}.csv"
         cohort(rows, 100 + index, weakness).write_csv(source)
-        sarcokit("cohort", str(source), "--output", str(out / f"{site}.parquet"),
-                 "--definitions", DEFINITIONS)
+        sarcokit(
+            "cohort",
+            str(source),
+            "--output",
+            str(out / f"{site}.parquet"),
+            "--definitions",
+            DEFINITIONS,
+        )
         folders.append(str(out / f"{site}.summary"))
     sarcokit("meta", *folders, "--measure", "glmm", "--output", str(out / "meta"))
-    sarcokit("meta", *folders, "--definition", "ewgsop2", "--method", "REML",
-             "--output", str(out / "meta-ewgsop2"))
+    sarcokit(
+        "meta",
+        *folders,
+        "--definition",
+        "ewgsop2",
+        "--method",
+        "REML",
+        "--output",
+        str(out / "meta-ewgsop2"),
+    )
     followed = out / "followup.csv"
     follow_up(cohort(3000, 7, 0.5), 8).write_csv(followed)
-    sarcokit("cohort", str(followed), "--output", str(out / "followup.parquet"),
-             "--definitions", DEFINITIONS, "--time", "follow_up_years", "--event", "died",
-             "--covariates", "age,sex", "--report", str(out / "followup-report.html"))
+    sarcokit(
+        "cohort",
+        str(followed),
+        "--output",
+        str(out / "followup.parquet"),
+        "--definitions",
+        DEFINITIONS,
+        "--time",
+        "follow_up_years",
+        "--event",
+        "died",
+        "--covariates",
+        "age,sex",
+        "--report",
+        str(out / "followup-report.html"),
+    )
     # The report embeds the Kaplan-Meier figure; draw it once more as a file for the README.
     from sarcokit.cohort.outcomes import km_figure
 

@@ -556,7 +556,8 @@ def hazard_ratios_by_definition(
     category column for one HR per category against no sarcopenia). Each model is fitted on
     the rows evaluable under that definition, so ``n`` differs between definitions; Harrell's C
     of each model says how well it orders deaths (higher is better). Columns: definition, term,
-    hr, ci_low, ci_high, p, n, events, n_excluded, concordance, ph_p (global PH test).
+    hr, ci_low, ci_high, p, n, events, n_excluded, concordance, ph_p (global PH test),
+    adjusted_for (the covariates, comma-separated).
     """
     parts = []
     for definition_id, column in exposures.items():
@@ -579,6 +580,7 @@ def hazard_ratios_by_definition(
                 pl.lit(fit.n_excluded).alias("n_excluded"),
                 pl.lit(fit.concordance).alias("concordance"),
                 pl.lit(fit.ph_test.filter(pl.col("term") == "GLOBAL")["p"][0]).alias("ph_p"),
+                pl.lit(", ".join(covariates)).alias("adjusted_for"),
             )
         )
     return pl.concat(parts)

@@ -61,3 +61,19 @@ docs: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# R and the packages the statistics are checked against in the tests (metafor, lme4 for its
+# GLMM, survival, survey), from Debian; needed by `make test` only.
+R_PACKAGES := r-base-core r-cran-metafor r-cran-lme4 r-cran-survival r-cran-survey
+R_STAMP := $(VENV)/.r-packages
+
+$(R_STAMP): | $(STAMP)
+	@if ! dpkg -s $(R_PACKAGES) >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+			$(R_PACKAGES) >/dev/null; \
+	fi
+	touch $(R_STAMP)
+
+test: $(R_STAMP)

@@ -6,7 +6,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -257,6 +257,20 @@ def criteria_markdown(definition_id: Annotated[str | None, typer.Argument()] = N
         raise _fail(str(error.args[0])) from None
 
 
+def _follow_up(time: str | None, event: str | None, covariates: str | None) -> Any:
+    """The --time/--event/--covariates of `sarcokit cohort`, both or neither of time and event."""
+    if time is None and event is None:
+        if covariates:
+            raise _fail("--covariates needs --time and --event")
+        return None
+    if time is None or event is None:
+        raise _fail("give --time and --event together (follow-up time and event columns)")
+    from sarcokit.cohort.outcomes import FollowUp
+
+    names = tuple(c.strip() for c in (covariates or "").split(",") if c.strip())
+    return FollowUp(time, event, names)
+
+
 @app.command()
 def cohort(
     inputs: Annotated[
@@ -300,6 +314,15 @@ def cohort(
         str | None, typer.Option(help="Use an ASM equation where ASM was not measured: wen2011.")
     ] = None,
     strict: Annotated[bool, typer.Option(help="Fail when any row is rejected.")] = False,
+    time: Annotated[
+        str | None, typer.Option(help="Follow-up time column (survival by category, Cox HR).")
+    ] = None,
+    event: Annotated[
+        str | None, typer.Option(help="Event column (1 = event, 0 = censored).")
+    ] = None,
+    covariates: Annotated[
+        str | None, typer.Option(help="Comma-separated covariates of the Cox models, e.g. age,sex.")
+    ] = None,
 ) -> None:
     """Score a cohort under every definition; write results, rejects, summary tables, report."""
     from sarcokit.cohort.run import ENGINES, StrictError, run_cohort
@@ -338,6 +361,7 @@ def cohort(
                 standard=standard,
                 report=report,
                 step=lambda text: status.update(f"sarcokit cohort: {text}"),
+                follow_up=_follow_up(time, event, covariates),
             )
     except StrictError as error:
         raise _fail(str(error)) from None
@@ -386,3 +410,131 @@ def conditions(lang: Annotated[str, typer.Option(help="en or zh.")] = "en") -> N
             f"{condition.context[lang]} [{condition.source}]",
         )
     Console().print(table)
+
+
+@app.command()
+def meta(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="A table (CSV/Parquet: study, events, n or prevalence, ci_low, ci_high, "
+            "moderators) or several `sarcokit cohort` .summary folders."
+        ),
+    ],
+    measure: Annotated[str, typer.Option(help="logit, ft (double arcsine) or glmm.")] = "logit",
+    method: Annotated[str, typer.Option(help="τ² estimator: REML, DL or PM.")] = "REML",
+    hartung_knapp: Annotated[bool, typer.Option(help="Hartung–Knapp t-based intervals.")] = False,
+    by: Annotated[
+        str | None, typer.Option(help="Subgroup moderator column, e.g. definition.")
+    ] = None,
+    definition_option: Annotated[
+        str | None, typer.Option("--definition", help="Keep only this definition's rows.")
+    ] = None,
+    output: Annotated[Path, typer.Option(help="Folder for meta.csv and the figures.")] = Path(
+        "meta"
+    ),
+    figure_format: Annotated[str, typer.Option("--format", help="png or svg.")] = "png",
+    regression: Annotated[
+        str | None,
+        typer.Option(help="Meta-regression on this continuous moderator, e.g. mean_age."),
+    ] = None,
+) -> None:
+    """Pool prevalence across studies: random-effects meta-analysis with a forest plot."""
+    import polars as pl
+
+    from sarcokit.stats.meta import MEASURES, TAU_METHODS, read_studies, studies_from_cohorts
+    from sarcokit.stats.meta_report import analyse, forest_plot, funnel_plot, result_table
+
+    if measure not in MEASURES:
+        raise _fail(f"--measure {measure!r}: expected one of {', '.join(MEASURES)}")
+    if method not in TAU_METHODS:
+        raise _fail(f"--method {method!r}: expected one of {', '.join(TAU_METHODS)}")
+    if figure_format not in ("png", "svg"):
+        raise _fail(f"--format {figure_format!r}: expected png or svg")
+    try:
+        if all(p.is_dir() for p in inputs):
+            studies = studies_from_cohorts(inputs)
+        elif len(inputs) == 1:
+            studies = read_studies(inputs[0])
+        else:
+            raise ValueError("give one table, or several cohort .summary folders")
+        if definition_option is not None:
+            if "definition" not in studies.moderators.columns:
+                raise ValueError("--definition: the studies have no definition column")
+            keep = studies.moderators["definition"].cast(pl.String) == definition_option
+            studies = studies.subset(keep.to_numpy())
+        columns = studies.moderators.columns
+        if (
+            by is None
+            and "definition" in columns
+            and studies.moderators["definition"].n_unique() > 1
+        ):
+            by = "definition"  # prevalence under different definitions is never pooled
+        analysis = analyse(
+            studies,
+            measure=measure,  # type: ignore[arg-type]
+            method=method,  # type: ignore[arg-type]
+            hartung_knapp=hartung_knapp,
+            by=by,
+        )
+        slope = None
+        if regression is not None:
+            from sarcokit.stats.meta import meta_regression
+
+            scale: Literal["logit", "ft"] = "ft" if measure == "ft" else "logit"
+            slope = meta_regression(
+                studies,
+                regression,
+                measure=scale,
+                method=method,  # type: ignore[arg-type]
+                hartung_knapp=hartung_knapp,
+            )
+    except (ValueError, OSError, ArithmeticError) as error:
+        raise _fail(str(error)) from None
+    output.mkdir(parents=True, exist_ok=True)
+    if slope is not None:
+        pl.DataFrame([slope.__dict__]).write_csv(output / "meta_regression.csv")
+    table = result_table(analysis)
+    table.write_csv(output / "meta.csv")
+    forest = output / f"forest.{figure_format}"
+    funnel = output / f"funnel.{figure_format}"
+    forest_plot(analysis).savefig(forest, dpi=130, bbox_inches="tight")
+    funnel_plot(analysis).savefig(funnel, dpi=130, bbox_inches="tight")
+    console = Console(width=max(Console().width, 110))
+    summary = Table("pool", "k", "pooled % (95% CI)", "95% PI", "I² % (95% CI)", "τ²", "Q (p)")
+    for row in table.filter(pl.col("row") == "pooled").iter_rows(named=True):
+        ci = f"{100 * row['proportion']:.1f} ({100 * row['ci_low']:.1f}–{100 * row['ci_high']:.1f})"
+        pi = f"{100 * row['pi_low']:.1f}–{100 * row['pi_high']:.1f}"
+        i2 = f"{row['i2_percent']:.0f}"
+        if row["i2_ci_low"] is not None:
+            i2 += f" ({row['i2_ci_low']:.0f}–{row['i2_ci_high']:.0f})"
+        q = "" if row["q"] is None else f"{row['q']:.1f} ({row['q_p']:.3g})"
+        summary.add_row(
+            row["subgroup"] or "all studies", str(row["k"]), ci, pi, i2, f"{row['tau2']:.4f}", q
+        )
+    console.print(summary)
+    method_text = analysis.method + (" + Hartung–Knapp" if analysis.hartung_knapp else "")
+    console.print(f"measure {analysis.measure}, τ² by {method_text}", highlight=False)
+    if analysis.q_between is not None:
+        console.print(
+            f"between {analysis.by} subgroups: Q = {analysis.q_between:.2f}, "
+            f"df = {analysis.df_between}, p = {analysis.p_between:.3g}",
+            highlight=False,
+        )
+    if analysis.egger is not None:
+        console.print(
+            f"Egger's test: t = {analysis.egger.t:.2f}, p = {analysis.egger.p:.3g}",
+            highlight=False,
+        )
+    if slope is not None:
+        console.print(
+            f"meta-regression on {slope.moderator} ({scale} scale): slope {slope.slope:.4f}"
+            f" (SE {slope.slope_se:.4f}), p = {slope.qm_p:.3g}; "
+            f"residual τ² = {slope.tau2:.4f}",
+            highlight=False,
+        )
+    if analysis.note:
+        console.print(f"note: {analysis.note}", highlight=False)
+    console.print(
+        f"table: {output / 'meta.csv'}\nforest: {forest}\nfunnel: {funnel}", highlight=False
+    )

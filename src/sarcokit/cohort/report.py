@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import polars as pl
 
 from sarcokit import __version__
+from sarcokit.cohort.outcomes import outcome_section
 from sarcokit.cohort.summary import CohortSummary
 from sarcokit.definitions import definition
 from sarcokit.docs import cutoff_text
@@ -228,6 +229,7 @@ def render_report(summary: CohortSummary, path: Path) -> None:
             _roc_figure(summary.roc) if summary.roc is not None and summary.roc.height else "",
             _table(summary.accuracy),
         ]
+    sections += outcome_section(summary.extra, _png, _table)
     sections += ["<h2>Cut-offs and citations used</h2>", _criteria(summary.definitions)]
     document = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"

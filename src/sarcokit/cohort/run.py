@@ -12,6 +12,7 @@ from typing import Any, Literal
 import polars as pl
 
 from sarcokit.cohort.mapping import apply_mapping, load_mapping
+from sarcokit.cohort.outcomes import FollowUp, outcome_tables, write_outcomes
 from sarcokit.cohort.readers import JoinReport, read_inputs, read_table
 from sarcokit.cohort.summary import CohortSummary, Flow, SurveyDesign, build_summary
 from sarcokit.engine import INVALID, EstimateAsm, evaluate
@@ -154,6 +155,7 @@ def run_cohort(
     standard: str | None = None,
     report: Path | None = None,
     step: Callable[[str], None] = lambda _: None,
+    follow_up: FollowUp | None = None,
 ) -> CohortRun:
     """Score a cohort file end to end and write results, rejects, summary tables and report."""
     from sarcokit.definitions import DEFINITION_IDS
@@ -171,6 +173,7 @@ def run_cohort(
         source = source.with_columns(pl.col(CONDITIONS).cast(pl.String)).with_columns(expressions)
         conditions = [condition_column(c) for c in known_conditions()]
     needed = [ROW, *kept, *design_columns, *group_columns, "sex", "age", "calf_cm", *conditions]
+    needed += follow_up.columns if follow_up else []
     passthrough = list(dict.fromkeys(needed))
     schema = source.collect_schema()
     if MAPPING_PROBLEMS in schema:
@@ -211,10 +214,16 @@ def run_cohort(
             standard=standard,
             conditions=conditions,
         )
+        if follow_up is not None:
+            step("follow-up")
+            outcomes = outcome_tables(all_rows.filter(~rejected_rows), follow_up, chosen)
+            summary.extra.update(outcomes)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
     folder = output.with_name(output.stem + ".summary")
     summary.write(folder)
+    if follow_up is not None:
+        write_outcomes(outcomes, folder)
     if report is not None:
         step("report")
         from sarcokit.cohort.report import render_report

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sarcokit.api import assess_many
@@ -36,7 +37,11 @@ class Output(StrEnum):
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    # Never hard-wrapped (a long path split a message across lines) and never read as markup
+    # (a message may quote "[...]" from the input).
+    Console(stderr=True).print(
+        f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True
+    )
     return typer.Exit(2)
 
 

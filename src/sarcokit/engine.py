@@ -32,7 +32,13 @@ from sarcokit.fields import (
     validation_error_column,
 )
 from sarcokit.rules import compile_rule
-from sarcokit.screening import FLAG_COLUMNS, SCORE_COLUMNS, score_stages
+from sarcokit.screening import (
+    FLAG_COLUMNS,
+    SCORE_COLUMNS,
+    bound_columns,
+    score_bounds,
+    score_stages,
+)
 from sarcokit.secondary.ct import ct_stages
 from sarcokit.secondary.factors import factor_exprs
 from sarcokit.secondary.glim import glim_stages
@@ -226,7 +232,9 @@ def stages(
         *score_stages(),
         *secondary_stages(),
         [
-            threshold_expr(t.threshold).alias(test_column(d, t.threshold.id))
+            threshold_expr(t.threshold, score_bounds(t.threshold.input)).alias(
+                test_column(d, t.threshold.id)
+            )
             for d in chosen
             for t in d.tests
         ],
@@ -327,6 +335,7 @@ def _output_columns(
         internal = [
             *(name for name in input_columns() if name not in keep),
             GAIT_SPEED,
+            *bound_columns(),
             *(test_column(d, t.threshold.id) for d in chosen for t in d.tests),
             *(rule_column(d, cat.id) for d in chosen for cat in d.categories),
         ]
@@ -389,5 +398,6 @@ def evaluate(
         )
     )
     for stage in stages(key, estimate_asm, given):
-        nw_frame = nw_frame.with_columns(*stage)
+        if stage:  # a choice of definitions may leave a stage empty (no osteosarcopenia)
+            nw_frame = nw_frame.with_columns(*stage)
     return nw.to_native(nw_frame.select(columns))  # type: ignore[no-any-return]

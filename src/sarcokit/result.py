@@ -19,7 +19,7 @@ from sarcokit.equations import REPORT_DECIMALS, UNITS
 from sarcokit.fields import Problem, field_specs
 from sarcokit.i18n import Lang, text
 from sarcokit.rules import components_named
-from sarcokit.screening import INTEGER_SCORES, instruments
+from sarcokit.screening import INTEGER_SCORES, bound_column, instruments
 from sarcokit.secondary.conditions import known_conditions
 from sarcokit.thresholds import NEGATION, SYMBOL, Threshold, Variant, applicable_variants
 
@@ -160,9 +160,21 @@ def _test_reason(
     }
     if test.unable is not None and row.get(test.unable.field) == test.unable.value:
         return text(lang, "reason.unable", state=text(lang, f"state.{states[0]}"), **labels)
-    if value is None:
-        return None
     sex, method = row.get("sex"), row.get("asm_method")
+    if value is None:
+        low, high = (row.get(bound_column(test.input, b)) for b in ("min", "max"))
+        if flag is None or low is None or high is None:
+            return None
+        # A score with items missing whose flag the answered items already decide (§10.10).
+        return text(
+            lang,
+            "reason.partial",
+            low=low,
+            high=high,
+            comparison=_comparison(test, applicable_variants(test, sex, method), bool(flag), lang),
+            state=text(lang, f"state.{states[0] if flag else states[1]}"),
+            **labels,
+        )
     variants = applicable_variants(test, sex, method)
     shown = _format(value, test.input, [v.value for v in variants])
     if flag is None:

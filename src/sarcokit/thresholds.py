@@ -150,11 +150,30 @@ def _possible(variant: Variant) -> nw.Expr:
     return nw.all_horizontal(conditions, ignore_nulls=False) if conditions else nw.lit(True)
 
 
-def threshold_expr(test: Threshold) -> nw.Expr:
+Bounds = Callable[[Variant], tuple[nw.Expr, nw.Expr]]
+
+
+def _compare_bounded(op: Op, low: nw.Expr, high: nw.Expr, cutoff: float) -> nw.Expr:
+    """Three-valued comparison of a value known to lie in [low, high]: decided when both ends
+    give the same answer (the comparisons are monotone, so every value between does too)."""
+    compare = _COMPARE[op]
+    at_low, at_high = compare(low, cutoff), compare(high, cutoff)
+    return (
+        nw.when(at_low & at_high)
+        .then(nw.lit(True))
+        .when(~at_low & ~at_high)
+        .then(nw.lit(False))
+        .otherwise(nw.lit(None, dtype=nw.Boolean()))
+    )
+
+
+def threshold_expr(test: Threshold, bounds: Bounds | None = None) -> nw.Expr:
     """Three-valued flag: true = low, false = normal, null = not decided by the inputs.
 
     When the sex or the mass method is unknown, the flag is still decided if every cut-off
     that could apply gives the same answer (a grip of 10 kg is low for men and women alike).
+    With `bounds`, the value is a score of which only the least and greatest possible values
+    are known (items missing, criteria.md §10.10): the flag is decided where both agree.
     """
     value = nw.col(test.input)
     if test.op == "is_true":
@@ -162,7 +181,10 @@ def threshold_expr(test: Threshold) -> nw.Expr:
     else:
         compare = _COMPARE[test.op]
         possible = [_possible(v) for v in test.variants]
-        results = [compare(value, v.value) for v in test.variants]
+        if bounds is None:
+            results = [compare(value, v.value) for v in test.variants]
+        else:
+            results = [_compare_bounded(test.op, *bounds(v), v.value) for v in test.variants]
         if len(test.variants) == 1 and test.variants[0].sex is None and not test.method_specific:
             flag = results[0]
         else:

@@ -19,7 +19,7 @@ from sarcokit.equations import REPORT_DECIMALS, UNITS
 from sarcokit.fields import Problem, field_specs
 from sarcokit.i18n import Lang, text
 from sarcokit.rules import components_named
-from sarcokit.screening import INTEGER_SCORES, bound_column, instruments
+from sarcokit.screening import BOUNDS, INTEGER_SCORES, bound_column, instruments
 from sarcokit.secondary.conditions import known_conditions
 from sarcokit.thresholds import NEGATION, SYMBOL, Threshold, Variant, applicable_variants
 
@@ -162,7 +162,7 @@ def _test_reason(
         return text(lang, "reason.unable", state=text(lang, f"state.{states[0]}"), **labels)
     sex, method = row.get("sex"), row.get("asm_method")
     if value is None:
-        low, high = (row.get(bound_column(test.input, b)) for b in ("min", "max"))
+        low, high = (row.get(bound_column(test.input, b)) for b in BOUNDS)
         if flag is None or low is None or high is None:
             return None
         # A score with items missing whose flag the answered items already decide (§10.10).

@@ -122,6 +122,9 @@ def _msra_points(entry: Mapping[str, Any], bound: Bound = "value") -> nw.Expr:
     return _sum(parts)
 
 
+BOUNDS: tuple[Literal["min", "max"], ...] = ("min", "max")
+
+
 def bound_column(score: str, bound: Literal["min", "max"]) -> str:
     """Internal column of the least or greatest value a score can take given its answered items."""
     return f"__{score}_{bound}"
@@ -142,7 +145,7 @@ def score_bounds(score: str) -> Bounds | None:
 def bound_columns() -> list[str]:
     """Every internal bound column, for an explained evaluation."""
     return [
-        *(bound_column(s, b) for s in sorted(INTEGER_SCORES) for b in ("min", "max")),
+        *(bound_column(s, b) for s in sorted(INTEGER_SCORES) for b in BOUNDS),
         *(f"__ishii_score_{sex}" for sex in ("male", "female")),
     ]
 
@@ -194,12 +197,11 @@ def score_stages() -> list[list[nw.Expr]]:
         threshold_expr(inst["calf"].test).alias("calf_low"),
         _sex_specific(ishii_models).alias("ishii_score"),
         *(model_expr(m).alias(f"__ishii_score_{sex}") for sex, m in ishii_models.items()),
+        *(_msra_points(inst[key].raw).alias(f"{key}_total") for key in ("msra7", "msra5")),
         *(
-            _msra_points(inst[key].raw, bound).alias(
-                f"{key}_total" if bound == "value" else bound_column(f"{key}_total", bound)
-            )
+            _msra_points(inst[key].raw, end).alias(bound_column(f"{key}_total", end))
             for key in ("msra7", "msra5")
-            for bound in ("value", "min", "max")
+            for end in BOUNDS
         ),
     ]
     calf_part = (

@@ -348,15 +348,15 @@ def explain(
     steps: list[str] = []
     if category != NOT_APPLICABLE and (chosen is None or not chosen.final):
         unknown = {
-            n for c in pending for n in components_named(c.rule) if components[n] == "unknown"
+            n
+            for c in pending
+            for n in components_named(c.rule)
+            if components[n] == "unknown" and _decides(c, n, _flags(definition, states))
         }
         steps.extend(c.next_step for c in definition.components if c.id in unknown)
     if chosen is not None:
         steps.extend(chosen.next_steps)
-        flags: dict[str, bool | None] = {
-            c.id: None if states[c.id] not in c.states else states[c.id] == c.states[0]
-            for c in definition.components
-        }
+        flags = _flags(definition, states)
         steps.extend(
             step for step, _, rule in chosen.conditional_steps if evaluate_rule(rule, flags)
         )
@@ -370,6 +370,24 @@ def explain(
             c.id: states[c.id] for c in definition.components if c.role == "case_finding"
         },
         local=definition.local,
+    )
+
+
+def _flags(definition: Definition, states: Mapping[str, str]) -> dict[str, bool | None]:
+    """Each component's three-valued flag (true = low / positive / present) from its state."""
+    return {
+        c.id: None if states[c.id] not in c.states else states[c.id] == c.states[0]
+        for c in definition.components
+    }
+
+
+def _decides(category: Category, component: str, flags: Mapping[str, bool | None]) -> bool:
+    """Whether measuring an unknown component could settle this open category's rule (with
+    normal strength, AWGS 2025 no longer needs the muscle mass, only the risk factors)."""
+    open_value = evaluate_rule(category.rule, flags)
+    return any(
+        evaluate_rule(category.rule, {**flags, component: value}) != open_value
+        for value in (True, False)
     )
 
 

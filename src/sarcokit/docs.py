@@ -30,7 +30,7 @@ def cutoff_text(test: Threshold) -> str:
         if variant.methods:
             who.append("/".join(m.upper() for m in variant.methods))
         suffix = f" ({', '.join(who)})" if who else ""
-        parts.append(f"{SYMBOL[test.op]} {variant.value:g}{suffix}")
+        parts.append(f"{SYMBOL[variant.op or test.op]} {variant.value:g}{suffix}")
     return "; ".join(parts)
 
 

@@ -166,12 +166,16 @@ def _by_method(test: Threshold) -> bool:
 
 
 def _comparison(test: Threshold, variants: Sequence[Variant], low: bool, lang: Lang) -> str:
-    op = test.op if low else NEGATION[test.op]
     unit = _unit(test.input)
     return " / ".join(
-        f"{SYMBOL[op]} {_cutoff(v.value, test.input)}{unit}{_group(v, lang, _by_method(test))}"
+        f"{SYMBOL[_op(v.op or test.op, low)]} {_cutoff(v.value, test.input)}{unit}"
+        f"{_group(v, lang, _by_method(test))}"
         for v in variants
     )
+
+
+def _op(op: str, low: bool) -> str:
+    return op if low else NEGATION[op]
 
 
 def _test_reason(

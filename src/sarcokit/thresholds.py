@@ -44,6 +44,9 @@ class Variant:
     methods: tuple[str, ...] | None = None
     age_from: float | None = None
     age_below: float | None = None
+    # The inequality when the source prints it differently for this cut-off (one sex "or
+    # less", the other "less than"); None = the test's own.
+    op: Op | None = None
 
     @property
     def age_banded(self) -> bool:
@@ -95,7 +98,7 @@ def parse_threshold(test_id: str, raw: Mapping[str, Any], where: str) -> Thresho
 
 
 AGE_KEYS = ("age_from", "age_below")
-_CUTOFF_KEYS = frozenset({"any", "male", "female", "methods", *AGE_KEYS})
+_CUTOFF_KEYS = frozenset({"any", "male", "female", "methods", "low_when", *AGE_KEYS})
 
 
 def threshold_problems(test_id: str, raw: Mapping[str, Any]) -> list[str]:
@@ -137,15 +140,29 @@ def threshold_problems(test_id: str, raw: Mapping[str, Any]) -> list[str]:
         for key, value in values.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 problems.append(f"{name} has {key} = {value!r}; expected a number")
-        if "any" not in cutoff:
-            for sex in ("male", "female"):
-                if sex not in cutoff:
-                    problems.append(f"{name} lacks a {sex} cut-off")
+        if cutoff.get("low_when", op) != op and cutoff.get("low_when") not in (
+            "<",
+            "<=",
+            ">",
+            ">=",
+        ):
+            problems.append(f"{name} has a cut-off with low_when = {cutoff.get('low_when')!r}")
         low, high = cutoff.get("age_from"), cutoff.get("age_below")
         if low is not None and high is not None and not low < high:
             problems.append(f"{name} has an empty age band {low}-{high}")
-        sexes: tuple[str | None, ...] = ("male", "female") if "any" not in cutoff else (None,)
+        sexes: tuple[str | None, ...] = (
+            (None,) if "any" in cutoff else tuple(x for x in ("male", "female") if x in cutoff)
+        )
         keys.extend((who, methods, low, high) for who in sexes)
+    # Each stratum (method, age band) needs a cut-off for both sexes, in one table or two.
+    strata: dict[tuple[Any, ...], set[Any]] = {}
+    for who, methods, low, high in keys:
+        strata.setdefault((methods, low, high), set()).add(who)
+    for sexes_found in strata.values():
+        if None not in sexes_found:
+            for sex in ("male", "female"):
+                if sex not in sexes_found:
+                    problems.append(f"{name} lacks a {sex} cut-off")
     problems.extend(_overlaps(name, keys))
     return problems
 
@@ -189,11 +206,13 @@ def build_threshold(test_id: str, raw: Mapping[str, Any]) -> Threshold:
     for cutoff in cutoffs:
         methods = tuple(cutoff["methods"]) if "methods" in cutoff else None
         ages = {k: float(cutoff[k]) for k in AGE_KEYS if k in cutoff}
+        own = cutoff.get("low_when")
         if "any" in cutoff:
-            variants.append(Variant(float(cutoff["any"]), None, methods, **ages))
+            variants.append(Variant(float(cutoff["any"]), None, methods, **ages, op=own))
         else:
             for sex in SEXES:
-                variants.append(Variant(float(cutoff[sex]), sex, methods, **ages))
+                if sex in cutoff:
+                    variants.append(Variant(float(cutoff[sex]), sex, methods, **ages, op=own))
     unable = None
     if "unable" in raw:
         unable = Unable(str(raw["unable"]["field"]), bool(raw["unable"]["value"]))
@@ -294,12 +313,13 @@ def threshold_expr(test: Threshold, bounds: Bounds | None = None) -> nw.Expr:
             .otherwise(value.is_in(list(test.codes)))
         )
     else:
-        compare = _COMPARE[test.op]
         possible = [_possible(v) for v in test.variants]
         if bounds is None:
-            results = [compare(value, v.value) for v in test.variants]
+            results = [_COMPARE[v.op or test.op](value, v.value) for v in test.variants]
         else:
-            results = [_compare_bounded(test.op, *bounds(v), v.value) for v in test.variants]
+            results = [
+                _compare_bounded(v.op or test.op, *bounds(v), v.value) for v in test.variants
+            ]
         if len(test.variants) == 1 and not test.stratified:
             flag = results[0]
         else:

@@ -13,6 +13,7 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
+from sarcokit.i18n import register_labels
 from sarcokit.rules import components_named, rule_problems
 from sarcokit.thresholds import (
     CriteriaError,
@@ -460,6 +461,8 @@ def load_definition(path: str | Path) -> Definition:
         raise DefinitionError(where, [(None, f"cannot read the file: {error.strerror}")]) from None
     loaded = parse_definition(text, where, local=True)
     loaded = Definition(**{**loaded.__dict__, "path": where})
+    for lang, labels in loaded.labels.items():
+        register_labels(lang, {str(k): str(v) for k, v in labels.items()})
     previous = _LOCAL.get(loaded.id)
     _LOCAL[loaded.id] = loaded
     if previous is None or previous.sha256 != loaded.sha256:

@@ -377,3 +377,14 @@ def test_cohort_columns_and_duckdb() -> None:
     assert got["awgs2025_sarcopenia"].to_list() == [None, False, False, None]
     other = sarcokit.evaluate(duckdb.from_arrow(frame.to_arrow()), ["awgs2025"]).pl()
     assert_frame_equal(other.select(got.columns), got, check_dtypes=False)
+
+
+def test_age_does_not_hide_other_reasons() -> None:
+    # AWGS 2019 gives no cut-off for CT-measured ASM; knowing the age must not silence that.
+    record = {"sex": M, "age": OLD, "height_m": 1.6, "asm_kg": 15.0, "asm_method": "ct"}
+    payload = sarcokit.assess(record, definitions=["awgs2019"]).to_dict()
+    reasons = payload["definitions"]["awgs2019"]["reasons"]
+    assert any("gives no cut-off for asm_method ct" in r for r in reasons)
+    # AWGS 2025 at 45: one plain scope reason and no cut-off sentences.
+    young = outcome({"sex": M, "age": 45, "grip_kg": 20.0})
+    assert not any("Table 2" in r for r in young["reasons"][1:])

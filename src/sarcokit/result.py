@@ -215,7 +215,7 @@ def _test_reason(
             **labels,
         )
     variants = applicable_variants(test, sex, method, age)
-    if not variants and test.op not in ("is_true", "in") and age is not None:
+    if age is not None and test.variants and not applicable_variants(test, None, None, age):
         return None  # no cut-off for this age: the definition's scope says so once
     shown = _format(value, test.input, [v.value for v in variants])
     if flag is None:

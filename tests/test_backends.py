@@ -16,7 +16,8 @@ def random_cohort(rows: int, seed: int) -> pl.DataFrame:
         {
             "id": [f"s{i}" for i in range(rows)],
             "sex": rng.choice(["male", "female"], rows),
-            "age": rng.uniform(60, 95, rows).round(0),
+            # From 40: AWGS 2025's not_applicable (< 50) and both of its age bands.
+            "age": rng.uniform(40, 95, rows).round(0),
             "height_cm": rng.uniform(145, 190, rows).round(1),
             "weight_kg": rng.uniform(40, 110, rows).round(1),
             "grip_kg": rng.uniform(8, 50, rows).round(1),
@@ -28,6 +29,13 @@ def random_cohort(rows: int, seed: int) -> pl.DataFrame:
             "asm_method": rng.choice(["dxa", "bia", "ct"], rows),
             "muscle_mass_low": rng.random(rows) < 0.3,
             "calf_cm": rng.uniform(25, 42, rows).round(1),
+            "muscle_health_concern": rng.random(rows) < 0.3,
+            "immobilisation_or_functional_decline": rng.random(rows) < 0.2,
+            "dysphagia": rng.random(rows) < 0.1,
+            "wasting_condition": rng.random(rows) < 0.1,
+            "perceived_weakness": rng.random(rows) < 0.3,
+            "weight_loss_6mo_kg": rng.uniform(-2, 5, rows).round(0),
+            "finger_ring": rng.choice(["bigger", "just_fits", "smaller"], rows),
             "sarc_f_strength": rng.integers(0, 3, rows),
             "sarc_f_assistance_walking": rng.integers(0, 3, rows),
             "sarc_f_rise_from_chair": rng.integers(0, 3, rows),

@@ -17,6 +17,14 @@ DESIGN_CATEGORIES = {
         "no_possible_sarcopenia",
         "possible_sarcopenia",
     },
+    # DESIGN.md: ages >= 50 in two bands; not_applicable under 50 (a definition with a scope)
+    "awgs2025": {
+        "no_sarcopenia",
+        "at_risk",
+        "possible_sarcopenia",
+        "sarcopenia",
+        "not_applicable",
+    },
     "cn2021": {"no_sarcopenia", "possible_sarcopenia", "sarcopenia", "severe_sarcopenia"},
     "iwgs2011": {"no_sarcopenia", "sarcopenia"},
     "fnih2014": {
@@ -41,7 +49,16 @@ def test_result_has_exactly_the_design_shape() -> None:
     payload = sarcokit.assess(
         {"id": "p1", "sex": "male", "age": 75, "grip_kg": 25.0, "gait_speed_m_s": 0.9}
     ).to_dict()
-    assert set(payload) == {"id", "derived", "screening", "definitions", "secondary"}
+    # DESIGN.md: every result records the hash of the definition files that produced it
+    assert set(payload) == {
+        "id",
+        "derived",
+        "screening",
+        "definitions",
+        "secondary",
+        "definitions_sha256",
+    }
+    assert len(payload["definitions_sha256"]) == 64
     assert {
         "bmi_kg_m2",
         "asmi_kg_m2",
@@ -54,14 +71,18 @@ def test_result_has_exactly_the_design_shape() -> None:
     assert set(payload["screening"]["sarc_f"]) == {"total", "positive"}
     assert set(payload["screening"]["msra7"]) == {"total", "at_risk"}
     assert set(payload["definitions"]) == set(DEFINITION_IDS)
-    for outcome in payload["definitions"].values():
-        assert set(outcome) == {"category", "components", "reasons", "next_steps"}
+    for definition_id, outcome in payload["definitions"].items():
+        # AWGS 2025 reports its outcome measures and case-finding beside the components
+        extra = {"outcomes", "case_finding"} if definition_id == "awgs2025" else set()
+        assert set(outcome) == {"category", "components", "reasons", "next_steps"} | extra
         assert set(outcome["components"].values()) <= {
             "low",
             "normal",
             "unknown",
             "positive",
             "negative",
+            "present",
+            "absent",
         }
 
 

@@ -499,9 +499,11 @@ SDOC2020 = [
     _row("sdoc2020", "physical_performance", {"sex": M, "gait_speed_m_s": 0.79}, "low", "g.79"),
     _row("sdoc2020", "physical_performance", {"sex": F, "gait_speed_m_s": 0.8}, "normal", "g.8"),
     _row("sdoc2020", "physical_performance", {"sex": M, "gait_speed_m_s": 0.81}, "normal", "g.81"),
-    # grip/BMI <1.05 men [Bhasin 2020 / Cawthon 2020 abstracts]
+    # grip/BMI men: the derivation prints "GRBMI of 1.05 kg/kg/m2 or less" (Manini TM et al.
+    # J Am Geriatr Soc 2020;68(7):1419-1428, PubMed abstract), so 1.05 itself is weak; the
+    # earlier "<1.05" row here came from summaries, and the paper wins.
     _row("sdoc2020_grip_bmi", "strength", _bmi25(M, 26.0), "low", "gripbmi-m-1.04"),
-    _row("sdoc2020_grip_bmi", "strength", _bmi25(M, 26.25), "normal", "gripbmi-m-1.05"),
+    _row("sdoc2020_grip_bmi", "strength", _bmi25(M, 26.25), "low", "gripbmi-m-1.05"),
     _row("sdoc2020_grip_bmi", "strength", _bmi25(M, 26.5), "normal", "gripbmi-m-1.06"),
     # grip/BMI <0.79 women [Bhasin 2020 / Cawthon 2020 abstracts]
     _row("sdoc2020_grip_bmi", "strength", _bmi25(F, 19.5), "low", "gripbmi-f-0.78"),

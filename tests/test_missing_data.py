@@ -367,9 +367,11 @@ def _sarc_f(*points: int) -> dict[str, Any]:
         pytest.param(_sarc_f(1, 1, 1, 0, 0), 3, False, id="total-3-negative"),
         pytest.param(_sarc_f(0, 0, 0, 0, 0), 0, False, id="total-0"),
         pytest.param(_sarc_f(2, 2, 2, 2, 2), 10, True, id="total-10"),
-        # four items answered (sum 8 >= 4 already) but one missing: total stays None
-        pytest.param(_sarc_f(2, 2, 2, 2), None, None, id="one-missing"),
-        pytest.param(_sarc_f(0, 0, 0, 0), None, None, id="one-missing-zeros"),
+        # four items answered (sum 8 >= 4 already) but one missing: total stays None, and
+        # the flag is decided (8..10 >= 4, criteria.md §10.10)
+        pytest.param(_sarc_f(2, 2, 2, 2), None, True, id="one-missing"),
+        # four zeros, falls missing: 0..2 < 4 -> negative (§10.10)
+        pytest.param(_sarc_f(0, 0, 0, 0), None, False, id="one-missing-zeros"),
     ],
 )
 def test_sarc_f_total_and_missing_item(

@@ -393,9 +393,10 @@ def test_msra_missing_item_is_not_zero() -> None:
     record = _msra(75, "once", True, True, True, True, False)
     del record["msra_dairy_daily"]
     screening = result(record)["screening"]
-    # dairy is an MSRA-7 item only
+    # dairy is an MSRA-7 item only; the total stays unknown, but 0 + 5 + 5 + 5 + (0..5) + 5
+    # + 5 = 25..30 <= 30 whatever the dairy answer, so at risk is decided (criteria.md §10.10)
     assert screening["msra7"]["total"] is None
-    assert screening["msra7"]["at_risk"] is None
+    assert screening["msra7"]["at_risk"] is True
     assert screening["msra5"]["total"] == 50
     del record["age"]
     assert result(record)["screening"]["msra5"]["total"] is None

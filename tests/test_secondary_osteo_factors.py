@@ -166,9 +166,11 @@ def test_factor_columns_flag_only_where_a_threshold_is_cited() -> None:
     ("ng_ml", "flag"),
     [
         (19.99, "deficient"),  # deficiency is < 20 ng/mL
-        (20.0, "insufficient"),
-        (29.99, "insufficient"),
-        (30.0, "sufficient"),
+        # The Endocrine Society 2024 guideline withdrew the 2011 "insufficiency" (20-29 ng/mL)
+        # and "sufficiency" (>= 30) bands (McCartney 2024; criteria.md §10.11): no band above 20.
+        (20.0, "not_deficient"),
+        (29.99, "not_deficient"),
+        (30.0, "not_deficient"),
         (None, None),
     ],
 )

@@ -65,7 +65,8 @@ def random_cohort(rows: int, seed: int) -> pl.DataFrame:
         {
             "id": [f"s{i:04d}" for i in range(rows)],
             "sex": np.where(male, "male", "female"),
-            "age": rng.uniform(60, 95, rows).round(0),
+            # From 40: AWGS 2025's not_applicable (< 50) and both of its age bands.
+            "age": rng.uniform(40, 95, rows).round(0),
             "height_m": height.round(2),
             "weight_kg": (rng.normal(25, 4, rows) * height**2).round(1),
             # Whole kilograms, tenths of m/s and whole seconds put many values exactly on a
@@ -105,6 +106,13 @@ def random_cohort(rows: int, seed: int) -> pl.DataFrame:
                     "msra_weight_loss_over_2kg",
                 )
             },
+            "muscle_health_concern": rng.random(rows) < 0.3,
+            "immobilisation_or_functional_decline": rng.random(rows) < 0.2,
+            "dysphagia": rng.random(rows) < 0.1,
+            "wasting_condition": rng.random(rows) < 0.1,
+            "perceived_weakness": rng.random(rows) < 0.3,
+            "weight_loss_6mo_kg": rng.uniform(-2, 5, rows).round(0),
+            "finger_ring": rng.choice(["bigger", "just_fits", "smaller"], rows),
             "race": rng.choice(["asian", "white", "african_american", "hispanic"], rows),
             "resistance_ohm": rng.uniform(350, 700, rows).round(0),
             "creatinine_mg_dl": rng.uniform(0.5, 1.6, rows).round(2),

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from sarcokit.definitions import definitions
+from sarcokit.definitions import definitions, definitions_hash
 from sarcokit.engine import INVALID, EstimateAsm, evaluate, polars_dtype
 from sarcokit.fields import (
     CONDITIONS,
@@ -88,6 +88,7 @@ def assess_many(
         _frame(parsed), [d.id for d in chosen], estimate_asm=estimate_asm, explain=True
     )
     results: list[Result] = []
+    digest = definitions_hash([d.id for d in chosen])
     rows = evaluated.iter_rows(named=True)
     for record, row, found, given in zip(originals, rows, problems, diagnoses, strict=True):
         subject = record.get("id") if isinstance(record, Mapping) else None
@@ -104,6 +105,7 @@ def assess_many(
                 screening=screening_of(row),
                 definitions={d.id: explain(d, row, lang, recognised) for d in chosen},
                 secondary=secondary_of(row, recognised, others, lang),
+                definitions_sha256=digest,
             )
         )
     return results

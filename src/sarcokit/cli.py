@@ -14,7 +14,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from sarcokit.api import assess_many
-from sarcokit.definitions import DEFINITION_IDS, definition, definitions
+from sarcokit.definitions import (
+    DEFINITION_IDS,
+    DefinitionError,
+    definition,
+    definitions,
+    load_definition,
+    local_definitions,
+)
 from sarcokit.docs import cutoff_text, definition_markdown, markdown
 from sarcokit.engine import ASM_EQUATIONS
 from sarcokit.i18n import LANGUAGES, Lang
@@ -86,11 +93,39 @@ def _definition_ids(text: str | None, option: str = "--definitions") -> list[str
     if not text:
         return None
     chosen = [d.strip() for d in text.split(",")]
+    known_ids = (*DEFINITION_IDS, *local_definitions())
     for definition_id in chosen:
-        if definition_id not in DEFINITION_IDS:
-            known = ", ".join(DEFINITION_IDS)
+        if definition_id not in known_ids:
+            known = ", ".join(known_ids)
             raise _fail(f"{option} {definition_id!r}: expected ids among {known}")
     return chosen
+
+
+def _load_criteria(paths: list[Path] | None) -> list[str]:
+    """Load local definition files (--criteria); every problem of every file, then exit 2."""
+    loaded: list[str] = []
+    problems: list[str] = []
+    for path in paths or []:
+        try:
+            loaded.append(load_definition(path).id)
+        except DefinitionError as error:
+            problems.append(str(error).split("\n", 1)[1])
+    if problems:
+        raise _fail("--criteria: the definition file has problems:\n" + "\n".join(problems))
+    return loaded
+
+
+def _with_local(chosen: list[str] | None, local: list[str]) -> list[str] | None:
+    """The chosen ids (all built-in ones by default) followed by the local definitions."""
+    if not local:
+        return chosen
+    return list(dict.fromkeys([*(chosen or DEFINITION_IDS), *local]))
+
+
+CRITERIA_HELP = (
+    "A local definition file (TOML, the schema of src/sarcokit/criteria/*.toml), checked whole "
+    "on load and assessed beside the chosen definitions; repeatable."
+)
 
 
 def _sex_coding(text: str | None) -> dict[Any, str] | None:
@@ -155,13 +190,15 @@ def assess(
     sex_coding: Annotated[
         str | None, typer.Option(help="Declared sex codes, e.g. 1=male,2=female.")
     ] = None,
+    criteria: Annotated[list[Path] | None, typer.Option("--criteria", help=CRITERIA_HELP)] = None,
 ) -> None:
     """Assess one subject from options, or many from JSON; exit 1 if any record was rejected."""
     if lang not in LANGUAGES:
         raise _fail(f"--lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
     if estimate_asm is not None and estimate_asm not in ASM_EQUATIONS:
         raise _fail(f"--estimate-asm {estimate_asm!r}: expected one of {', '.join(ASM_EQUATIONS)}")
-    chosen = _definition_ids(definitions_option)
+    local = _load_criteria(criteria)
+    chosen = _with_local(_definition_ids(definitions_option), local)
     flags = {
         "sex": sex,
         "age": age,
@@ -250,6 +287,17 @@ def criteria_show(definition_id: str) -> None:
         console.print(f"  • {note}", highlight=False)
 
 
+@criteria_app.command("check")
+def criteria_check(
+    paths: Annotated[list[Path], typer.Argument(help="Definition file(s).")],
+) -> None:
+    """Check local definition files: every problem, with its line; exit 2 if any."""
+    _load_criteria(paths)
+    for path in paths:
+        loaded = load_definition(path)
+        typer.echo(f"{path}: ok ({loaded.id}, sha256 {loaded.sha256})")
+
+
 @criteria_app.command("markdown")
 def criteria_markdown(definition_id: Annotated[str | None, typer.Argument()] = None) -> None:
     """Print the reference documentation (all definitions, or one) as Markdown."""
@@ -328,6 +376,7 @@ def cohort(
     covariates: Annotated[
         str | None, typer.Option(help="Comma-separated covariates of the Cox models, e.g. age,sex.")
     ] = None,
+    criteria: Annotated[list[Path] | None, typer.Option("--criteria", help=CRITERIA_HELP)] = None,
 ) -> None:
     """Score a cohort under every definition; write results, rejects, summary tables, report."""
     from sarcokit.cohort.run import ENGINES, StrictError, run_cohort
@@ -335,7 +384,8 @@ def cohort(
 
     if engine not in ENGINES:
         raise _fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
-    chosen = _definition_ids(definitions_option)
+    local = _load_criteria(criteria)
+    chosen = _with_local(_definition_ids(definitions_option), local)
     if reference is not None:
         _definition_ids(reference, option="--reference")
     try:

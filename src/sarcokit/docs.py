@@ -12,13 +12,25 @@ def cutoff_text(test: Threshold) -> str:
     """The cut-offs of a test as the source prints them, e.g. '< 27 (male); < 16 (female)'."""
     if test.op == "is_true":
         return "true"
+    if test.op == "in":
+        return "one of " + ", ".join(test.codes)
     parts = []
     for variant in test.variants:
-        who: list[str] = [variant.sex] if variant.sex else []
+        who: list[str] = []
+        if variant.age_banded:
+            who.append(
+                f"age {variant.age_from:g}-{variant.age_below - 1:g}"
+                if variant.age_from is not None and variant.age_below is not None
+                else f"age ≥{variant.age_from:g}"
+                if variant.age_from is not None
+                else f"age <{variant.age_below:g}"
+            )
+        if variant.sex:
+            who.append(variant.sex)
         if variant.methods:
             who.append("/".join(m.upper() for m in variant.methods))
         suffix = f" ({', '.join(who)})" if who else ""
-        parts.append(f"{SYMBOL[test.op]} {variant.value:g}{suffix}")
+        parts.append(f"{SYMBOL[variant.op or test.op]} {variant.value:g}{suffix}")
     return "; ".join(parts)
 
 
@@ -33,6 +45,23 @@ def definition_markdown(definition: Definition) -> list[str]:
         "",
         f"Population: {definition.population}",
         "",
+        *(
+            [f"Applies from age {definition.min_age:g}; younger: `not_applicable`.", ""]
+            if definition.min_age is not None
+            else []
+        ),
+        *(
+            [
+                "Reported, never deciding the category: "
+                + ", ".join(
+                    f"`{c.id}` ({c.role})" for c in definition.components if c.role != "diagnostic"
+                )
+                + ".",
+                "",
+            ]
+            if any(c.role != "diagnostic" for c in definition.components)
+            else []
+        ),
         "| component | test | input | low when | unable counts as low | source |",
         "|---|---|---|---|---|---|",
     ]
@@ -43,7 +72,11 @@ def definition_markdown(definition: Definition) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Categories, most severe first (the first rule that holds is the answer):", ""]
     for category in definition.categories:
-        steps = f"; next steps: {', '.join(category.next_steps)}" if category.next_steps else ""
+        listed = [
+            *category.next_steps,
+            *(f"{step} (when `{when}`)" for step, when, _ in category.conditional_steps),
+        ]
+        steps = f"; next steps: {', '.join(listed)}" if listed else ""
         diagnosis = " (a sarcopenia diagnosis)" if category.sarcopenia else ""
         lines.append(
             f"1. `{category.id}`{diagnosis} when `{category.when}` [{category.source}]{steps}"

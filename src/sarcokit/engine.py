@@ -17,9 +17,11 @@ from narwhals.typing import IntoFrameT
 
 from sarcokit.definitions import (
     INDETERMINATE,
+    NOT_APPLICABLE,
     Definition,
     category_column,
     definitions,
+    on_local_load,
     sarcopenia_column,
 )
 from sarcokit.equations import DERIVED, body_exprs, estimate_asm_exprs, muscle_exprs
@@ -32,7 +34,13 @@ from sarcokit.fields import (
     validation_error_column,
 )
 from sarcokit.rules import compile_rule
-from sarcokit.screening import FLAG_COLUMNS, SCORE_COLUMNS, score_stages
+from sarcokit.screening import (
+    FLAG_COLUMNS,
+    SCORE_COLUMNS,
+    bound_columns,
+    score_bounds,
+    score_stages,
+)
 from sarcokit.secondary.ct import ct_stages
 from sarcokit.secondary.factors import factor_exprs
 from sarcokit.secondary.glim import glim_stages
@@ -62,19 +70,37 @@ def component_column(definition: Definition, component_id: str) -> str:
 
 
 def _component_flag(definition: Definition, component_id: str) -> nw.Expr:
-    """Low if any measured test is low, normal if all measured are normal, else unknown."""
+    """Low if any measured test is low, normal if all measured are normal, else unknown; or,
+    for a component whose tests are joined by "or" (normal_when = "all"), normal only when
+    every test is known and normal. Null below the age the component applies from."""
+    component = next(c for c in definition.components if c.id == component_id)
     flags = [
         nw.col(test_column(definition, t.threshold.id)) for t in definition.tests_of(component_id)
     ]
     any_low = nw.any_horizontal([f.fill_null(False) for f in flags], ignore_nulls=False)
-    any_decided = nw.any_horizontal([~f.is_null() for f in flags], ignore_nulls=False)
-    return (
+    if component.normal_when == "all":
+        any_decided = nw.all_horizontal([~f.is_null() for f in flags], ignore_nulls=False)
+    else:
+        any_decided = nw.any_horizontal([~f.is_null() for f in flags], ignore_nulls=False)
+    flag = (
         nw.when(any_low)
         .then(nw.lit(True))
         .when(any_decided)
         .then(nw.lit(False))
         .otherwise(nw.lit(None, dtype=nw.Boolean()))
     )
+    if component.applies_from_age is not None:
+        flag = (
+            nw.when(_below_age(component.applies_from_age))
+            .then(nw.lit(None, dtype=nw.Boolean()))
+            .otherwise(flag)
+        )
+    return flag
+
+
+def _below_age(age: float) -> nw.Expr:
+    """True where the age is known and below `age` (completed years compare the same way)."""
+    return (nw.col("age") < age).fill_null(False)
 
 
 def _labels(values: Sequence[str], enum: bool) -> Callable[[str], nw.Expr]:
@@ -85,12 +111,19 @@ def _labels(values: Sequence[str], enum: bool) -> Callable[[str], nw.Expr]:
 
 
 def _category(definition: Definition, enum: bool) -> nw.Expr:
-    """The first category, in the file's order (most to least severe), whose rule holds."""
+    """The first category, in the file's order (most to least severe), whose rule holds;
+    `not_applicable` first where the subject is younger than the definition's scope."""
     label = _labels(definition.category_ids, enum)
     first, *rest = definition.categories
-    chain = nw.when(nw.col(rule_column(definition, first.id)).fill_null(False)).then(
-        label(first.id)
-    )
+    if definition.min_age is not None:
+        chain = nw.when(_below_age(definition.min_age)).then(label(NOT_APPLICABLE))
+        chain = chain.when(nw.col(rule_column(definition, first.id)).fill_null(False)).then(
+            label(first.id)
+        )
+    else:
+        chain = nw.when(nw.col(rule_column(definition, first.id)).fill_null(False)).then(
+            label(first.id)
+        )
     for category in rest:
         holds = nw.col(rule_column(definition, category.id)).fill_null(False)
         chain = chain.when(holds).then(label(category.id))
@@ -101,7 +134,7 @@ def _sarcopenia(definition: Definition) -> nw.Expr:
     category = nw.col(category_column(definition))
     positive = [c.id for c in definition.categories if c.sarcopenia]
     return (
-        nw.when(category == INDETERMINATE)
+        nw.when(category.is_in([INDETERMINATE, NOT_APPLICABLE]))
         .then(nw.lit(None, dtype=nw.Boolean()))
         .otherwise(category.is_in(positive))
     )
@@ -111,9 +144,16 @@ def _state(definition: Definition, component_id: str, enum: bool) -> nw.Expr:
     component = next(c for c in definition.components if c.id == component_id)
     flag = nw.col(_component_flag_column(definition, component_id))
     low, normal = component.states
-    label = _labels([low, normal, "unknown"], enum)
+    label = _labels([low, normal, "unknown", NOT_APPLICABLE], enum)
+    chain = nw.when(nw.lit(False)).then(label("unknown"))
+    if component.applies_from_age is not None:
+        chain = chain.when(_below_age(component.applies_from_age)).then(label(NOT_APPLICABLE))
     return (
-        nw.when(flag).then(label(low)).when(~flag).then(label(normal)).otherwise(label("unknown"))
+        chain.when(flag)
+        .then(label(low))
+        .when(~flag)
+        .then(label(normal))
+        .otherwise(label("unknown"))
     )
 
 
@@ -226,7 +266,9 @@ def stages(
         *score_stages(),
         *secondary_stages(),
         [
-            threshold_expr(t.threshold).alias(test_column(d, t.threshold.id))
+            threshold_expr(t.threshold, score_bounds(t.threshold.input)).alias(
+                test_column(d, t.threshold.id)
+            )
             for d in chosen
             for t in d.tests
         ],
@@ -327,6 +369,7 @@ def _output_columns(
         internal = [
             *(name for name in input_columns() if name not in keep),
             GAIT_SPEED,
+            *bound_columns(),
             *(test_column(d, t.threshold.id) for d in chosen for t in d.tests),
             *(rule_column(d, cat.id) for d in chosen for cat in d.categories),
         ]
@@ -389,5 +432,16 @@ def evaluate(
         )
     )
     for stage in stages(key, estimate_asm, given):
-        nw_frame = nw_frame.with_columns(*stage)
+        if stage:  # a choice of definitions may leave a stage empty (no osteosarcopenia)
+            nw_frame = nw_frame.with_columns(*stage)
     return nw.to_native(nw_frame.select(columns))  # type: ignore[no-any-return]
+
+
+def _forget_pipelines() -> None:
+    """Compiled pipelines are cached by definition id; a (re)loaded local file replaces one."""
+    stages.cache_clear()
+    _polars_stages.cache_clear()
+    secondary_columns.cache_clear()
+
+
+on_local_load(_forget_pipelines)

@@ -24,6 +24,25 @@ def catalogue(lang: Lang) -> dict[str, str]:
     }
 
 
+# Labels a local definition file brings for its own categories, components, inputs and steps.
+_LOCAL_LABELS: dict[str, dict[str, str]] = {}
+# Sections whose keys are ids a local definition may introduce; any other missing key is a bug.
+LOCAL_SECTIONS = ("category", "component", "state", "next", "input")
+
+
+def register_labels(lang: str, labels: dict[str, str]) -> None:
+    """Add a local definition's labels ('category.my_id' → text) for one language."""
+    _LOCAL_LABELS.setdefault(lang, {}).update(labels)
+
+
 def text(lang: Lang, key: str, **values: Any) -> str:
-    """One message, formatted; a missing key is a bug and raises KeyError."""
-    return catalogue(lang)[key].format(**values)
+    """One message, formatted; a missing key is a bug and raises KeyError, except an id that a
+    local definition introduced, which reads as its own label or, lacking one, as the id."""
+    messages = catalogue(lang)
+    if key in messages:
+        return messages[key].format(**values)
+    section, _, name = key.partition(".")
+    if section in LOCAL_SECTIONS:
+        local = _LOCAL_LABELS.get(lang, {})
+        return local.get(key) or _LOCAL_LABELS.get("en", {}).get(key) or name.replace("_", " ")
+    raise KeyError(key)

@@ -55,7 +55,8 @@ def render(result: Result, console: Console, lang: Lang = "en") -> None:
         heading.append(text(lang, f"category.{category}"), style=_STYLE.get(category, "green"))
         body.append(heading)
         states = Table.grid(padding=(0, 2))
-        for component, state in outcome.components.items():
+        reported = {**outcome.components, **outcome.outcomes, **outcome.case_finding}
+        for component, state in reported.items():
             states.add_row(text(lang, f"component.{component}"), text(lang, f"state.{state}"))
         body.append(states)
         body.append(Text(f"{text(lang, 'ui.reasons')}:", style="bold"))

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sarcokit.definitions import INDETERMINATE, Category, Definition, Test, category_column
+from sarcokit.definitions import (
+    INDETERMINATE,
+    NOT_APPLICABLE,
+    Category,
+    Definition,
+    Test,
+    category_column,
+)
 from sarcokit.engine import (
     ASM_ESTIMATED,
     component_column,
@@ -18,8 +25,8 @@ from sarcokit.engine import (
 from sarcokit.equations import REPORT_DECIMALS, UNITS
 from sarcokit.fields import Problem, field_specs
 from sarcokit.i18n import Lang, text
-from sarcokit.rules import components_named
-from sarcokit.screening import INTEGER_SCORES, instruments
+from sarcokit.rules import components_named, evaluate_rule
+from sarcokit.screening import BOUNDS, INTEGER_SCORES, bound_column, instruments
 from sarcokit.secondary.conditions import known_conditions
 from sarcokit.thresholds import NEGATION, SYMBOL, Threshold, Variant, applicable_variants
 
@@ -35,15 +42,28 @@ class DefinitionResult:
     components: dict[str, str]
     reasons: list[str]
     next_steps: list[str]
+    # Reported measures that never change the category (AWGS 2025 outcome measures and its
+    # case-finding screen), by component id; absent from the dict where a definition has none.
+    outcomes: dict[str, str] = field(default_factory=dict)
+    case_finding: dict[str, str] = field(default_factory=dict)
+    # A user's own definition file, not one shipped with sarcokit.
+    local: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The contract's shape for one definition."""
-        return {
+        shaped: dict[str, Any] = {
             "category": self.category,
             "components": dict(self.components),
             "reasons": list(self.reasons),
             "next_steps": list(self.next_steps),
         }
+        if self.outcomes:
+            shaped["outcomes"] = dict(self.outcomes)
+        if self.case_finding:
+            shaped["case_finding"] = dict(self.case_finding)
+        if self.local:
+            shaped["local"] = True
+        return shaped
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,8 @@ class Result:
     definitions: dict[str, DefinitionResult] = field(default_factory=dict)
     secondary: dict[str, Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # SHA-256 over the definition files that produced the result (definitions_hash).
+    definitions_sha256: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,6 +98,7 @@ class Result:
             "screening": {k: dict(v) for k, v in self.screening.items()},
             "definitions": {k: v.to_dict() for k, v in self.definitions.items()},
             "secondary": dict(self.secondary),
+            "definitions_sha256": self.definitions_sha256,
         }
 
 
@@ -120,11 +143,21 @@ def _cutoff(value: float, name: str) -> str:
 
 def _group(variant: Variant, lang: Lang, by_method: bool) -> str:
     parts = []
+    if variant.age_banded:
+        parts.append(age_band_text(variant, lang))
     if variant.sex is not None:
         parts.append(text(lang, f"sex.{variant.sex}"))
     if by_method and variant.methods is not None:
         parts.append("/".join(text(lang, f"method.{m}") for m in variant.methods))
     return text(lang, "reason.group", who=", ".join(parts)) if parts else ""
+
+
+def age_band_text(variant: Variant, lang: Lang) -> str:
+    """An age band in completed years: 'age 50-64', 'age ≥65'."""
+    if variant.age_below is None:
+        return text(lang, "age.from", low=f"{variant.age_from:g}")
+    low = f"{variant.age_from:g}" if variant.age_from is not None else "0"
+    return text(lang, "age.band", low=low, high=f"{variant.age_below - 1:g}")
 
 
 def _by_method(test: Threshold) -> bool:
@@ -133,12 +166,16 @@ def _by_method(test: Threshold) -> bool:
 
 
 def _comparison(test: Threshold, variants: Sequence[Variant], low: bool, lang: Lang) -> str:
-    op = test.op if low else NEGATION[test.op]
     unit = _unit(test.input)
     return " / ".join(
-        f"{SYMBOL[op]} {_cutoff(v.value, test.input)}{unit}{_group(v, lang, _by_method(test))}"
+        f"{SYMBOL[_op(v.op or test.op, low)]} {_cutoff(v.value, test.input)}{unit}"
+        f"{_group(v, lang, _by_method(test))}"
         for v in variants
     )
+
+
+def _op(op: str, low: bool) -> str:
+    return op if low else NEGATION[op]
 
 
 def _test_reason(
@@ -160,10 +197,26 @@ def _test_reason(
     }
     if test.unable is not None and row.get(test.unable.field) == test.unable.value:
         return text(lang, "reason.unable", state=text(lang, f"state.{states[0]}"), **labels)
+    sex, method, age = row.get("sex"), row.get("asm_method"), row.get("age")
     if value is None:
-        return None
-    sex, method = row.get("sex"), row.get("asm_method")
-    variants = applicable_variants(test, sex, method)
+        low, high = (row.get(bound_column(test.input, b)) for b in BOUNDS)
+        if flag is None or low is None or high is None:
+            return None
+        # A score with items missing whose flag the answered items already decide (§10.10).
+        return text(
+            lang,
+            "reason.partial",
+            low=low,
+            high=high,
+            comparison=_comparison(
+                test, applicable_variants(test, sex, method, age), bool(flag), lang
+            ),
+            state=text(lang, f"state.{states[0] if flag else states[1]}"),
+            **labels,
+        )
+    variants = applicable_variants(test, sex, method, age)
+    if age is not None and test.variants and not applicable_variants(test, None, None, age):
+        return None  # no cut-off for this age: the definition's scope says so once
     shown = _format(value, test.input, [v.value for v in variants])
     if flag is None:
         if not variants:
@@ -175,15 +228,24 @@ def _test_reason(
                 method=method,
                 **labels,
             )
-        key = "reason.sex_unknown" if sex is None else "reason.method_unknown"
+        key = (
+            "reason.sex_unknown"
+            if sex is None and any(v.sex for v in variants)
+            else "reason.age_unknown"
+            if age is None and any(v.age_banded for v in variants)
+            else "reason.method_unknown"
+        )
         cutoffs = " / ".join(
             f"{_cutoff(v.value, test.input)}{_group(v, lang, _by_method(test))}" for v in variants
         )
         return text(lang, key, value=shown + _unit(test.input), cutoffs=cutoffs, **labels)
     state = text(lang, f"state.{states[0] if flag else states[1]}")
-    if test.op == "is_true":
+    if test.op in ("is_true", "in"):
         shown_fields = ", ".join(
-            f"{name} {_format(row.get(name), name, [])}" for name in assigned.show
+            [
+                *([str(value)] if test.op == "in" else []),
+                *(f"{name} {_format(row.get(name), name, [])}" for name in assigned.show),
+            ]
         )
         sentence = text(
             lang, "reason.test", value=shown_fields, comparison=state, state=state, **labels
@@ -216,10 +278,26 @@ def explain(
 ) -> DefinitionResult:
     """Category, components, reasons and next steps of one definition for one evaluated row."""
     category = row[category_column(definition)]
-    components = {c.id: row[component_column(definition, c.id)] for c in definition.components}
+    states = {c.id: row[component_column(definition, c.id)] for c in definition.components}
+    components = {c.id: states[c.id] for c in definition.rule_components}
     reasons: list[str] = []
     estimated_used = False
+    age = row.get("age")
+    if definition.min_age is not None:
+        reasons.append(_scope_reason(definition, age, lang))
     for component in definition.components:
+        if category == NOT_APPLICABLE:
+            break
+        if component.applies_from_age is not None and states[component.id] == NOT_APPLICABLE:
+            reasons.append(
+                text(
+                    lang,
+                    "reason.component_not_applicable",
+                    component=text(lang, f"component.{component.id}"),
+                    age=f"{component.applies_from_age:g}",
+                )
+            )
+            continue
         said = False
         for test in definition.tests_of(component.id):
             sentence = _test_reason(definition, component.id, test, row, lang)
@@ -251,6 +329,8 @@ def explain(
     chosen = next((c for c in definition.categories if c.id == category), None)
     position = definition.categories.index(chosen) if chosen else len(definition.categories)
     pending = [c for c in definition.categories[:position] if rules[c.id] is None]
+    if category == NOT_APPLICABLE:
+        pending = []  # outside the definition's scope nothing is open
     if chosen is not None:
         named = components_named(chosen.rule)
         reasons.append(
@@ -270,14 +350,60 @@ def explain(
 
     reasons.extend(secondary_reasons(definition, chosen, conditions, lang))
     steps: list[str] = []
-    if chosen is None or not chosen.final:
+    if category != NOT_APPLICABLE and (chosen is None or not chosen.final):
         unknown = {
-            n for c in pending for n in components_named(c.rule) if components[n] == "unknown"
+            n
+            for c in pending
+            for n in components_named(c.rule)
+            if components[n] == "unknown" and _decides(c, n, _flags(definition, states))
         }
         steps.extend(c.next_step for c in definition.components if c.id in unknown)
     if chosen is not None:
         steps.extend(chosen.next_steps)
-    return DefinitionResult(category, components, reasons, list(dict.fromkeys(steps)))
+        flags = _flags(definition, states)
+        steps.extend(
+            step for step, _, rule in chosen.conditional_steps if evaluate_rule(rule, flags)
+        )
+    return DefinitionResult(
+        category,
+        components,
+        reasons,
+        list(dict.fromkeys(steps)),
+        outcomes={c.id: states[c.id] for c in definition.components if c.role == "outcome"},
+        case_finding={
+            c.id: states[c.id] for c in definition.components if c.role == "case_finding"
+        },
+        local=definition.local,
+    )
+
+
+def _flags(definition: Definition, states: Mapping[str, str]) -> dict[str, bool | None]:
+    """Each component's three-valued flag (true = low / positive / present) from its state."""
+    return {
+        c.id: None if states[c.id] not in c.states else states[c.id] == c.states[0]
+        for c in definition.components
+    }
+
+
+def _decides(category: Category, component: str, flags: Mapping[str, bool | None]) -> bool:
+    """Whether measuring an unknown component could settle this open category's rule (with
+    normal strength, AWGS 2025 no longer needs the muscle mass, only the risk factors)."""
+    open_value = evaluate_rule(category.rule, flags)
+    return any(
+        evaluate_rule(category.rule, {**flags, component: value}) != open_value
+        for value in (True, False)
+    )
+
+
+def _scope_reason(definition: Definition, age: float | None, lang: Lang) -> str:
+    """Whether the subject's age is within the definition's scope, said plainly."""
+    assert definition.min_age is not None
+    limit = f"{definition.min_age:g}"
+    source = definition.scope_source or definition.name
+    if age is None:
+        return text(lang, "reason.age_not_given", definition=definition.name, age=limit)
+    key = "reason.out_of_scope" if age < definition.min_age else "reason.in_scope"
+    return text(lang, key, value=f"{age:g}", definition=definition.name, age=limit, source=source)
 
 
 def screening_of(row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

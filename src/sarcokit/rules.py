@@ -9,7 +9,7 @@ Spark do natively.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import narwhals as nw
 
@@ -18,20 +18,51 @@ from sarcokit.thresholds import CriteriaError
 
 def parse_rule(text: str, components: Iterable[str], where: str) -> ast.expr:
     """Parse a rule and check that it names only known components."""
+    messages, tree = rule_problems(text, list(components), list(components), [])
+    if messages or tree is None:
+        raise CriteriaError(f"{where}: {messages[0]}")
+    return tree
+
+
+def rule_problems(
+    text: str,
+    allowed: Sequence[str],
+    components: Sequence[str],
+    categories: Sequence[str],
+) -> tuple[list[str], ast.expr | None]:
+    """Every problem of a rule (empty when sound) and its tree (None when it does not parse).
+
+    `allowed` are the components a rule may name; `components` all declared ones (an outcome
+    measure is declared but may not decide a category); `categories` the file's categories,
+    to say so when a rule names one.
+    """
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError as error:
-        raise CriteriaError(f"{where}: rule {text!r} does not parse: {error.msg}") from None
-    allowed = set(components)
+        return [f"rule {text!r} does not parse: {error.msg}"], None
+    messages: list[str] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id not in allowed | {"known"}:
-            raise CriteriaError(f"{where}: rule {text!r} names unknown component {node.id!r}")
+        if isinstance(node, ast.Name) and node.id not in {*allowed, "known"}:
+            if node.id in components:
+                messages.append(
+                    f"rule {text!r} names {node.id!r}, a reported measure that may not decide "
+                    "the category"
+                )
+            elif node.id in categories:
+                messages.append(
+                    f"rule {text!r} names category {node.id!r}; rules combine components"
+                )
+            else:
+                messages.append(
+                    f"rule {text!r} names {node.id!r}, which is no declared component "
+                    f"(declared: {', '.join(allowed) or 'none'})"
+                )
         if not isinstance(
             node, ast.BoolOp | ast.UnaryOp | ast.Name | ast.Call | ast.And | ast.Or | ast.Not
         ) and not isinstance(node, ast.Load):
-            raise CriteriaError(f"{where}: rule {text!r} uses {type(node).__name__}")
+            messages.append(f"rule {text!r} uses {type(node).__name__}")
         if isinstance(node, ast.UnaryOp) and not isinstance(node.op, ast.Not):
-            raise CriteriaError(f"{where}: rule {text!r} uses an operator other than not")
+            messages.append(f"rule {text!r} uses an operator other than not")
         if isinstance(node, ast.Call) and not (
             isinstance(node.func, ast.Name)
             and node.func.id == "known"
@@ -39,8 +70,27 @@ def parse_rule(text: str, components: Iterable[str], where: str) -> ast.expr:
             and isinstance(node.args[0], ast.Name)
             and not node.keywords
         ):
-            raise CriteriaError(f"{where}: rule {text!r}: only known(component) may be called")
-    return tree
+            messages.append(f"rule {text!r}: only known(component) may be called")
+    return messages, (None if messages else tree)
+
+
+def evaluate_rule(tree: ast.expr, states: Mapping[str, bool | None]) -> bool | None:
+    """The rule's three-valued (Kleene) truth for one subject's component flags."""
+    if isinstance(tree, ast.Name):
+        return states[tree.id]
+    if isinstance(tree, ast.UnaryOp):
+        inner = evaluate_rule(tree.operand, states)
+        return None if inner is None else not inner
+    if isinstance(tree, ast.Call):
+        argument = tree.args[0]
+        assert isinstance(argument, ast.Name)
+        return states[argument.id] is not None
+    assert isinstance(tree, ast.BoolOp)
+    values = [evaluate_rule(value, states) for value in tree.values]
+    decisive = isinstance(tree.op, ast.Or)
+    if decisive in values:
+        return decisive
+    return None if None in values else not decisive
 
 
 def compile_rule(tree: ast.expr, column: Callable[[str], nw.Expr]) -> nw.Expr:

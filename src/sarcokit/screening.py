@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, Literal
 
 import narwhals as nw
 
 from sarcokit.equations import LinearModel, code_expr, model_expr, parse_model
-from sarcokit.thresholds import Threshold, parse_threshold, threshold_expr
+from sarcokit.fields import field_specs
+from sarcokit.thresholds import Bounds, Threshold, Variant, parse_threshold, threshold_expr
 
 
 @dataclass(frozen=True)
@@ -78,22 +79,37 @@ def _sum(parts: list[nw.Expr]) -> nw.Expr:
     return total
 
 
-def _msra_points(entry: Mapping[str, Any]) -> nw.Expr:
+Bound = Literal["value", "min", "max"]
+
+
+def _part(known: nw.Expr, values: list[float], bound: Bound) -> nw.Expr:
+    """An item's points; for a bound, a missing item counts as its least or greatest points."""
+    if bound == "value":
+        return known
+    return known.fill_null(min(values) if bound == "min" else max(values))
+
+
+def _msra_points(entry: Mapping[str, Any], bound: Bound = "value") -> nw.Expr:
     points = entry["points"]
     age = nw.col("age")
+    ages = [points["age_below"], points["age_at_or_above"]]
     parts = [
-        nw.when(age < entry["age_below"])
-        .then(nw.lit(points["age_below"]))
-        .when(age >= entry["age_below"])
-        .then(nw.lit(points["age_at_or_above"]))
-        .otherwise(nw.lit(None, dtype=nw.Int64()))
+        _part(
+            nw.when(age < entry["age_below"])
+            .then(nw.lit(points["age_below"]))
+            .when(age >= entry["age_below"])
+            .then(nw.lit(points["age_at_or_above"]))
+            .otherwise(nw.lit(None, dtype=nw.Int64())),
+            ages,
+            bound,
+        )
     ]
     for item, table in points.items():
         if not isinstance(table, Mapping):
             continue
         if set(table) == {"true", "false"}:
             column = nw.col(item)
-            parts.append(
+            known = (
                 nw.when(column)
                 .then(nw.lit(table["true"]))
                 .when(~column)
@@ -101,8 +117,41 @@ def _msra_points(entry: Mapping[str, Any]) -> nw.Expr:
                 .otherwise(nw.lit(None, dtype=nw.Int64()))
             )
         else:
-            parts.append(code_expr(item, table).cast(nw.Int64()))
+            known = code_expr(item, table).cast(nw.Int64())
+        parts.append(_part(known, list(table.values()), bound))
     return _sum(parts)
+
+
+BOUNDS: tuple[Literal["min", "max"], ...] = ("min", "max")
+
+
+def bound_column(score: str, bound: Literal["min", "max"]) -> str:
+    """Internal column of the least or greatest value a score can take given its answered items."""
+    return f"__{score}_{bound}"
+
+
+def score_bounds(score: str) -> Bounds | None:
+    """The bounds a cut-off on this score compares (criteria.md §10.10), or None for a plain
+    value. The Ishii score has one value per sex instead, so an unknown sex is decided where
+    the two equations and their cut-offs agree."""
+    if score in INTEGER_SCORES:
+        low, high = nw.col(bound_column(score, "min")), nw.col(bound_column(score, "max"))
+        return lambda _variant: (low, high)
+    if score == "ishii_score":
+        return lambda variant: (nw.col(_ishii_column(variant)),) * 2
+    return None
+
+
+def bound_columns() -> list[str]:
+    """Every internal bound column, for an explained evaluation."""
+    return [
+        *(bound_column(s, b) for s in sorted(INTEGER_SCORES) for b in BOUNDS),
+        *(f"__ishii_score_{sex}" for sex in ("male", "female")),
+    ]
+
+
+def _ishii_column(variant: Variant) -> str:
+    return f"__ishii_score_{variant.sex}"
 
 
 def _sex_specific(models: Mapping[str, LinearModel]) -> nw.Expr:
@@ -122,18 +171,38 @@ def sarc_f_items() -> tuple[str, ...]:
 
 
 def score_stages() -> list[list[nw.Expr]]:
-    """Screening expressions in dependency order; each stage may use the columns of the last."""
+    """Screening expressions in dependency order; each stage may use the columns of the last.
+
+    Besides each total, the least and greatest totals the answered items allow are computed
+    (a missing item counted at its least, then its greatest points), so a flag is decided
+    whenever every possible answer to the missing items gives the same one (criteria.md
+    §10.10); the total itself stays null.
+    """
     inst = instruments()
     items = [nw.col(item) for item in sarc_f_items()]
+    # Each item's points range, as fields.toml declares it (0-2).
+    item_range = [int(field_specs()[i].min or 0) for i in sarc_f_items()]
+    item_top = [int(field_specs()[i].max or 0) for i in sarc_f_items()]
     ishii_models = {sex: parse_model(m) for sex, m in inst["ishii"].raw["equation"].items()}
     calf_points = inst["sarc_calf"].raw["calf_points"]
     calf_low = nw.col("calf_low")
     first = [
         _sum(items).alias("sarc_f_total"),
+        _sum([i.fill_null(lo) for i, lo in zip(items, item_range, strict=True)]).alias(
+            bound_column("sarc_f_total", "min")
+        ),
+        _sum([i.fill_null(hi) for i, hi in zip(items, item_top, strict=True)]).alias(
+            bound_column("sarc_f_total", "max")
+        ),
         threshold_expr(inst["calf"].test).alias("calf_low"),
         _sex_specific(ishii_models).alias("ishii_score"),
-        _msra_points(inst["msra7"].raw).alias("msra7_total"),
-        _msra_points(inst["msra5"].raw).alias("msra5_total"),
+        *(model_expr(m).alias(f"__ishii_score_{sex}") for sex, m in ishii_models.items()),
+        *(_msra_points(inst[key].raw).alias(f"{key}_total") for key in ("msra7", "msra5")),
+        *(
+            _msra_points(inst[key].raw, end).alias(bound_column(f"{key}_total", end))
+            for key in ("msra7", "msra5")
+            for end in BOUNDS
+        ),
     ]
     calf_part = (
         nw.when(calf_low)
@@ -142,9 +211,17 @@ def score_stages() -> list[list[nw.Expr]]:
         .then(nw.lit(0))
         .otherwise(nw.lit(None, dtype=nw.Int64()))
     )
-    second = [(nw.col("sarc_f_total") + calf_part).alias("sarc_calf_total")]
+    second = [
+        (nw.col("sarc_f_total") + calf_part).alias("sarc_calf_total"),
+        (nw.col(bound_column("sarc_f_total", "min")) + calf_part.fill_null(0)).alias(
+            bound_column("sarc_calf_total", "min")
+        ),
+        (nw.col(bound_column("sarc_f_total", "max")) + calf_part.fill_null(calf_points)).alias(
+            bound_column("sarc_calf_total", "max")
+        ),
+    ]
     third = [
-        threshold_expr(inst[key].test).alias(column)
+        threshold_expr(inst[key].test, score_bounds(inst[key].test.input)).alias(column)
         for key, column in FLAG_COLUMNS.items()
         if key != "calf"
     ]

@@ -11,7 +11,8 @@ import narwhals as nw
 
 from sarcokit.fields import field_specs
 
-Op = Literal["<", "<=", ">", ">=", "is_true"]
+Op = Literal["<", "<=", ">", ">=", "is_true", "in"]
+OPS: tuple[str, ...] = ("<", "<=", ">", ">=", "is_true", "in")
 Sex = Literal["male", "female"]
 
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
@@ -35,11 +36,22 @@ class CriteriaError(ValueError):
 
 @dataclass(frozen=True)
 class Variant:
-    """One cut-off value and the subjects it applies to (a sex, a set of mass methods)."""
+    """One cut-off value and the subjects it applies to (a sex, a set of mass methods, an age
+    band `age_from` <= age < `age_below` in completed years)."""
 
     value: float
     sex: Sex | None = None
     methods: tuple[str, ...] | None = None
+    age_from: float | None = None
+    age_below: float | None = None
+    # The inequality when the source prints it differently for this cut-off (one sex "or
+    # less", the other "less than"); None = the test's own.
+    op: Op | None = None
+
+    @property
+    def age_banded(self) -> bool:
+        """Whether the cut-off applies to an age band only."""
+        return self.age_from is not None or self.age_below is not None
 
 
 @dataclass(frozen=True)
@@ -60,48 +72,159 @@ class Threshold:
     variants: tuple[Variant, ...]
     source: str
     unable: Unable | None = None
+    # For low_when = "in": the codes of a categorical input that count as low (positive).
+    codes: tuple[str, ...] = ()
 
     @property
     def method_specific(self) -> bool:
         """Whether any cut-off depends on how muscle mass was measured."""
         return any(v.methods is not None for v in self.variants)
 
+    @property
+    def stratified(self) -> bool:
+        """Whether the cut-off depends on sex, mass method or age band."""
+        return any(
+            v.sex is not None or v.methods is not None or v.age_banded for v in self.variants
+        )
+
 
 def parse_threshold(test_id: str, raw: Mapping[str, Any], where: str) -> Threshold:
-    """Read one test table from a criteria file."""
-    try:
-        op = raw["low_when"]
-        source = str(raw["source"])
-        input_field = str(raw["input"])
-    except KeyError as missing:
-        raise CriteriaError(f"{where}: test {test_id!r} lacks {missing}") from None
-    if op not in ("<", "<=", ">", ">=", "is_true"):
-        raise CriteriaError(f"{where}: test {test_id!r} has low_when={op!r}")
-    cutoffs: list[Mapping[str, Any]]
-    if "cutoffs" in raw:
-        cutoffs = list(raw["cutoffs"])
-    elif "cutoff" in raw:
-        cutoffs = [raw["cutoff"]]
-    else:
-        cutoffs = []
-    if (op == "is_true") != (not cutoffs):
-        raise CriteriaError(f"{where}: test {test_id!r} needs cut-offs unless low_when='is_true'")
+    """Read one test table from a criteria file; raises CriteriaError on the first problem
+    (`threshold_problems` lists them all)."""
+    problems = threshold_problems(test_id, raw)
+    if problems:
+        raise CriteriaError(f"{where}: {problems[0]}")
+    return build_threshold(test_id, raw)
+
+
+AGE_KEYS = ("age_from", "age_below")
+_CUTOFF_KEYS = frozenset({"any", "male", "female", "methods", "low_when", *AGE_KEYS})
+
+
+def threshold_problems(test_id: str, raw: Mapping[str, Any]) -> list[str]:
+    """Every problem of one test table, as sentences naming the test (empty when it is sound)."""
+    problems: list[str] = []
+    name = f"test {test_id!r}"
+    for key in ("low_when", "source", "input"):
+        if key not in raw:
+            problems.append(f"{name} lacks {key!r}")
+    op = raw.get("low_when")
+    if op is not None and op not in OPS:
+        problems.append(f"{name} has low_when = {op!r}; allowed: {', '.join(map(repr, OPS))}")
+    if "source" in raw and not str(raw["source"]).strip():
+        problems.append(f"{name} has an empty source: every cut-off needs its citation")
+    cutoffs: list[Any] = list(raw.get("cutoffs", [])) or (
+        [raw["cutoff"]] if "cutoff" in raw else []
+    )
+    if op in ("is_true", "in") and cutoffs:
+        problems.append(f"{name} has cut-offs, which low_when = {op!r} does not use")
+    if op in ("<", "<=", ">", ">=") and not cutoffs:
+        problems.append(f"{name} needs cut-offs unless low_when is 'is_true' or 'in'")
+    if op == "in" and not raw.get("codes"):
+        problems.append(f"{name} with low_when = 'in' needs codes (the values that count as low)")
+    methods_known = set(mass_methods())
+    keys: list[tuple[Any, ...]] = []
+    for cutoff in cutoffs:
+        if not isinstance(cutoff, Mapping):
+            problems.append(f"{name} has a cut-off {cutoff!r} that is not a table")
+            continue
+        unknown = sorted(set(cutoff) - _CUTOFF_KEYS)
+        if unknown:
+            problems.append(f"{name} has unknown cut-off keys {unknown}")
+        methods = tuple(cutoff["methods"]) if "methods" in cutoff else None
+        if methods is not None and not set(methods) <= methods_known:
+            problems.append(
+                f"{name} names methods {list(methods)}; known: {', '.join(sorted(methods_known))}"
+            )
+        values = {k: cutoff[k] for k in ("any", "male", "female") if k in cutoff}
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                problems.append(f"{name} has {key} = {value!r}; expected a number")
+        if cutoff.get("low_when", op) != op and cutoff.get("low_when") not in (
+            "<",
+            "<=",
+            ">",
+            ">=",
+        ):
+            problems.append(f"{name} has a cut-off with low_when = {cutoff.get('low_when')!r}")
+        low, high = cutoff.get("age_from"), cutoff.get("age_below")
+        if low is not None and high is not None and not low < high:
+            problems.append(f"{name} has an empty age band {low}-{high}")
+        sexes: tuple[str | None, ...] = (
+            (None,) if "any" in cutoff else tuple(x for x in ("male", "female") if x in cutoff)
+        )
+        keys.extend((who, methods, low, high) for who in sexes)
+    # Each stratum (method, age band) needs a cut-off for both sexes, in one table or two.
+    strata: dict[tuple[Any, ...], set[Any]] = {}
+    for who, methods, low, high in keys:
+        strata.setdefault((methods, low, high), set()).add(who)
+    for sexes_found in strata.values():
+        if None not in sexes_found:
+            for sex in ("male", "female"):
+                if sex not in sexes_found:
+                    problems.append(f"{name} lacks a {sex} cut-off")
+    problems.extend(_overlaps(name, keys))
+    return problems
+
+
+def _overlaps(name: str, keys: Sequence[tuple[Any, ...]]) -> list[str]:
+    """Two cut-offs that could apply to one subject (same sex, method and age) overlap."""
+    found = []
+    for i, (sex_a, methods_a, low_a, high_a) in enumerate(keys):
+        for sex_b, methods_b, low_b, high_b in keys[i + 1 :]:
+            same_sex = sex_a is None or sex_b is None or sex_a == sex_b
+            same_method = (
+                methods_a is None or methods_b is None or bool(set(methods_a) & set(methods_b))
+            )
+            lo_a, lo_b = low_a if low_a is not None else -1e9, low_b if low_b is not None else -1e9
+            hi_a, hi_b = (
+                high_a if high_a is not None else 1e9,
+                high_b if high_b is not None else 1e9,
+            )
+            same_age = lo_a < hi_b and lo_b < hi_a
+            if same_sex and same_method and same_age:
+                who = ", ".join(
+                    str(part)
+                    for part in (
+                        sex_a or sex_b or "any sex",
+                        "/".join(methods_a or methods_b or ()) or "any method",
+                        f"age {max(lo_a, lo_b):g}-{min(hi_a, hi_b):g}"
+                        if low_a is not None or low_b is not None or high_a is not None
+                        else "any age",
+                    )
+                )
+                found.append(f"{name} has overlapping strata: two cut-offs apply to {who}")
+    return found
+
+
+def build_threshold(test_id: str, raw: Mapping[str, Any]) -> Threshold:
+    """A test table already checked by `threshold_problems`, as a Threshold."""
+    cutoffs: list[Mapping[str, Any]] = list(raw.get("cutoffs", [])) or (
+        [raw["cutoff"]] if "cutoff" in raw else []
+    )
     variants: list[Variant] = []
     for cutoff in cutoffs:
         methods = tuple(cutoff["methods"]) if "methods" in cutoff else None
-        if methods is not None and not set(methods) <= set(mass_methods()):
-            raise CriteriaError(f"{where}: test {test_id!r} names methods {methods}")
+        ages = {k: float(cutoff[k]) for k in AGE_KEYS if k in cutoff}
+        own = cutoff.get("low_when")
         if "any" in cutoff:
-            variants.append(Variant(float(cutoff["any"]), None, methods))
+            variants.append(Variant(float(cutoff["any"]), None, methods, **ages, op=own))
         else:
-            for sex in ("male", "female"):
-                if sex not in cutoff:
-                    raise CriteriaError(f"{where}: test {test_id!r} lacks a {sex} cut-off")
-                variants.append(Variant(float(cutoff[sex]), sex, methods))
+            for sex in SEXES:
+                if sex in cutoff:
+                    variants.append(Variant(float(cutoff[sex]), sex, methods, **ages, op=own))
     unable = None
     if "unable" in raw:
         unable = Unable(str(raw["unable"]["field"]), bool(raw["unable"]["value"]))
-    return Threshold(test_id, input_field, op, tuple(variants), source, unable)
+    return Threshold(
+        test_id,
+        str(raw["input"]),
+        raw["low_when"],
+        tuple(variants),
+        str(raw["source"]),
+        unable,
+        tuple(str(c) for c in raw.get("codes", ())),
+    )
 
 
 SEXES: tuple[Sex, ...] = ("male", "female")
@@ -147,23 +270,57 @@ def _possible(variant: Variant) -> nw.Expr:
                 [nw.col(_method_column(m)) for m in variant.methods], ignore_nulls=False
             )
         )
+    age = nw.col("age")
+    if variant.age_from is not None:
+        conditions.append((age >= variant.age_from).fill_null(True))
+    if variant.age_below is not None:
+        conditions.append((age < variant.age_below).fill_null(True))
     return nw.all_horizontal(conditions, ignore_nulls=False) if conditions else nw.lit(True)
 
 
-def threshold_expr(test: Threshold) -> nw.Expr:
+Bounds = Callable[[Variant], tuple[nw.Expr, nw.Expr]]
+
+
+def _compare_bounded(op: Op, low: nw.Expr, high: nw.Expr, cutoff: float) -> nw.Expr:
+    """Three-valued comparison of a value known to lie in [low, high]: decided when both ends
+    give the same answer (the comparisons are monotone, so every value between does too)."""
+    compare = _COMPARE[op]
+    at_low, at_high = compare(low, cutoff), compare(high, cutoff)
+    return (
+        nw.when(at_low & at_high)
+        .then(nw.lit(True))
+        .when(~at_low & ~at_high)
+        .then(nw.lit(False))
+        .otherwise(nw.lit(None, dtype=nw.Boolean()))
+    )
+
+
+def threshold_expr(test: Threshold, bounds: Bounds | None = None) -> nw.Expr:
     """Three-valued flag: true = low, false = normal, null = not decided by the inputs.
 
     When the sex or the mass method is unknown, the flag is still decided if every cut-off
     that could apply gives the same answer (a grip of 10 kg is low for men and women alike).
+    With `bounds`, the value is a score of which only the least and greatest possible values
+    are known (items missing, criteria.md §10.10): the flag is decided where both agree.
     """
     value = nw.col(test.input)
     if test.op == "is_true":
         flag = value
+    elif test.op == "in":
+        flag = (
+            nw.when(value.is_null())
+            .then(nw.lit(None, dtype=nw.Boolean()))
+            .otherwise(value.is_in(list(test.codes)))
+        )
     else:
-        compare = _COMPARE[test.op]
         possible = [_possible(v) for v in test.variants]
-        results = [compare(value, v.value) for v in test.variants]
-        if len(test.variants) == 1 and test.variants[0].sex is None and not test.method_specific:
+        if bounds is None:
+            results = [_COMPARE[v.op or test.op](value, v.value) for v in test.variants]
+        else:
+            results = [
+                _compare_bounded(v.op or test.op, *bounds(v), v.value) for v in test.variants
+            ]
+        if len(test.variants) == 1 and not test.stratified:
             flag = results[0]
         else:
             any_possible = nw.any_horizontal(possible, ignore_nulls=False)
@@ -189,7 +346,9 @@ def threshold_expr(test: Threshold) -> nw.Expr:
     return flag
 
 
-def applicable_variants(test: Threshold, sex: str | None, method: str | None) -> Sequence[Variant]:
+def applicable_variants(
+    test: Threshold, sex: str | None, method: str | None, age: float | None = None
+) -> Sequence[Variant]:
     """The cut-offs that may apply to a subject, for showing in a reason."""
     known_method = None if method in UNDECLARED_METHODS else method
     return [
@@ -197,4 +356,6 @@ def applicable_variants(test: Threshold, sex: str | None, method: str | None) ->
         for v in test.variants
         if (sex is None or v.sex is None or v.sex == sex)
         and (known_method is None or v.methods is None or known_method in v.methods)
+        and (age is None or v.age_from is None or age >= v.age_from)
+        and (age is None or v.age_below is None or age < v.age_below)
     ]

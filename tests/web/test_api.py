@@ -24,7 +24,8 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
 
 
-RESULT_KEYS = {"id", "derived", "screening", "definitions", "secondary"}
+# definitions_sha256: the hash of the definition files that produced the result (issue 11).
+RESULT_KEYS = {"id", "derived", "screening", "definitions", "secondary", "definitions_sha256"}
 CJK = range(0x4E00, 0xA000)
 
 

@@ -20,7 +20,7 @@ import polars as pl
 from sarcokit import __version__
 from sarcokit.cohort.outcomes import outcome_section
 from sarcokit.cohort.summary import CohortSummary
-from sarcokit.definitions import definition
+from sarcokit.definitions import definition, definitions_hash
 from sarcokit.docs import cutoff_text
 
 _STYLE = """
@@ -165,10 +165,16 @@ def _criteria(definition_ids: Sequence[str]) -> str:
                 "source": [t.threshold.source for t in d.tests],
             }
         )
+        local = " — local definition" if d.local else ""
         parts.append(
-            f"<h3>{html.escape(d.name)} (<code>{d.id}</code>)</h3>"
-            f"<p class='note'>{html.escape(d.citation)}</p>{_table(rows)}"
+            f"<h3>{html.escape(d.name)} (<code>{d.id}</code>){local}</h3>"
+            f"<p class='note'>{html.escape(d.citation)}</p>"
+            f"<p class='note'>definition file SHA-256 <code>{d.sha256}</code></p>{_table(rows)}"
         )
+    parts.append(
+        "<p class='note'>definitions SHA-256 (all files, in this order) "
+        f"<code>{definitions_hash(definition_ids)}</code></p>"
+    )
     return "".join(parts)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -93,11 +94,31 @@ def score(
     return pl.from_pandas(out.toPandas()).lazy().sort(ROW)
 
 
-def _write(frame: pl.LazyFrame, path: Path) -> None:
+def _write(frame: pl.LazyFrame, path: Path, metadata: dict[str, str] | None = None) -> None:
     if path.suffix.lower() == ".csv":
         frame.sink_csv(path)
     else:
-        frame.sink_parquet(path)
+        frame.sink_parquet(path, metadata=metadata)
+
+
+def definitions_metadata(definition_ids: Sequence[str]) -> dict[str, Any]:
+    """Which definition files produced a run: each file's SHA-256 and the combined hash."""
+    from sarcokit.definitions import SCHEMA_VERSION, definition, definitions_hash
+
+    return {
+        "definitions_sha256": definitions_hash(definition_ids),
+        "schema": SCHEMA_VERSION,
+        "definitions": [
+            {
+                "id": d.id,
+                "sha256": d.sha256,
+                "local": d.local,
+                "path": d.path,
+                "citation": d.citation,
+            }
+            for d in map(definition, definition_ids)
+        ],
+    }
 
 
 def rejects_table(rejected: pl.DataFrame, source: pl.LazyFrame) -> pl.DataFrame:
@@ -191,7 +212,12 @@ def run_cohort(
         scored.sink_parquet(everything)
         step("writing results")
         all_rows = pl.scan_parquet(everything)
-        _write(all_rows.filter(~rejected_rows), output)
+        provenance = definitions_metadata(chosen)
+        _write(
+            all_rows.filter(~rejected_rows),
+            output,
+            {"sarcokit.definitions": json.dumps(provenance, ensure_ascii=False)},
+        )
         rejected = all_rows.filter(rejected_rows).collect()
         counts = all_rows.select(pl.len()).collect().item()
         flow = Flow(counts, counts - rejected.height, rejected.height)
@@ -224,6 +250,10 @@ def run_cohort(
     summary.write(folder)
     if follow_up is not None:
         write_outcomes(outcomes, folder)
+    # The hash of the definition files beside the tables (CSV output has no metadata of its own).
+    (folder / "definitions.json").write_text(
+        json.dumps(provenance, ensure_ascii=False, indent=2) + "\n", "utf-8"
+    )
     if report is not None:
         step("report")
         from sarcokit.cohort.report import render_report

@@ -90,7 +90,8 @@ def cutoff_lines(input_name: str, definition_id: str, sex: str) -> tuple[CutoffL
     for threshold in _thresholds(input_name, definition_id):
         for variant in applicable_variants(threshold, sex, None):
             scope = "/".join(m.upper() for m in variant.methods) if variant.methods else ""
-            text = f"{SYMBOL.get(threshold.op, threshold.op)} {variant.value:g} {scope}".strip()
+            op = variant.op or threshold.op  # a cut-off may print its own inequality (SDOC men)
+            text = f"{SYMBOL.get(op, op)} {variant.value:g} {scope}".strip()
             lines.setdefault(variant.value, []).append(text)
     return tuple(CutoffLine(v, ", ".join(dict.fromkeys(t))) for v, t in sorted(lines.items()))
 

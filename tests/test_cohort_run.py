@@ -94,7 +94,12 @@ def test_summary_tables_match_an_independent_count(cohort_csv: Path, tmp_path: P
     assert sdoc["estimate"] == pytest.approx(sdoc["events"] / sdoc["n"])
     assert sdoc["ci_low"] < sdoc["estimate"] < sdoc["ci_high"]
     flow = pl.read_csv(run.summary_folder / "flow.csv").row(0, named=True)
-    assert flow == {"rows_read": 397 + 3, "rows_scored": 397, "rows_rejected": 3, "rows_excluded": 0}
+    assert flow == {
+        "rows_read": 397 + 3,
+        "rows_scored": 397,
+        "rows_rejected": 3,
+        "rows_excluded": 0,
+    }
 
 
 def test_strict_fails_on_any_rejection(cohort_csv: Path, tmp_path: Path) -> None:
@@ -102,7 +107,7 @@ def test_strict_fails_on_any_rejection(cohort_csv: Path, tmp_path: Path) -> None
     with pytest.raises(StrictError, match="3 of 400 rows were rejected"):
         run_cohort([cohort_csv], tmp_path / "out.parquet", strict=True, design=design)
     # Without the design its three columns are used by nothing: strict names them first.
-    with pytest.raises(StrictError, match="3 input column.*psu, stratum, w"):
+    with pytest.raises(StrictError, match=r"3 input column.*psu, stratum, w"):
         run_cohort([cohort_csv], tmp_path / "out.parquet", strict=True)
 
 

@@ -183,7 +183,9 @@ def read_inputs(
     joined = anchor
     queries = [anchor.select(pl.len())]
     for frame in frames[1:]:
-        joined = joined.join(frame, on=join_key, how="left", maintain_order="left")
+        # The first file's key is the one the rows keep; the others' served only to join.
+        right = frame.drop(key) if join_key != key else frame
+        joined = joined.join(right, on=join_key, how="left", maintain_order="left")
         left_out = frame.select(*dict.fromkeys([join_key, key])).join(
             anchor_keys, on=join_key, how="anti", maintain_order="left"
         )
@@ -491,10 +493,20 @@ def _undecodable(path: Path, encoding: str, offset: int, error: UnicodeDecodeErr
     hint = ""
     if encoding == "utf-8":
         hint = "; if the file comes from a Chinese system, pass encoding='gb18030'"
+    elif _is_utf8(Path(path)):
+        hint = "; the file is valid UTF-8: drop the encoding (or declare utf-8)"
     return (
         f"{path}: byte 0x{bytes(bad).hex()} at byte offset {offset} cannot be decoded as "
         f"{encoding} ({error.reason}); expected {encoding} text{hint}"
     )
+
+
+def _is_utf8(path: Path) -> bool:
+    try:
+        path.read_bytes().decode("utf-8")
+    except (UnicodeDecodeError, OSError):
+        return False
+    return True
 
 
 def _check_header(path: Path, text: IO[str], separator: str, header_rows: int = 1) -> list[str]:

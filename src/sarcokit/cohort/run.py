@@ -142,10 +142,12 @@ def load_cohort(
     # result column) has the name: those are the engine's inputs and must not be overwritten.
     passed: list[str] = []
     if keep_input:
-        passed = [c for c in raw if c not in written and c not in input_columns()]
+        # The fields go on as the engine validated them; other columns as they were read.
+        outputs = [f.output for f in spec.fields if all(c in raw for c in f.columns)]
+        passed = [*outputs, *(c for c in raw if c not in written and c not in input_columns())]
     used = spec.used_columns() | set(keep) | {key or ""} | ({visit} if visit else set())
     unused = [c for c in raw if c not in used]
-    through = list(dict.fromkeys([ROW, *extra, *passed]))
+    through = list(dict.fromkeys([ROW, *extra, *(c for c in passed if c not in written)]))
     if READ_PROBLEMS in frame.collect_schema():
         through.append(READ_PROBLEMS)
     mapped = apply_mapping(
@@ -176,7 +178,7 @@ def _repeated_id(visit: str | None) -> pl.Expr:
     count = pl.len().over(keys)
     what = "id and " + visit if visit else "id"
     message = pl.format(
-        f"id: id = '{{}}' is on {{}} rows; expected each {what} once (repeated measurements "
+        f"id: id = '{{}}' is on {{}} rows, expected each {what} once (repeated measurements "
         "need a declared visit column, --visit)",
         pl.col("id"),
         count,
@@ -358,6 +360,9 @@ def run_cohort(
         if c in schema or c in conditions or c in ("sex", "age", "calf_cm")
     ]
     passthrough.append(MAPPING_PROBLEMS)
+    # Derived values the engine writes itself (gait speed from a timed walk) are not passed.
+    written = set(evaluate(source, chosen, keep=[]).collect_schema().names())
+    passthrough = [c for c in passthrough if c not in written]
     # Rows read wrongly (ragged, blank) are rejected before any is judged out of scope.
     clean = pl.col(MAPPING_PROBLEMS).is_null() | ~pl.col(MAPPING_PROBLEMS).str.starts_with("row: ")
     outside: pl.Expr = pl.lit(None, dtype=pl.String)

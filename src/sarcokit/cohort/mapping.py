@@ -68,6 +68,8 @@ _FIELD_KEYS = (*_SOURCES, "values", "unit", "factor", "optional")
 _MAPPING_KEYS = ("name", "id", "key", "keep", "na", "decimal", "header_rows", "visit")
 ID = "id"
 PROBLEMS = "mapping_problems"
+# Staged columns, dropped by the final select.
+_TEXT, _NUMBER, _FIELD, _CHECK = "_text:", "_number:", "_field:", "_check:"
 _TYPES: dict[Kind, pl.DataType] = {
     "text": pl.String(),
     "number": pl.Float64(),
@@ -212,6 +214,14 @@ def apply_mapping(
         tuple(na_values if na_values is not None else (mapping.na or DEFAULT_NA)),
         (decimal or mapping.decimal) == ",",
     )
+    numbers = {
+        c
+        for f in mapping.fields
+        if f.kind in ("number", "integer") and not f.values and f.source != "constant"
+        for c in f.columns
+        if c in schema and schema[c] == pl.String
+    }
+    frame, reading = reading.stage(frame, sorted(numbers))
     implicit_id = mapping.implicit and mapping.id not in schema
     named = [] if implicit_id else [(mapping.id, "id")]
     for name, role in [*named, *((k, "keep") for k in kept)]:
@@ -242,10 +252,19 @@ def apply_mapping(
         id_expr = pl.lit(None, dtype=pl.String).alias(ID)
     if problems or id_expr is None:
         raise MappingError(mapping.path, problems)
-    found = pl.concat_str(checks, separator="; ", ignore_nulls=True) if checks else pl.lit("")
+    # Fields and checks are computed in one step into columns of their own, and joined into
+    # the problem text in the next: one expression holding all of them made Polars' optimiser
+    # take minutes on wide files.
+    outputs = [e.meta.output_name() for e in exprs]
+    frame = frame.with_columns(
+        *(e.alias(_FIELD + name) for e, name in zip(exprs, outputs, strict=True)),
+        *(c.alias(f"{_CHECK}{i}") for i, c in enumerate(checks)),
+    )
+    names = [pl.col(f"{_CHECK}{i}") for i in range(len(checks))]
+    found = pl.concat_str(names, separator="; ", ignore_nulls=True) if checks else pl.lit("")
     return frame.select(
         id_expr,
-        *exprs,
+        *(pl.col(_FIELD + name).alias(name) for name in outputs),
         *(pl.col(name) for name in kept),
         pl.when(found != "").then(found).alias(PROBLEMS),
     )
@@ -396,6 +415,23 @@ def _check_together(maps: list[FieldMap], keep: tuple[str, ...], problems: list[
 class _Reading:
     na: tuple[str, ...]
     decimal_comma: bool
+    staged: frozenset[str] = frozenset()  # text columns already parsed into _TEXT/_NUMBER
+
+    def stage(self, frame: pl.LazyFrame, columns: Collection[str]) -> tuple[pl.LazyFrame, _Reading]:
+        """Parse text number columns once, in two steps, so no expression is computed twice."""
+        codes = [c.strip() for c in self.na]
+        cleaned = []
+        for column in columns:
+            text = pl.col(column).str.strip_chars()
+            text = pl.when(~text.is_in(codes)).then(text)
+            if self.decimal_comma:
+                text = text.str.replace(",", ".", literal=True)
+            cleaned.append(text.alias(_TEXT + column))
+        parsed = [
+            pl.col(_TEXT + c).cast(pl.Float64, strict=False).alias(_NUMBER + c) for c in columns
+        ]
+        staged = frame.with_columns(cleaned).with_columns(parsed)
+        return staged, _Reading(self.na, self.decimal_comma, frozenset(columns))
 
     def missing(self, column: str, dtype: pl.DataType) -> pl.Expr:
         """The column with its missing-value codes as null (text trimmed first)."""
@@ -466,19 +502,24 @@ def _number(
         return source.cast(pl.Float64), None
     if dtype == pl.String:
         # A cell that is not a number (17.5 kg, abc, 17,5 undeclared) rejects its row, named;
-        # the other rows are still good.
-        text = source.str.strip_chars()
-        if reading.decimal_comma:
-            text = text.str.replace(",", ".", literal=True)
-        parsed = text.cast(pl.Float64, strict=False)
-        bad = text.is_not_null() & (parsed.is_null() | ~parsed.is_finite())
-        hint = ""
+        # the other rows are still good. The message is built from a column that is null except
+        # on bad rows, so clean rows cost no string formatting.
+        if column in reading.staged:
+            text, parsed = pl.col(_TEXT + column), pl.col(_NUMBER + column)
+        else:
+            text = pl.col(column).str.strip_chars()
+            text = pl.when(~text.is_in([c.strip() for c in reading.na])).then(text)
+            if reading.decimal_comma:
+                text = text.str.replace(",", ".", literal=True)
+            parsed = text.cast(pl.Float64, strict=False)
+        bad = text.is_not_null() & (parsed.is_null() | parsed.is_infinite() | parsed.is_nan())
+        bad_value = pl.when(bad).then(pl.col(column))
+        parts = [pl.lit(f"{target}: {column} = '"), bad_value, pl.lit("' is not a number")]
         if not reading.decimal_comma:
             hint = " (a comma decimal is read only when declared: --decimal-comma)"
-        comma = text.str.contains(r"^[+-]?\d+,\d+$")
-        message = pl.format(f"{target}: {column} = '{{}}' is not a number", pl.col(column))
-        message = pl.when(comma).then(pl.concat_str(message, pl.lit(hint))).otherwise(message)
-        return pl.when(~bad).then(parsed), pl.when(bad).then(message)
+            comma = bad_value.str.contains(",", literal=True)
+            parts.append(pl.when(comma).then(pl.lit(hint)).otherwise(pl.lit("")))
+        return pl.when(~bad).then(parsed), pl.concat_str(parts)
     problems.append(f"{where} column {column} has type {dtype}; expected numbers")
     return source, None
 

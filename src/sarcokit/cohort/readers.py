@@ -387,31 +387,22 @@ def _row_problems(
         "schema": {"line": pl.String},
     }
     if isinstance(source, bytes):
-        lines = pl.read_csv(source, **options)
+        lines = pl.read_csv(source, **options).lazy()
     else:
-        lines = pl.scan_csv(source, **options).collect()
-    return _classify_lines(
-        lines.with_columns(pl.col("line").fill_null("")), separator, width, header_rows
-    )
+        lines = pl.scan_csv(source, **options)
+    return _classify_lines(lines, separator, width, header_rows)
 
 
 def _classify_lines(
-    lines: pl.DataFrame, separator: str, width: int, header_rows: int
+    lines: pl.LazyFrame, separator: str, width: int, header_rows: int
 ) -> RowProblems:
-    line = pl.col("line").str.strip_chars_end("\r")
-    counted = (
-        lines.lazy()
-        .with_row_index("n")
-        .select(
-            "n",
-            line.alias("line"),
-            (line.str.count_matches(separator, literal=True) + 1).alias("fields"),
-            line.str.contains(_QUOTE, literal=True).alias("quoted"),
-            line.str.replace_all(separator, "", literal=True)
-            .str.strip_chars()
-            .eq("")
-            .alias("empty"),
-        )
+    line = pl.col("line").fill_null("").str.strip_chars_end("\r")
+    counted = lines.with_row_index("n").select(
+        "n",
+        line.alias("line"),
+        (line.str.count_matches(separator, literal=True) + 1).alias("fields"),
+        line.str.contains(_QUOTE, literal=True).alias("quoted"),
+        line.str.replace_all(separator, "", literal=True).str.strip_chars().eq("").alias("empty"),
     )
     odd = counted.filter(
         pl.col("quoted") & (pl.col("line").str.count_matches(_QUOTE, literal=True) % 2 == 1)
@@ -421,7 +412,8 @@ def _classify_lines(
     rows = max(total.item() - header_rows, 0)
     if odd_lines.height:
         # A quoted field spans lines: lines are not rows, so the rows are counted by csv.
-        return _classify_rows(lines["line"].to_list(), separator, width, header_rows)
+        every = counted.select("line").collect()["line"].to_list()
+        return _classify_rows(every, separator, width, header_rows)
     problems: dict[int, str] = {}
     for n, text, fields, quoted, empty in suspect.iter_rows():
         row = n - header_rows + 1

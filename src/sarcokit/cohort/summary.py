@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from sarcokit.cohort.table1 import UNKNOWN, Group, table_one
+from sarcokit.cohort.table1 import CATEGORICAL, CONTINUOUS, UNKNOWN, Group, table_one
 from sarcokit.definitions import INDETERMINATE, category_column, definition, sarcopenia_column
 from sarcokit.stats import (
     age_standardised_prevalence,
@@ -494,7 +494,10 @@ def _table1(results: pl.LazyFrame, lead: str | None, design: SurveyDesign | None
             Group("Not evaluable", column.is_null()),
         ]
         compare = (1, 2)
-    needed = [c for c in results.collect_schema() if c not in ("id",)]
+    wanted = {*CONTINUOUS, *CATEGORICAL, *([weight] if weight else [])}
+    if lead is not None:
+        wanted.add(sarcopenia_column(definition(lead)))
+    needed = [c for c in results.collect_schema() if c in wanted]
     frame = results.select(needed).collect()
     return table_one(frame, groups, compare=compare, weight=weight)
 

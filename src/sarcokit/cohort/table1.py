@@ -30,6 +30,7 @@ FloatArray = npt.NDArray[np.float64]
 CONTINUOUS = (
     "age",
     "height_m",
+    "height_cm",
     "weight_kg",
     "bmi_kg_m2",
     "grip_kg",
@@ -40,10 +41,21 @@ CONTINUOUS = (
     "calf_cm",
     "sarc_f_total",
 )
-CATEGORICAL = ("sex", "asm_method")
+CATEGORICAL = ("sex",)
 UNKNOWN = "unknown"
-_UNITS = {"bmi_kg_m2": "kg/m²", "asmi_kg_m2": "kg/m²", "sarc_f_total": "points"}
-_NAMES = {"age": "Age", "height_m": "Height", "weight_kg": "Weight", "bmi_kg_m2": "BMI"}
+_UNITS = {
+    "bmi_kg_m2": "kg/m²",
+    "asmi_kg_m2": "kg/m²",
+    "sarc_f_total": "points",
+    "height_cm": "cm",
+}
+_NAMES = {
+    "age": "Age",
+    "height_m": "Height",
+    "height_cm": "Height",
+    "weight_kg": "Weight",
+    "bmi_kg_m2": "BMI",
+}
 
 
 def label(name: str) -> str:
@@ -132,6 +144,8 @@ def table_one(
     variables = [
         c for c in CONTINUOUS if c in results.columns and results[c].null_count() < results.height
     ]
+    if "height_m" in variables and "height_cm" in variables:
+        variables.remove("height_cm")  # one height: the engine's, in metres
     categorical = [
         c for c in CATEGORICAL if c in results.columns and results[c].null_count() < results.height
     ]

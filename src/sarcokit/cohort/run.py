@@ -11,7 +11,6 @@ import difflib
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -384,7 +383,14 @@ def run_cohort(
         )
         total_rows = int(total.item())
         _score_in_chunks(
-            in_scope, parts, total_rows, chosen, estimate_asm, passthrough, engine, progress
+            everything,
+            parts,
+            total_rows + excluded.height,
+            chosen,
+            estimate_asm,
+            passthrough,
+            engine,
+            progress,
         )
         step("writing results")
         all_rows = pl.scan_parquet(parts / "*.parquet")
@@ -451,25 +457,28 @@ def _score_in_chunks(
     engine: Engine,
     progress: Callable[[int, int], None],
 ) -> None:
-    """Score and write in steps of CHUNK_ROWS so that progress can be shown; order is kept."""
+    """Score the rows in scope, in steps of CHUNK_ROWS so progress can be shown; order is kept.
+
+    Each step slices the prepared file first (Parquet skips the row groups before it) and then
+    leaves out the excluded rows.
+    """
+    in_scope = pl.col(EXCLUDED).is_null()
     if engine != "polars" or total <= CHUNK_ROWS:
         scored = score(
-            frame, definitions=definitions, estimate_asm=estimate_asm, keep=keep, engine=engine
+            frame.filter(in_scope).drop(EXCLUDED),
+            definitions=definitions,
+            estimate_asm=estimate_asm,
+            keep=keep,
+            engine=engine,
         )
         scored.sink_parquet(folder / "part-000000.parquet")
         progress(total, total)
         return
     progress(0, total)
     for index, start in enumerate(range(0, total, CHUNK_ROWS)):
-        chunk = frame.slice(start, CHUNK_ROWS)
+        chunk = frame.slice(start, CHUNK_ROWS).filter(in_scope).drop(EXCLUDED)
         scored = score(
             chunk, definitions=definitions, estimate_asm=estimate_asm, keep=keep, engine=engine
         )
         scored.sink_parquet(folder / f"part-{index:06d}.parquet")
         progress(min(start + CHUNK_ROWS, total), total)
-
-
-def rows_per_second(done: int, started: float) -> float:
-    """Rows scored per second since `started` (time.monotonic)."""
-    elapsed = time.monotonic() - started
-    return done / elapsed if elapsed > 0 else 0.0

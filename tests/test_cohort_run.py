@@ -120,9 +120,9 @@ def test_report_is_self_contained_and_has_every_section(cohort_csv: Path, tmp_pa
     page = report.read_text("utf-8")
     for section in (
         "Participant flow",
-        "Prevalence by definition",
+        "Prevalence of sarcopenia by definition",
         "Prevalence by sex",
-        "Prevalence by age_band",
+        "Prevalence by age band",
         "Agreement between definitions",
         "Overlap",
         "Screening accuracy against ewgsop2",

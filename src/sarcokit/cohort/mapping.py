@@ -517,8 +517,9 @@ def _number(
         parts = [pl.lit(f"{target}: {column} = '"), bad_value, pl.lit("' is not a number")]
         if not reading.decimal_comma:
             hint = " (a comma decimal is read only when declared: --decimal-comma)"
+            # Null wherever the value is good, so clean rows carry no text at all.
             comma = bad_value.str.contains(",", literal=True)
-            parts.append(pl.when(comma).then(pl.lit(hint)).otherwise(pl.lit("")))
+            parts.append(pl.when(comma).then(pl.lit(hint)).when(~comma).then(pl.lit("")))
         return pl.when(~bad).then(parsed), pl.concat_str(parts)
     problems.append(f"{where} column {column} has type {dtype}; expected numbers")
     return source, None

@@ -21,6 +21,13 @@ Measurements
     own VmHWM. Target ≤ 2 GB. The input file is
     written in chunks of --chunk-rows with a pyarrow ParquetWriter, so generating it needs only
     one chunk in memory. Every file lives in a temporary directory removed at the end.
+(e) `sarcokit cohort` end to end (`run_cohort`: read, map, score, write results, rejects and
+    summary tables) on a CSV of --file-rows (default 10,000,000) clean rows of the synthetic
+    cohort, in a child process. With --baseline-src DIR (a `src` folder of an earlier commit,
+    e.g. `git archive <rev> src | tar -x -C /tmp/old`) the same file is also run with that code,
+    alternately, --file-repeats times each, so before and after share the machine's load.
+(f) The same on a CSV with 1% dirty cells: in each measurement column, 1% of the cells are one
+    of `NA`, `abc`, `17.5 kg`, `-999`, `n/a` (NA is a missing value; the others reject their row).
 (d) Rows per second, for the record: DuckDB (`sarcokit.evaluate(duckdb relation over a Parquet
     file)`, result written to Parquet by DuckDB) and Spark local mode (`sarcokit.spark.evaluate`
     on `spark.read.parquet`, written with `df.write.parquet`), at the sizes stated in the table.
@@ -618,6 +625,71 @@ def spark_rate(source: Path, target: Path) -> dict[str, float]:
     return {"seconds": seconds, "build": built, "rows_out": rows_out}
 
 
+FILE_CHILD = """
+import json, sys, time
+from pathlib import Path
+from sarcokit.cohort.run import run_cohort
+start = time.perf_counter()
+try:
+    run = run_cohort([Path(sys.argv[1])], Path(sys.argv[2]))
+except Exception as error:  # the old code stops on a dirty cell: record how
+    print(json.dumps({"seconds": time.perf_counter() - start, "error": str(error)[:200]}))
+else:
+    flow = run.flow
+    print(json.dumps({"seconds": time.perf_counter() - start, "read": flow.rows_read,
+                      "scored": flow.rows_scored, "rejected": flow.rows_rejected}))
+"""
+DIRTY = ("NA", "abc", "17.5 kg", "-999", "n/a")
+DIRTY_COLUMNS = (
+    "height_cm",
+    "weight_kg",
+    "grip_kg",
+    "gait_speed_m_s",
+    "chair_stand_5x_s",
+    "calf_cm",
+)
+
+
+def write_csv(path: Path, rows: int, dirty: float, seed: int = 7) -> float:
+    """The synthetic cohort as CSV; `dirty` is the share of cells replaced in DIRTY_COLUMNS."""
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    with path.open("wb") as stream:
+        for first in range(0, rows, 1_000_000):
+            size = min(1_000_000, rows - first)
+            frame = generate(size, seed=seed + first, first_id=first)
+            if dirty:
+                replaced = []
+                for column in DIRTY_COLUMNS:
+                    hit = pl.Series(rng.random(size) < dirty)
+                    token = pl.Series(rng.choice(DIRTY, size))
+                    text = frame[column].cast(pl.String)
+                    replaced.append(
+                        pl.select(pl.when(hit).then(token).otherwise(text))
+                        .to_series()
+                        .alias(column)
+                    )
+                frame = frame.with_columns(replaced)
+            frame.write_csv(stream, include_header=first == 0)
+    return time.perf_counter() - start
+
+
+def cohort_in_child(source: Path, target: Path, src: str | None) -> dict[str, Any]:
+    """run_cohort on a file in a child process; `src` puts another commit's code first."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = src
+    done = subprocess.run(
+        [sys.executable, "-c", FILE_CHILD, str(source), str(target)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def machine() -> str:
     """Cores, RAM, CPU model and library versions."""
     import duckdb
@@ -665,12 +737,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stream-engine", default="default", help="(c) sink_parquet engine")
     parser.add_argument("--duckdb-rows", type=int, default=10_000_000, help="(d) DuckDB rows")
     parser.add_argument("--spark-rows", type=int, default=1_000_000, help="(d) Spark rows")
+    parser.add_argument("--file-rows", type=int, default=10_000_000, help="(e, f) CSV rows")
+    parser.add_argument("--file-repeats", type=int, default=2, help="(e) runs of each code")
+    parser.add_argument("--baseline-src", default=None, help="(e) src folder of the old code")
     parser.add_argument("--tmpdir", default=None, help="where the temporary files go")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.naive_rows, args.stream_rows = 200_000, 5_000, 1_000_000
         args.chunk_rows, args.duckdb_rows, args.spark_rows = 250_000, 200_000, 50_000
+        args.file_rows = 200_000
 
     print(f"date: {datetime.date.today().isoformat()}")
     print(f"machine: {machine()}")
@@ -805,11 +881,78 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
 
+        # (e) and (f): the cohort command on CSV files, clean and dirty
+        if args.file_rows:
+            files(args, directory, table)
+
     print()
     print("| measure | time | rows/s | target | result |")
     print("|---|---|---|---|---|")
     for row in table:
         print("| " + " | ".join(row) + " |")
+
+
+def files(
+    args: argparse.Namespace, directory: Path, table: list[tuple[str, str, str, str, str]]
+) -> None:
+    """(e) clean CSV, new code against --baseline-src, alternately; (f) 1% dirty cells."""
+    rows = _fmt_rows(args.file_rows)
+    clean, dirty = directory / "clean.csv", directory / "dirty.csv"
+    print(
+        f"(e) wrote {rows} clean rows in {write_csv(clean, args.file_rows, 0.0):.1f} s "
+        f"({clean.stat().st_size / 1e9:.2f} GB)"
+    )
+    print(
+        f"(f) wrote {rows} rows, 1% dirty cells, in {write_csv(dirty, args.file_rows, 0.01):.1f} s"
+    )
+    codes = [("new", None)] + ([("old", args.baseline_src)] if args.baseline_src else [])
+    times: dict[str, list[float]] = {name: [] for name, _ in codes}
+    for repeat in range(args.file_repeats):
+        for name, src in codes if repeat % 2 == 0 else list(reversed(codes)):
+            result = cohort_in_child(clean, directory / f"{name}.parquet", src)
+            print(
+                f"(e) {name} code, run {repeat + 1}: {json.dumps(result)} "
+                f"(load average {os.getloadavg()[0]:.2f})"
+            )
+            times[name].append(result["seconds"])
+    new = statistics.median(times["new"])
+    result_text = ""
+    if "old" in times:
+        old = statistics.median(times["old"])
+        table.append(
+            (
+                f"(e) `sarcokit cohort` on a clean CSV, {rows} rows, code before issue 10, "
+                f"median of {args.file_repeats}",
+                f"{old:.1f} s",
+                f"{args.file_rows / old:,.0f}",
+                "",
+                "",
+            )
+        )
+        result_text = f"{new / old:.2f}× the old time: " + ("met" if new <= old else "missed")
+    table.append(
+        (
+            f"(e) the same with this code, median of {args.file_repeats} (alternating)",
+            f"{new:.1f} s",
+            f"{args.file_rows / new:,.0f}",
+            "≤ old time",
+            result_text,
+        )
+    )
+    measured = cohort_in_child(dirty, directory / "dirty.parquet", None)
+    print(f"(f) new code: {json.dumps(measured)}")
+    if args.baseline_src:
+        before = cohort_in_child(dirty, directory / "dirty_old.parquet", args.baseline_src)
+        print(f"(f) old code: {json.dumps(before)}")
+    table.append(
+        (
+            f"(f) `sarcokit cohort` on a CSV with 1% dirty cells, {rows} rows, 1 run",
+            f"{measured['seconds']:.1f} s",
+            f"{args.file_rows / measured['seconds']:,.0f}",
+            "measured",
+            f"scored {measured.get('scored', 0):,}, rejected {measured.get('rejected', 0):,}",
+        )
+    )
 
 
 if __name__ == "__main__":

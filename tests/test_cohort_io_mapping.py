@@ -199,10 +199,10 @@ def test_text_that_is_not_a_number_is_a_row_problem(tmp_path: Path) -> None:
     frame = mapped(
         tmp_path,
         '[fields.grip_kg]\ncolumn = "grip"\n\n[fields.calf_cm]\ncolumn = "calf"\n',
-        {"pid": ["a", "b", "c"], "grip": ["25.5", "NA", None], "calf": [None, None, None]},
+        {"pid": ["a", "b", "c"], "grip": ["25.5", "abc", None], "calf": [None, None, None]},
     )
     assert frame["grip_kg"].to_list() == [25.5, None, None]
-    assert frame[PROBLEMS].to_list() == [None, "grip_kg: grip = 'NA' is not a number", None]
+    assert frame[PROBLEMS].to_list() == [None, "grip_kg: grip = 'abc' is not a number", None]
     assert frame["calf_cm"].dtype == pl.Float64  # an empty column has no type to object to
 
 

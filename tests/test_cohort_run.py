@@ -55,11 +55,12 @@ def synthetic(rows: int, seed: int) -> pl.DataFrame:
 def cohort_csv(tmp_path: Path) -> Path:
     frame = synthetic(400, seed=11)
     # Three bad rows: height in cm under height_m (row 3), an impossible grip (row 10), an
-    # unknown sex code (row 20); every other row must be scored.
+    # unknown sex label (row 20; M or F would be read as male or female); every other row must
+    # be scored.
     frame = frame.with_columns(
         pl.when(pl.int_range(pl.len()) == 2).then(165.0).otherwise("height_m").alias("height_m"),
         pl.when(pl.int_range(pl.len()) == 9).then(250.0).otherwise("grip_kg").alias("grip_kg"),
-        pl.when(pl.int_range(pl.len()) == 19).then(pl.lit("M")).otherwise("sex").alias("sex"),
+        pl.when(pl.int_range(pl.len()) == 19).then(pl.lit("X")).otherwise("sex").alias("sex"),
     )
     path = tmp_path / "cohort.csv"
     frame.write_csv(path)
@@ -77,7 +78,7 @@ def test_every_row_is_scored_or_rejected_with_a_reason(cohort_csv: Path, tmp_pat
     rejects = pl.read_csv(run.rejects)
     assert rejects[ROW].to_list() == [3, 10, 20]
     assert rejects["field"].to_list() == ["height_m", "grip_kg", "sex"]
-    assert rejects["value"].to_list() == ["165.0", "250.0", "M"]
+    assert rejects["value"].to_list() == ["165.0", "250.0", "X"]
     assert "height_cm" in rejects["reason"][0]
 
 
@@ -93,11 +94,20 @@ def test_summary_tables_match_an_independent_count(cohort_csv: Path, tmp_path: P
     assert sdoc["estimate"] == pytest.approx(sdoc["events"] / sdoc["n"])
     assert sdoc["ci_low"] < sdoc["estimate"] < sdoc["ci_high"]
     flow = pl.read_csv(run.summary_folder / "flow.csv").row(0, named=True)
-    assert flow == {"rows_read": 397 + 3, "rows_scored": 397, "rows_rejected": 3}
+    assert flow == {
+        "rows_read": 397 + 3,
+        "rows_scored": 397,
+        "rows_rejected": 3,
+        "rows_excluded": 0,
+    }
 
 
 def test_strict_fails_on_any_rejection(cohort_csv: Path, tmp_path: Path) -> None:
+    design = SurveyDesign(weight="w", strata="stratum", psu="psu")
     with pytest.raises(StrictError, match="3 of 400 rows were rejected"):
+        run_cohort([cohort_csv], tmp_path / "out.parquet", strict=True, design=design)
+    # Without the design its three columns are used by nothing: strict names them first.
+    with pytest.raises(StrictError, match=r"3 input column.*psu, stratum, w"):
         run_cohort([cohort_csv], tmp_path / "out.parquet", strict=True)
 
 
@@ -110,9 +120,9 @@ def test_report_is_self_contained_and_has_every_section(cohort_csv: Path, tmp_pa
     page = report.read_text("utf-8")
     for section in (
         "Participant flow",
-        "Prevalence by definition",
+        "Prevalence of sarcopenia by definition",
         "Prevalence by sex",
-        "Prevalence by age_band",
+        "Prevalence by age band",
         "Agreement between definitions",
         "Overlap",
         "Screening accuracy against ewgsop2",
@@ -138,7 +148,7 @@ def test_cohort_command_prints_the_flow(cohort_csv: Path, tmp_path: Path) -> Non
         app, ["cohort", str(cohort_csv), "--output", str(output), "--definitions", "awgs2019"]
     )
     assert result.exit_code == 0, result.output
-    assert "rows read 400 = scored 397 + rejected 3" in result.output
+    assert "rows read 400 = scored 397 + rejected 3 + excluded 0" in result.output
     assert pl.read_csv(output).height == 397
 
 
@@ -157,15 +167,16 @@ def test_nhanes_demo_and_body_measures_through_the_shipped_mapping(tmp_path: Pat
     demo, _ = pyreadstat.read_xport(str(NHANES / "DEMO_G.XPT"), output_format="dict")
     ages = np.asarray(demo["RIDAGEYR"])
     assert run.flow.rows_read == len(ages) == 9756
-    assert run.flow.rows_read == run.flow.rows_scored + run.flow.rows_rejected
-    rejects = pl.read_csv(run.rejects)
-    rejected_rows = set(rejects[ROW].to_list())
-    # Every participant under 18 is rejected (outside the subject record's age range) ...
+    flow = run.flow
+    assert flow.rows_read == flow.rows_scored + flow.rows_rejected + flow.rows_excluded
+    # Every participant under 18 is excluded (outside the study's scope), not rejected ...
     children = {i + 1 for i, age in enumerate(ages) if age < 18}
-    assert children <= rejected_rows
+    excluded = pl.read_csv(run.excluded) if run.excluded else pl.DataFrame()
+    assert set(excluded[ROW].to_list()) == children
+    assert flow.excluded_by == (("age under 18", len(children)),)
     # ... and no adult is rejected for age.
-    age_rows = set(rejects.filter(pl.col("field") == "age")[ROW].to_list())
-    assert age_rows == children
+    rejects = pl.read_csv(run.rejects, schema_overrides={"value": pl.String})
+    assert rejects.filter(pl.col("field") == "age").is_empty()
     scored = pl.read_parquet(output)
     assert scored["WTMEC2YR"].null_count() == 0
     json.dumps(run.summary.flow.__dict__)

@@ -324,6 +324,26 @@ def _follow_up(time: str | None, event: str | None, covariates: str | None) -> A
     return FollowUp(time, event, names)
 
 
+def _age_breaks(text: str) -> list[int] | str:
+    """--age-breaks: ascending whole numbers, or the name of a set (nchs_adult, nchs_11)."""
+    if text and not text[0].isdigit():
+        from sarcokit.cohort.summary import AGE_BREAK_SETS
+
+        if text not in AGE_BREAK_SETS:
+            known = ", ".join(AGE_BREAK_SETS)
+            raise _fail(
+                f"--age-breaks {text!r}: expected numbers such as 60,70,80 or one of {known}"
+            )
+        return text
+    try:
+        breaks = [int(b) for b in text.split(",")]
+    except ValueError:
+        breaks = []
+    if not breaks or breaks != sorted(set(breaks)):
+        raise _fail(f"--age-breaks {text!r}: expected ascending whole numbers such as 60,70,80")
+    return breaks
+
+
 @app.command()
 def cohort(
     inputs: Annotated[
@@ -353,20 +373,61 @@ def cohort(
     reference: Annotated[
         str | None, typer.Option(help="Reference definition for screening accuracy, e.g. ewgsop2.")
     ] = None,
+    lead: Annotated[
+        str | None,
+        typer.Option(
+            help="Definition that splits Table 1 (default: ewgsop2, else the first evaluable)."
+        ),
+    ] = None,
     by: Annotated[
         list[str] | None, typer.Option(help="Group prevalence by this column (repeatable).")
     ] = None,
-    age_bands: Annotated[str, typer.Option(help="Lower bounds of age bands.")] = "60,70,80",
+    age_breaks: Annotated[
+        str,
+        typer.Option(
+            "--age-breaks",
+            "--age-bands",
+            help="Lower bounds of age bands (60,70,80) or a named set: nchs_adult, nchs_11.",
+        ),
+    ] = "60,70,80",
     weight: Annotated[str | None, typer.Option(help="Survey weight column.")] = None,
     strata: Annotated[str | None, typer.Option(help="Survey strata column.")] = None,
     psu: Annotated[str | None, typer.Option(help="Survey primary sampling unit column.")] = None,
     standard: Annotated[
-        str | None, typer.Option(help="Age-standardise to us2000 or who2000.")
+        str | None,
+        typer.Option(help="Age-standardise to us2000 or who2000 (cut to the cohort's ages)."),
     ] = None,
     estimate_asm: Annotated[
         str | None, typer.Option(help="Use an ASM equation where ASM was not measured: wen2011.")
     ] = None,
-    strict: Annotated[bool, typer.Option(help="Fail when any row is rejected.")] = False,
+    strict: Annotated[
+        bool, typer.Option(help="Fail when any row is rejected or any input column is unused.")
+    ] = False,
+    na: Annotated[
+        str | None,
+        typer.Option(help="Missing-value codes, comma-separated (default: NA,N/A,.,empty)."),
+    ] = None,
+    decimal_comma: Annotated[
+        bool, typer.Option(help="Numbers are written with a comma decimal (17,5).")
+    ] = False,
+    delimiter: Annotated[
+        str | None, typer.Option(help="Field delimiter of CSV input (default by extension).")
+    ] = None,
+    header_rows: Annotated[
+        int | None, typer.Option(help="Header rows (2 for a merged spreadsheet header).")
+    ] = None,
+    visit: Annotated[
+        str | None, typer.Option(help="Column telling repeated measurements of one id apart.")
+    ] = None,
+    keep_input: Annotated[
+        bool, typer.Option(help="Copy the input's columns into the results file.")
+    ] = True,
+    age_min: Annotated[
+        float | None, typer.Option(help="Study scope: youngest age included (default 18).")
+    ] = 18,
+    age_max: Annotated[
+        float | None, typer.Option(help="Study scope: oldest age included (default none).")
+    ] = None,
     time: Annotated[
         str | None, typer.Option(help="Follow-up time column (survival by category, Cox HR).")
     ] = None,
@@ -379,7 +440,16 @@ def cohort(
     criteria: Annotated[list[Path] | None, typer.Option("--criteria", help=CRITERIA_HELP)] = None,
 ) -> None:
     """Score a cohort under every definition; write results, rejects, summary tables, report."""
-    from sarcokit.cohort.run import ENGINES, StrictError, run_cohort
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from sarcokit.cohort.run import ENGINES, Scope, StrictError, run_cohort, unused_note
     from sarcokit.cohort.summary import SurveyDesign
 
     if engine not in ENGINES:
@@ -388,17 +458,40 @@ def cohort(
     chosen = _with_local(_definition_ids(definitions_option), local)
     if reference is not None:
         _definition_ids(reference, option="--reference")
-    try:
-        breaks = [int(b) for b in age_bands.split(",")]
-    except ValueError:
-        raise _fail(
-            f"--age-bands {age_bands!r}: expected ascending whole numbers such as 60,70,80"
-        ) from None
-    if breaks != sorted(set(breaks)):
-        raise _fail(f"--age-bands {age_bands!r}: expected ascending whole numbers such as 60,70,80")
+    if lead is not None:
+        _definition_ids(lead, option="--lead")
+    breaks = _age_breaks(age_breaks)
+    if delimiter is not None:
+        delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter, delimiter)
+        if len(delimiter) != 1:
+            raise _fail(f"--delimiter {delimiter!r}: expected one character (or 'tab')")
+    if header_rows is not None and header_rows < 1:
+        raise _fail(f"--header-rows {header_rows}: expected 1 or more")
+    na_values = None if na is None else [v.strip() for v in na.split(",")]
     errors = Console(stderr=True)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
     try:
-        with errors.status("sarcokit cohort") as status:
+        with Progress(*columns, console=errors, transient=True) as bar:
+            task = bar.add_task("sarcokit cohort: reading", total=None, rate="")
+
+            def step(text: str) -> None:
+                bar.update(task, description=f"sarcokit cohort: {text}")
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+                speed = bar.tasks[0].speed
+                if speed:
+                    bar.update(task, rate=f"{speed:,.0f} rows/s")
+
             run = run_cohort(
                 inputs,
                 output,
@@ -412,10 +505,19 @@ def cohort(
                 by=by or ("sex", "age_band"),
                 age_breaks=breaks,
                 reference=reference,
+                lead=lead,
                 design=SurveyDesign(weight, strata, psu),
                 standard=standard,
                 report=report,
-                step=lambda text: status.update(f"sarcokit cohort: {text}"),
+                step=step,
+                progress=progress,
+                na_values=na_values,
+                decimal="," if decimal_comma else None,
+                delimiter=delimiter,
+                header_rows=header_rows,
+                visit=visit,
+                keep_input=keep_input,
+                scope=Scope(age_min, age_max),
                 follow_up=_follow_up(time, event, covariates),
             )
     except StrictError as error:
@@ -426,21 +528,28 @@ def cohort(
     flow = run.flow
     console.print(
         f"rows read {flow.rows_read:,} = scored {flow.rows_scored:,}"
-        f" + rejected {flow.rows_rejected:,}",
+        f" + rejected {flow.rows_rejected:,} + excluded {flow.rows_excluded:,}",
         highlight=False,
     )
-    table = Table("definition", "evaluable", "sarcopenia", "prevalence (95% CI)")
-    for row in run.summary.prevalence.iter_rows(named=True):
-        estimate = row["estimate"]
-        shown = (
-            ""
-            if estimate is None
-            else f"{100 * estimate:.1f}% ({100 * row['ci_low']:.1f}–{100 * row['ci_high']:.1f})"
+    for reason, rows in flow.excluded_by:
+        console.print(f"  excluded: {reason}: {rows:,}", highlight=False)
+    if flow.unused_columns:
+        console.print(
+            f"columns not used: {', '.join(unused_note(flow.unused_columns))}", highlight=False
         )
-        table.add_row(row["definition"], f"{row['n']:,}", f"{row['events']:,}", shown)
+    weighted = run.summary.survey is not None and run.summary.survey.height > 0
+    title = "prevalence, survey-weighted (95% CI)" if weighted else "prevalence (95% CI)"
+    table = Table("definition", "evaluable", "sarcopenia", title)
+    rows_by = {r["definition"]: r for r in run.summary.prevalence.iter_rows(named=True)}
+    shown_by = run.summary.overall_estimates()
+    for definition_id, row in rows_by.items():
+        table.add_row(
+            definition_id, f"{row['n']:,}", f"{row['events']:,}", shown_by.get(definition_id, "")
+        )
     console.print(table)
     console.print(
-        f"results: {run.results}\nrejects: {run.rejects}\nsummary: {run.summary_folder}",
+        f"results: {run.results}\nrejects: {run.rejects}\nexcluded: {run.excluded}"
+        f"\nsummary: {run.summary_folder}",
         highlight=False,
     )
     if run.report is not None:

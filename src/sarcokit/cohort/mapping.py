@@ -16,6 +16,11 @@ A mapping file is TOML::
     factor = 0.001                # only for a unit sarcokit does not know: field = source × factor
     optional = true               # optional: leave the field out when none of its columns exists
 
+Reading options may be declared in [mapping] too (the command line overrides them):
+`na = ["NA", ".", "-999"]` missing-value codes (default NA, N/A, ., empty), `decimal = ","` for
+comma decimals, `header_rows = 2` for a spreadsheet header over two rows, `visit = "wave"` for a
+column that tells repeated measurements of one id apart.
+
 Sources: `column` copies one column. `max_of` is the best of the trials done (a null trial was
 not done; all null is null). `mean_of` averages the trials done. `sum_of` adds parts and is null
 when any part is null (a limb not measured is not 0 g). `constant` is one value for every row.
@@ -44,7 +49,10 @@ from typing import Any, Literal, get_args
 
 import polars as pl
 
+from sarcokit.cohort.readers import DEFAULT_NA
 from sarcokit.fields import (
+    _FALSE,
+    _TRUE,
     GAIT_SPEED,
     WALK_DISTANCE,
     WALK_TIME,
@@ -57,9 +65,11 @@ from sarcokit.fields import (
 Source = Literal["column", "max_of", "mean_of", "sum_of", "constant"]
 _SOURCES: tuple[Source, ...] = get_args(Source)
 _FIELD_KEYS = (*_SOURCES, "values", "unit", "factor", "optional")
-_MAPPING_KEYS = ("name", "id", "key", "keep")
+_MAPPING_KEYS = ("name", "id", "key", "keep", "na", "decimal", "header_rows", "visit")
 ID = "id"
 PROBLEMS = "mapping_problems"
+# Staged columns, dropped by the final select.
+_TEXT, _NUMBER, _FIELD, _CHECK = "_text:", "_number:", "_field:", "_check:"
 _TYPES: dict[Kind, pl.DataType] = {
     "text": pl.String(),
     "number": pl.Float64(),
@@ -104,6 +114,16 @@ class Mapping:
     key: str | None
     keep: tuple[str, ...]
     fields: tuple[FieldMap, ...]
+    na: tuple[str, ...] | None = None
+    decimal: str = "."
+    header_rows: int | None = None
+    visit: str | None = None
+    implicit: bool = False  # made from the input's column names: no id column is needed
+
+    def used_columns(self) -> set[str]:
+        """Every source column the mapping reads."""
+        used = {self.id, *self.keep, *(c for f in self.fields for c in f.columns)}
+        return used | ({self.key} if self.key else set()) | ({self.visit} if self.visit else set())
 
     def skipped(self, columns: Collection[str]) -> tuple[str, ...]:
         """Optional fields left out because none of their columns is in the input."""
@@ -143,24 +163,68 @@ def load_mapping(path: str | Path) -> Mapping:
         blocks = {}
     maps = [m for target, block in blocks.items() if (m := _field_map(target, block, problems))]
     _check_together(maps, keep, problems)
+    na = _texts(header, "na", "[mapping]", problems) if "na" in header else None
+    decimal = header.get("decimal", ".")
+    if decimal not in (".", ","):
+        problems.append(f"[mapping] decimal = {decimal!r}; expected '.' or ','")
+    header_rows = header.get("header_rows")
+    if header_rows is not None and (not isinstance(header_rows, int) or header_rows < 1):
+        problems.append(f"[mapping] header_rows = {header_rows!r}; expected a whole number >= 1")
+    visit = _text(header, "visit", "[mapping]", problems) if "visit" in header else None
     if problems or name is None or record_id is None:
         raise MappingError(path, problems)
-    return Mapping(path, name, record_id, key, keep, tuple(maps))
+    return Mapping(
+        path, name, record_id, key, keep, tuple(maps), na, str(decimal), header_rows, visit
+    )
+
+
+def identity_mapping(columns: Sequence[str], name: str = "input columns") -> Mapping:
+    """The mapping a file without one gets: every subject-record column as itself."""
+    fields = []
+    for column in columns:
+        if column == ID or column not in input_columns():
+            continue
+        spec, _ = input_columns()[column]
+        if spec.kind not in _TYPES:
+            continue
+        fields.append(FieldMap(column, spec.name, column, spec.kind, "column", columns=(column,)))
+    return Mapping(Path(name), name, ID, None, (), tuple(fields), implicit=True)
 
 
 def apply_mapping(
-    frame: pl.LazyFrame, mapping: Mapping, *, keep: Sequence[str] = ()
+    frame: pl.LazyFrame,
+    mapping: Mapping,
+    *,
+    keep: Sequence[str] = (),
+    na_values: Sequence[str] | None = None,
+    decimal: str | None = None,
 ) -> pl.LazyFrame:
     """The input as subject-record columns: id, the mapped fields, kept columns, problems.
 
     Lazy: every field is a Polars expression. `keep` passes further columns through, such as a
     row number the caller added. MappingError names each column the mapping needs that the
-    input lacks or has in a type the field cannot take.
+    input lacks or has in a type the field cannot take. Cells equal to a missing-value code
+    (`na_values`, else the mapping's `na`, else NA, N/A, ., empty) are missing; numbers with
+    a comma decimal are read only when `decimal` (or the mapping) is ",".
     """
     schema = frame.collect_schema()
     problems: list[str] = []
     kept = list(dict.fromkeys([*mapping.keep, *keep]))
-    for name, role in [(mapping.id, "id"), *((k, "keep") for k in kept)]:
+    reading = _Reading(
+        tuple(na_values if na_values is not None else (mapping.na or DEFAULT_NA)),
+        (decimal or mapping.decimal) == ",",
+    )
+    numbers = {
+        c
+        for f in mapping.fields
+        if f.kind in ("number", "integer") and not f.values and f.source != "constant"
+        for c in f.columns
+        if c in schema and schema[c] == pl.String
+    }
+    frame, reading = reading.stage(frame, sorted(numbers))
+    implicit_id = mapping.implicit and mapping.id not in schema
+    named = [] if implicit_id else [(mapping.id, "id")]
+    for name, role in [*named, *((k, "keep") for k in kept)]:
         if name not in schema:
             problems.append(f"[mapping] {role}: {_absent(name, schema.names())}")
     skipped = mapping.skipped(schema.names())
@@ -176,7 +240,7 @@ def apply_mapping(
                 why += " (an optional field is left out only when all its columns are absent)"
             problems.append(f"[fields.{field_map.target}] {why}")
         if not missing:
-            expr, field_checks = _field_expr(field_map, schema, problems)
+            expr, field_checks = _field_expr(field_map, schema, problems, reading)
             exprs.append(expr)
             checks += field_checks
     written = {ID, PROBLEMS, *(f.output for f in mapping.fields)}
@@ -184,12 +248,23 @@ def apply_mapping(
         f"keep: {name!r} is also a column the mapping writes" for name in keep if name in written
     ]
     id_expr = _id_expr(mapping.id, schema, problems) if mapping.id in schema else None
+    if implicit_id:
+        id_expr = pl.lit(None, dtype=pl.String).alias(ID)
     if problems or id_expr is None:
         raise MappingError(mapping.path, problems)
-    found = pl.concat_str(checks, separator="; ", ignore_nulls=True) if checks else pl.lit("")
+    # Fields and checks are computed in one step into columns of their own, and joined into
+    # the problem text in the next: one expression holding all of them made Polars' optimiser
+    # take minutes on wide files.
+    outputs = [e.meta.output_name() for e in exprs]
+    frame = frame.with_columns(
+        *(e.alias(_FIELD + name) for e, name in zip(exprs, outputs, strict=True)),
+        *(c.alias(f"{_CHECK}{i}") for i, c in enumerate(checks)),
+    )
+    names = [pl.col(f"{_CHECK}{i}") for i in range(len(checks))]
+    found = pl.concat_str(names, separator="; ", ignore_nulls=True) if checks else pl.lit("")
     return frame.select(
         id_expr,
-        *exprs,
+        *(pl.col(_FIELD + name).alias(name) for name in outputs),
         *(pl.col(name) for name in kept),
         pl.when(found != "").then(found).alias(PROBLEMS),
     )
@@ -336,21 +411,59 @@ def _check_together(maps: list[FieldMap], keep: tuple[str, ...], problems: list[
             problems.append(f"[mapping] keep: {name!r} is also a column the mapping writes")
 
 
+@dataclass(frozen=True)
+class _Reading:
+    na: tuple[str, ...]
+    decimal_comma: bool
+    staged: frozenset[str] = frozenset()  # text columns already parsed into _TEXT/_NUMBER
+
+    def stage(self, frame: pl.LazyFrame, columns: Collection[str]) -> tuple[pl.LazyFrame, _Reading]:
+        """Parse text number columns once, in two steps, so no expression is computed twice."""
+        codes = [c.strip() for c in self.na]
+        cleaned = []
+        for column in columns:
+            text = pl.col(column).str.strip_chars()
+            text = pl.when(~text.is_in(codes)).then(text)
+            if self.decimal_comma:
+                text = text.str.replace(",", ".", literal=True)
+            cleaned.append(text.alias(_TEXT + column))
+        parsed = [
+            pl.col(_TEXT + c).cast(pl.Float64, strict=False).alias(_NUMBER + c) for c in columns
+        ]
+        staged = frame.with_columns(cleaned).with_columns(parsed)
+        return staged, _Reading(self.na, self.decimal_comma, frozenset(columns))
+
+    def missing(self, column: str, dtype: pl.DataType) -> pl.Expr:
+        """The column with its missing-value codes as null (text trimmed first)."""
+        source = pl.col(column)
+        if dtype == pl.String:
+            codes = [c.strip() for c in self.na]
+            return pl.when(~source.str.strip_chars().is_in(codes)).then(source)
+        if dtype.is_numeric():
+            numbers = [n for c in self.na if (n := _code_number(c.strip(), dtype)) is not None]
+            if numbers:
+                return pl.when(~source.is_in(numbers)).then(source)
+        return source
+
+
 def _field_expr(
-    field_map: FieldMap, schema: pl.Schema, problems: list[str]
+    field_map: FieldMap, schema: pl.Schema, problems: list[str], reading: _Reading | None = None
 ) -> tuple[pl.Expr, list[pl.Expr]]:
     """The field as an expression, and the per-row problem messages it can raise."""
+    reading = reading or _Reading(DEFAULT_NA, decimal_comma=False)
     where = f"[fields.{field_map.target}]"
     checks: list[pl.Expr | None] = []
     if field_map.source == "constant":
         expr = pl.lit(field_map.constant, dtype=_TYPES[field_map.kind])
     elif field_map.values:
-        expr, value_check = _value_map(field_map, schema, problems)
+        expr, value_check = _value_map(field_map, schema, problems, reading)
         checks.append(value_check)
     elif field_map.kind in ("number", "integer"):
         parts = []
         for column in field_map.columns:
-            part, check = _number(field_map.target, column, schema[column], where, problems)
+            part, check = _number(
+                field_map.target, column, schema[column], where, problems, reading
+            )
             parts.append(part)
             checks.append(check)
         match field_map.source:
@@ -363,7 +476,8 @@ def _field_expr(
             case _:
                 expr = parts[0]
     else:
-        expr = _as_is(field_map, schema, where, problems)
+        expr, as_is_check = _as_is(field_map, schema, where, problems, reading)
+        checks.append(as_is_check)
     if field_map.factor is not None:
         # Rounding at 1e-9, as the engine does for its own conversions, removes binary error
         # (1655 mm × 0.001 is 1.6550000000000002); it cannot change a value given to fewer places.
@@ -372,46 +486,97 @@ def _field_expr(
 
 
 def _number(
-    target: str, column: str, dtype: pl.DataType, where: str, problems: list[str]
+    target: str,
+    column: str,
+    dtype: pl.DataType,
+    where: str,
+    problems: list[str],
+    reading: _Reading | None = None,
 ) -> tuple[pl.Expr, pl.Expr | None]:
     """A numeric input; text is read as numbers, and text that is not one is a row problem."""
-    source = pl.col(column)
+    reading = reading or _Reading(DEFAULT_NA, decimal_comma=False)
+    source = reading.missing(column, dtype)
     if dtype.is_numeric():
         return source, None
     if dtype == pl.Null:
         return source.cast(pl.Float64), None
     if dtype == pl.String:
-        # A CSV column with one non-number is read as text; the rows with numbers are still
-        # good, and the others are named rather than left silently empty.
-        parsed = source.str.strip_chars().cast(pl.Float64, strict=False)
-        bad = source.is_not_null() & parsed.is_null()
-        message = pl.format(f"{target}: {column} = '{{}}' is not a number", source)
-        return parsed, pl.when(bad).then(message)
+        # A cell that is not a number (17.5 kg, abc, 17,5 undeclared) rejects its row, named;
+        # the other rows are still good. The message is built from a column that is null except
+        # on bad rows, so clean rows cost no string formatting.
+        if column in reading.staged:
+            text, parsed = pl.col(_TEXT + column), pl.col(_NUMBER + column)
+        else:
+            text = pl.col(column).str.strip_chars()
+            text = pl.when(~text.is_in([c.strip() for c in reading.na])).then(text)
+            if reading.decimal_comma:
+                text = text.str.replace(",", ".", literal=True)
+            parsed = text.cast(pl.Float64, strict=False)
+        bad = text.is_not_null() & (parsed.is_null() | parsed.is_infinite() | parsed.is_nan())
+        bad_value = pl.when(bad).then(pl.col(column))
+        parts = [pl.lit(f"{target}: {column} = '"), bad_value, pl.lit("' is not a number")]
+        if not reading.decimal_comma:
+            hint = " (a comma decimal is read only when declared: --decimal-comma)"
+            # Null wherever the value is good, so clean rows carry no text at all.
+            comma = bad_value.str.contains(",", literal=True)
+            parts.append(pl.when(comma).then(pl.lit(hint)).when(~comma).then(pl.lit("")))
+        return pl.when(~bad).then(parsed), pl.concat_str(parts)
     problems.append(f"{where} column {column} has type {dtype}; expected numbers")
     return source, None
 
 
-def _as_is(field_map: FieldMap, schema: pl.Schema, where: str, problems: list[str]) -> pl.Expr:
+def _as_is(
+    field_map: FieldMap,
+    schema: pl.Schema,
+    where: str,
+    problems: list[str],
+    reading: _Reading | None = None,
+) -> tuple[pl.Expr, pl.Expr | None]:
     """A category, boolean or text column without a value map: its values must already fit."""
+    reading = reading or _Reading(DEFAULT_NA, decimal_comma=False)
     column = field_map.columns[0]
     dtype = schema[column]
-    source = pl.col(column)
+    source = reading.missing(column, dtype)
     if dtype == pl.Null:
-        return source.cast(_TYPES[field_map.kind])
+        return source.cast(_TYPES[field_map.kind]), None
     if field_map.kind == "boolean" and dtype == pl.Boolean:
-        return source
+        return source, None
+    if field_map.kind == "boolean" and dtype == pl.String:
+        # yes/no, true/false, 1/0 in any case, as fields.py reads a single record.
+        folded = source.str.strip_chars().str.to_lowercase()
+        parsed = (
+            pl.when(folded.is_in(list(_TRUE)))
+            .then(True)
+            .when(folded.is_in(list(_FALSE)))
+            .then(False)
+            .otherwise(None)
+        )
+        bad = folded.is_not_null() & ~folded.is_in([*_TRUE, *_FALSE])
+        message = pl.format(
+            f"{field_map.target}: {column} = '{{}}' is not a yes/no answer", pl.col(column)
+        )
+        return parsed.cast(pl.Boolean), pl.when(bad).then(message)
+    if field_map.kind == "category" and dtype == pl.String:
+        # Labels are matched without regard to case or spaces where they are unambiguous
+        # (Female, F, 女); anything else goes on as written for the engine to name.
+        spec = field_specs()[field_map.canonical]
+        labels = {value: value for value in spec.values}
+        labels |= {label.casefold(): value for label, value in spec.labels.items()}
+        folded = source.str.strip_chars().str.to_lowercase()
+        known = folded.replace_strict(labels, default=None, return_dtype=pl.String)
+        return pl.coalesce(known, source.cast(pl.String)), None
     if field_map.kind != "boolean" and (dtype == pl.String or _is_categorical(dtype)):
-        return source.cast(pl.String)
+        return source.cast(pl.String), None
     expected = "true/false" if field_map.kind == "boolean" else "text"
     problems.append(
         f"{where} column {column} has type {dtype}; expected {expected}, or declare what its "
         f"codes mean with values = {{ ... }}"
     )
-    return source
+    return source, None
 
 
 def _value_map(
-    field_map: FieldMap, schema: pl.Schema, problems: list[str]
+    field_map: FieldMap, schema: pl.Schema, problems: list[str], reading: _Reading | None = None
 ) -> tuple[pl.Expr, pl.Expr]:
     """Codes to field values; a code not in the map is null with a row problem, never a guess."""
     where = f"[fields.{field_map.target}]"
@@ -419,6 +584,10 @@ def _value_map(
     dtype = schema[column]
     text = _is_categorical(dtype) or dtype == pl.Null
     source = pl.col(column).cast(pl.String) if text else pl.col(column)
+    if reading is not None and not text:
+        source = reading.missing(column, dtype)
+    if dtype == pl.String:
+        source = source.str.strip_chars()
     codes: list[Any] = []
     if dtype.is_numeric():
         for code in field_map.values:

@@ -1,8 +1,15 @@
-"""`sarcokit cohort`: read, map, score on a chosen engine, split scored from rejected, summarise."""
+"""`sarcokit cohort`: read, map, score on a chosen engine, split scored from rejected, summarise.
+
+Every row read ends in one of three places: scored, rejected (a problem with a value, named
+with field, value and reason in `<output>.rejects.csv`) or excluded (outside the study's scope,
+in `<output>.excluded.csv`). rows read = scored + rejected + excluded, always.
+"""
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -12,12 +19,23 @@ from typing import Any, Literal
 
 import polars as pl
 
-from sarcokit.cohort.mapping import apply_mapping, load_mapping
+from sarcokit.cohort.mapping import (
+    apply_mapping,
+    identity_mapping,
+    load_mapping,
+)
 from sarcokit.cohort.outcomes import FollowUp, outcome_tables, write_outcomes
-from sarcokit.cohort.readers import JoinReport, read_inputs, read_table
+from sarcokit.cohort.readers import (
+    DEFAULT_NA,
+    READ_PROBLEMS,
+    JoinReport,
+    ReadOptions,
+    read_inputs,
+    read_table,
+)
 from sarcokit.cohort.summary import CohortSummary, Flow, SurveyDesign, build_summary
 from sarcokit.engine import INVALID, EstimateAsm, evaluate
-from sarcokit.fields import CONDITIONS, describe_token
+from sarcokit.fields import CONDITIONS, describe_token, field_specs, input_columns
 from sarcokit.secondary.conditions import condition_column, condition_exprs, known_conditions
 
 Engine = Literal["polars", "duckdb", "spark"]
@@ -25,12 +43,43 @@ ENGINES: tuple[Engine, ...] = ("polars", "duckdb", "spark")
 
 # Column added to every input row: its 1-based position in the (first) input file.
 ROW = "source_row"
-# Column the mapping adds where a source value could not be mapped (e.g. sex = 9).
+# Column the mapping adds where a source value could not be mapped (e.g. sex = 9); the run adds
+# the row's read problems (ragged, blank) and a repeated id to it.
 MAPPING_PROBLEMS = "mapping_problems"
+# Column naming why a row is outside the study's scope (null: inside).
+EXCLUDED = "excluded_because"
+# Rows scored per step of the progress display.
+CHUNK_ROWS = 1_000_000
+_PLAUSIBLE_AGE = (field_specs()["age"].min or 0, field_specs()["age"].max or 120)
 
 
 class StrictError(RuntimeError):
-    """`--strict` and at least one row was rejected."""
+    """`--strict` and at least one row was rejected or one input column is unused."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The study's age range: rows outside it are excluded (counted), not rejected."""
+
+    age_min: float | None = 18
+    age_max: float | None = None
+
+    def reason(self) -> pl.Expr:
+        """Why a row is outside the scope, or null."""
+        age = pl.col("age")
+        reasons: list[tuple[pl.Expr, str]] = []
+        # An age no person has is a data error (rejected); a real age outside the study's range
+        # is an exclusion.
+        real = age.is_between(0, _PLAUSIBLE_AGE[1])
+        if self.age_min is not None:
+            reasons.append((real & (age < self.age_min), f"age under {self.age_min:g}"))
+        if self.age_max is not None:
+            reasons.append((real & (age > self.age_max), f"age over {self.age_max:g}"))
+        expr: Any = pl.lit(None, dtype=pl.String)
+        for condition, text in reversed(reasons):
+            expr = pl.when(condition).then(pl.lit(text)).otherwise(expr)
+        result: pl.Expr = expr
+        return result
 
 
 @dataclass(frozen=True)
@@ -44,26 +93,98 @@ class CohortRun:
     report: Path | None
     join: JoinReport | None
     summary: CohortSummary
+    excluded: Path | None = None
 
 
 def load_cohort(
-    inputs: Sequence[Path], *, key: str | None, mapping: Path | None, encoding: str | None
-) -> tuple[pl.LazyFrame, list[str], JoinReport | None]:
-    """The input rows as subject-record columns (+ kept columns), numbered in input order."""
+    inputs: Sequence[Path],
+    *,
+    key: str | None,
+    mapping: Path | None,
+    encoding: str | None,
+    options: ReadOptions | None = None,
+    decimal: str | None = None,
+    keep: Sequence[str] = (),
+    keep_input: bool = False,
+    visit: str | None = None,
+) -> tuple[pl.LazyFrame, list[str], JoinReport | None, list[str]]:
+    """The input rows as subject-record columns (+ kept columns), numbered in input order.
+
+    Returns the frame, the kept columns, the join report and the input columns nothing uses.
+    Without a mapping, every column named as a field of the subject record is that field.
+    """
+    spec = load_mapping(mapping) if mapping is not None else None
+    options = options or ReadOptions()
+    if spec is not None:
+        options = ReadOptions(
+            as_text=options.as_text,
+            delimiter=options.delimiter,
+            na_values=options.na_values
+            if options.na_values != DEFAULT_NA
+            else spec.na or DEFAULT_NA,
+            header_rows=options.header_rows if options.header_rows != 1 else spec.header_rows or 1,
+        )
     join: JoinReport | None = None
+    key = key or (spec.key if spec is not None else None)
     if len(inputs) > 1:
         if key is None:
             raise ValueError("several input files need --key (the column they share)")
-        frame, join = read_inputs(inputs, key, encoding=encoding)
+        frame, join = read_inputs(inputs, key, encoding=encoding, options=options)
     else:
-        frame = read_table(inputs[0], encoding=encoding)
+        frame = read_table(inputs[0], encoding=encoding, options=options)
     frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-    kept: list[str] = []
-    if mapping is not None:
-        spec = load_mapping(mapping)
-        frame = apply_mapping(frame, spec, keep=[ROW])
-        kept = [name for name in frame.collect_schema() if name in spec.keep]
-    return frame, kept, join
+    raw = [c for c in frame.collect_schema().names() if c not in (ROW, READ_PROBLEMS)]
+    if spec is None:
+        spec = identity_mapping(raw)
+    visit = visit or spec.visit
+    written = {"id", MAPPING_PROBLEMS, *(f.output for f in spec.fields)}
+    extra = [c for c in (*keep, *([visit] if visit else [])) if c in raw and c not in written]
+    # Input columns go on to the results unchanged unless a field of the subject record (or a
+    # result column) has the name: those are the engine's inputs and must not be overwritten.
+    passed: list[str] = []
+    if keep_input:
+        # The fields go on as the engine validated them; other columns as they were read.
+        outputs = [f.output for f in spec.fields if all(c in raw for c in f.columns)]
+        passed = [*outputs, *(c for c in raw if c not in written and c not in input_columns())]
+    used = spec.used_columns() | set(keep) | {key or ""} | ({visit} if visit else set())
+    unused = [c for c in raw if c not in used]
+    through = list(dict.fromkeys([ROW, *extra, *(c for c in passed if c not in written)]))
+    if READ_PROBLEMS in frame.collect_schema():
+        through.append(READ_PROBLEMS)
+    mapped = apply_mapping(
+        frame,
+        spec,
+        keep=[c for c in through if c not in spec.keep],
+        na_values=None if options.na_values == DEFAULT_NA else options.na_values,
+        decimal=decimal,
+    )
+    schema = mapped.collect_schema()
+    problems = [pl.col(MAPPING_PROBLEMS)]
+    if READ_PROBLEMS in schema:
+        problems.insert(0, pl.format("row: {}", pl.col(READ_PROBLEMS)))
+    if not spec.implicit or "id" in raw:
+        problems.append(_repeated_id(visit))
+    combined = pl.concat_str(problems, separator="; ", ignore_nulls=True)
+    mapped = mapped.with_columns(pl.when(combined != "").then(combined).alias(MAPPING_PROBLEMS))
+    if READ_PROBLEMS in schema:
+        mapped = mapped.drop(READ_PROBLEMS)
+    kept = [name for name in mapped.collect_schema() if name in spec.keep or name in extra]
+    kept += [name for name in passed if name not in kept]
+    return mapped, kept, join, unused
+
+
+def _repeated_id(visit: str | None) -> pl.Expr:
+    """A row whose id (and visit) is on another row too: which one is right cannot be told."""
+    keys = [pl.col("id"), *([pl.col(visit)] if visit else [])]
+    count = pl.len().over(keys)
+    what = "id and " + visit if visit else "id"
+    message = pl.format(
+        f"id: id = '{{}}' is on {{}} rows, expected each {what} once (repeated measurements "
+        "need a declared visit column, --visit)",
+        pl.col("id"),
+        count,
+    )
+    return pl.when(pl.col("id").is_not_null() & (count > 1)).then(message)
 
 
 def score(
@@ -121,16 +242,19 @@ def definitions_metadata(definition_ids: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def rejects_table(rejected: pl.DataFrame, source: pl.LazyFrame) -> pl.DataFrame:
+_QUOTED = re.compile(r" = '(.*?)'(?: is | are |;|$)")
+
+
+def rejects_table(rejected: pl.DataFrame, source: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
     """One row per problem: source row, id, field, value and the reason in words."""
     rows = rejected[ROW].to_list()
     values = {
         row[ROW]: row
-        for row in source.filter(pl.col(ROW).is_in(rows)).collect().iter_rows(named=True)
+        for row in source.lazy().filter(pl.col(ROW).is_in(rows)).collect().iter_rows(named=True)
     }
     records: list[dict[str, Any]] = []
     for row in rejected.iter_rows(named=True):
-        raw = values[row[ROW]]
+        raw = values.get(row[ROW], row)
         tokens = (row.get(INVALID) or "").split()
         for token in tokens:
             problem = describe_token(token, raw)
@@ -144,18 +268,43 @@ def rejects_table(rejected: pl.DataFrame, source: pl.LazyFrame) -> pl.DataFrame:
                 }
             )
         for text in filter(None, (row.get(MAPPING_PROBLEMS) or "").split("; ")):
-            field, _, _reason = text.partition(": ")
+            field, _, reason = text.partition(": ")
+            quoted = _QUOTED.search(reason)
             records.append(
-                {ROW: row[ROW], "id": raw.get("id"), "field": field, "value": None, "reason": text}
+                {
+                    ROW: row[ROW],
+                    "id": raw.get("id"),
+                    "field": field,
+                    "value": quoted.group(1) if quoted else None,
+                    "reason": text,
+                }
             )
     schema = {
-        ROW: pl.UInt32,
+        ROW: pl.Int64,
         "id": pl.String,
         "field": pl.String,
         "value": pl.String,
         "reason": pl.String,
     }
     return pl.DataFrame(records, schema=schema, orient="row")
+
+
+def unused_note(columns: Sequence[str]) -> list[str]:
+    """Each unused input column, with the field it may have meant."""
+    notes = []
+    for column in columns:
+        close = difflib.get_close_matches(column, list(input_columns()), n=1, cutoff=0.75)
+        notes.append(f"{column} (did you mean {close[0]}?)" if close else column)
+    return notes
+
+
+def _design_exprs(design: SurveyDesign | None, schema: pl.Schema) -> list[pl.Expr]:
+    """Weights read as text (CSV) become numbers; strata and PSU are labels either way."""
+    if design is None or design.weight is None or design.weight not in schema:
+        return []
+    if schema[design.weight] == pl.String:
+        return [pl.col(design.weight).str.strip_chars().cast(pl.Float64, strict=False)]
+    return []
 
 
 def run_cohort(
@@ -170,48 +319,106 @@ def run_cohort(
     estimate_asm: EstimateAsm | None = None,
     strict: bool = False,
     by: Sequence[str] = ("sex", "age_band"),
-    age_breaks: Sequence[int] = (60, 70, 80),
+    age_breaks: Sequence[int] | str = (60, 70, 80),
     reference: str | None = None,
     design: SurveyDesign | None = None,
     standard: str | None = None,
     report: Path | None = None,
     step: Callable[[str], None] = lambda _: None,
     follow_up: FollowUp | None = None,
+    na_values: Sequence[str] | None = None,
+    decimal: str | None = None,
+    delimiter: str | None = None,
+    header_rows: int | None = None,
+    visit: str | None = None,
+    keep_input: bool = True,
+    scope: Scope | None = None,
+    progress: Callable[[int, int], None] = lambda _done, _total: None,
+    lead: str | None = None,
 ) -> CohortRun:
     """Score a cohort file end to end and write results, rejects, summary tables and report."""
     from sarcokit.definitions import DEFINITION_IDS
 
     chosen = list(definitions or DEFINITION_IDS)
+    scope = scope or Scope()
     step("reading")
-    source, kept, join = load_cohort(inputs, key=key, mapping=mapping, encoding=encoding)
     design_columns = [c for c in (design.weight, design.strata, design.psu) if c] if design else []
     group_columns = [g for g in by if g not in ("sex", "age_band")]
+    options = ReadOptions(
+        as_text=True,
+        delimiter=delimiter,
+        na_values=tuple(na_values) if na_values is not None else DEFAULT_NA,
+        header_rows=header_rows or 1,
+    )
+    source, kept, join, unused = load_cohort(
+        inputs,
+        key=key,
+        mapping=mapping,
+        encoding=encoding,
+        options=options,
+        decimal=decimal,
+        keep=[*design_columns, *group_columns],
+        keep_input=keep_input,
+        visit=visit,
+    )
+    if strict and unused:
+        raise StrictError(
+            f"{len(unused)} input column(s) are not used by the mapping: "
+            f"{', '.join(unused_note(unused))}"
+        )
+    schema = source.collect_schema()
+    source = source.with_columns(*_design_exprs(design, schema))
     # sex and age group the tables; calf_cm is the score of the calf screening tool.
     conditions: list[str] = []
-    if CONDITIONS in source.collect_schema():
+    if CONDITIONS in schema:
         given = source.select(pl.col(CONDITIONS).cast(pl.String).unique()).collect()[CONDITIONS]
         expressions = condition_exprs(given.to_list())
         source = source.with_columns(pl.col(CONDITIONS).cast(pl.String)).with_columns(expressions)
         conditions = [condition_column(c) for c in known_conditions()]
     needed = [ROW, *kept, *design_columns, *group_columns, "sex", "age", "calf_cm", *conditions]
     needed += follow_up.columns if follow_up else []
-    passthrough = list(dict.fromkeys(needed))
-    schema = source.collect_schema()
-    if MAPPING_PROBLEMS in schema:
-        passthrough.append(MAPPING_PROBLEMS)
-    step(f"scoring on {engine}")
-    scored = score(
-        source, definitions=chosen, estimate_asm=estimate_asm, keep=passthrough, engine=engine
-    )
-    rejected_rows = pl.col(INVALID).is_not_null()
-    if MAPPING_PROBLEMS in schema:
-        rejected_rows = rejected_rows | pl.col(MAPPING_PROBLEMS).is_not_null()
+    passthrough = [
+        c
+        for c in dict.fromkeys(needed)
+        if c in schema or c in conditions or c in ("sex", "age", "calf_cm")
+    ]
+    passthrough.append(MAPPING_PROBLEMS)
+    # Derived values the engine writes itself (gait speed from a timed walk) are not passed.
+    written = set(evaluate(source, chosen, keep=[]).collect_schema().names())
+    passthrough = [c for c in passthrough if c not in written]
+    # Rows read wrongly (ragged, blank) are rejected before any is judged out of scope.
+    clean = pl.col(MAPPING_PROBLEMS).is_null() | ~pl.col(MAPPING_PROBLEMS).str.starts_with("row: ")
+    outside: pl.Expr = pl.lit(None, dtype=pl.String)
+    if "age" in schema:
+        outside = pl.when(clean).then(scope.reason())
+    source = source.with_columns(outside.alias(EXCLUDED))
     workspace = Path(tempfile.mkdtemp(prefix="sarcokit-"))
     try:
-        everything = workspace / "all.parquet"
-        scored.sink_parquet(everything)
+        prepared = workspace / "prepared.parquet"
+        source.sink_parquet(prepared)
+        everything = pl.scan_parquet(prepared)
+        excluded_rows = everything.filter(pl.col(EXCLUDED).is_not_null())
+        in_scope = everything.filter(pl.col(EXCLUDED).is_null()).drop(EXCLUDED)
+        step(f"scoring on {engine}")
+        parts = workspace / "scored"
+        parts.mkdir()
+        total, excluded = pl.collect_all(
+            [in_scope.select(pl.len()), excluded_rows.select(ROW, "id", EXCLUDED)]
+        )
+        total_rows = int(total.item())
+        _score_in_chunks(
+            everything,
+            parts,
+            total_rows + excluded.height,
+            chosen,
+            estimate_asm,
+            passthrough,
+            engine,
+            progress,
+        )
         step("writing results")
-        all_rows = pl.scan_parquet(everything)
+        all_rows = pl.scan_parquet(parts / "*.parquet")
+        rejected_rows = pl.col(INVALID).is_not_null() | pl.col(MAPPING_PROBLEMS).is_not_null()
         provenance = definitions_metadata(chosen)
         _write(
             all_rows.filter(~rejected_rows),
@@ -219,14 +426,23 @@ def run_cohort(
             {"sarcokit.definitions": json.dumps(provenance, ensure_ascii=False)},
         )
         rejected = all_rows.filter(rejected_rows).collect()
-        counts = all_rows.select(pl.len()).collect().item()
-        flow = Flow(counts, counts - rejected.height, rejected.height)
         rejects_path = output.with_name(output.stem + ".rejects.csv")
-        rejects_table(rejected, source).write_csv(rejects_path)
+        rejects = rejects_table(rejected, in_scope)
+        rejects.write_csv(rejects_path)
+        excluded_path = output.with_name(output.stem + ".excluded.csv")
+        excluded.rename({EXCLUDED: "reason"}).write_csv(excluded_path)
+        read = total_rows + excluded.height
+        flow = Flow(
+            read,
+            total_rows - rejected.height,
+            rejected.height,
+            excluded.height,
+            excluded_by=_counts(excluded, EXCLUDED),
+            rejected_by=_counts(rejects.unique([ROW, "field"]), "field"),
+            unused_columns=tuple(unused),
+        )
         if strict and rejected.height:
-            raise StrictError(
-                f"{rejected.height} of {counts} rows were rejected; see {rejects_path}"
-            )
+            raise StrictError(f"{rejected.height} of {read} rows were rejected; see {rejects_path}")
         step("statistics")
         summary = build_summary(
             all_rows.filter(~rejected_rows),
@@ -239,6 +455,7 @@ def run_cohort(
             design=design,
             standard=standard,
             conditions=conditions,
+            lead=lead,
         )
         if follow_up is not None:
             step("follow-up")
@@ -259,4 +476,48 @@ def run_cohort(
         from sarcokit.cohort.report import render_report
 
         render_report(summary, report)
-    return CohortRun(flow, output, rejects_path, folder, report, join, summary)
+    return CohortRun(flow, output, rejects_path, folder, report, join, summary, excluded_path)
+
+
+def _counts(frame: pl.DataFrame, column: str) -> tuple[tuple[str, int], ...]:
+    if frame.is_empty():
+        return ()
+    counted = frame.group_by(column).len().sort(["len", column], descending=[True, False])
+    return tuple((str(reason), int(n)) for reason, n in counted.iter_rows())
+
+
+def _score_in_chunks(
+    frame: pl.LazyFrame,
+    folder: Path,
+    total: int,
+    definitions: Sequence[str],
+    estimate_asm: EstimateAsm | None,
+    keep: Sequence[str],
+    engine: Engine,
+    progress: Callable[[int, int], None],
+) -> None:
+    """Score the rows in scope, in steps of CHUNK_ROWS so progress can be shown; order is kept.
+
+    Each step slices the prepared file first (Parquet skips the row groups before it) and then
+    leaves out the excluded rows.
+    """
+    in_scope = pl.col(EXCLUDED).is_null()
+    if engine != "polars" or total <= CHUNK_ROWS:
+        scored = score(
+            frame.filter(in_scope).drop(EXCLUDED),
+            definitions=definitions,
+            estimate_asm=estimate_asm,
+            keep=keep,
+            engine=engine,
+        )
+        scored.sink_parquet(folder / "part-000000.parquet")
+        progress(total, total)
+        return
+    progress(0, total)
+    for index, start in enumerate(range(0, total, CHUNK_ROWS)):
+        chunk = frame.slice(start, CHUNK_ROWS).filter(in_scope).drop(EXCLUDED)
+        scored = score(
+            chunk, definitions=definitions, estimate_asm=estimate_asm, keep=keep, engine=engine
+        )
+        scored.sink_parquet(folder / f"part-{index:06d}.parquet")
+        progress(min(start + CHUNK_ROWS, total), total)

@@ -1,0 +1,212 @@
+"""Table 1: participant characteristics overall and by sarcopenia status, laid out as tableone.
+
+Continuous variables are shown as mean ± SD, or median [IQR] when the distribution is skewed
+(|sample skewness| > 1, a rule of thumb; `tableone` leaves the choice to the user and so do
+`nonnormal` here). Categorical variables are n (%). Missing values are counted per variable and
+left out of the denominators. Standardised mean differences (SMD) compare the sarcopenia and
+no-sarcopenia columns: for a continuous variable (m1 − m2) / √((s1² + s2²) / 2), for a
+categorical one the multivariate form of Yang D, Dalton JE, A unified approach to measuring the
+effect size between two groups using SAS. SAS Global Forum 2012, paper 335 (as `tableone` uses).
+With a survey weight, means, SDs, quantiles and percentages are weighted (n stays the count of
+rows); the weighted SD is √(Σw(x − m)² / Σw).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from sarcokit.fields import field_specs
+from sarcokit.i18n import catalogue
+
+FloatArray = npt.NDArray[np.float64]
+
+# Candidate rows of Table 1, in order: the subject-record fields and derived values most papers
+# report. Only those the results hold with at least one value are shown.
+CONTINUOUS = (
+    "age",
+    "height_m",
+    "height_cm",
+    "weight_kg",
+    "bmi_kg_m2",
+    "grip_kg",
+    "gait_speed_m_s",
+    "chair_stand_5x_s",
+    "sppb",
+    "asmi_kg_m2",
+    "calf_cm",
+    "sarc_f_total",
+)
+CATEGORICAL = ("sex",)
+UNKNOWN = "unknown"
+_UNITS = {
+    "bmi_kg_m2": "kg/m²",
+    "asmi_kg_m2": "kg/m²",
+    "sarc_f_total": "points",
+    "height_cm": "cm",
+}
+_NAMES = {
+    "age": "Age",
+    "height_m": "Height",
+    "height_cm": "Height",
+    "weight_kg": "Weight",
+    "bmi_kg_m2": "BMI",
+}
+
+
+def label(name: str) -> str:
+    """A plain-language row label with its unit: 'Grip strength, kg'."""
+    words = _NAMES.get(name) or catalogue("en").get(f"input.{name}") or name.replace("_", " ")
+    spec = field_specs().get(name)
+    unit = _UNITS.get(name) or (spec.unit if spec is not None else None)
+    words = words[0].upper() + words[1:]
+    return f"{words}, {unit}" if unit and unit != "score" else words
+
+
+@dataclass(frozen=True)
+class Group:
+    """One column of Table 1: its heading and the rows (a Boolean filter) it holds."""
+
+    heading: str
+    rows: pl.Expr
+
+
+def _weighted_quantile(values: FloatArray, weights: FloatArray, q: float) -> float:
+    """Smallest value whose cumulative weight share reaches q (for q=0.5 the weighted median)."""
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    index = int(np.searchsorted(cumulative, q * cumulative[-1], side="left"))
+    return float(values[order][min(index, len(values) - 1)])
+
+
+def _skewed(values: FloatArray) -> bool:
+    if len(values) < 3 or float(np.std(values)) == 0:
+        return False
+    centred = values - values.mean()
+    skewness = float(np.mean(centred**3) / np.mean(centred**2) ** 1.5)
+    return abs(skewness) > 1
+
+
+def _continuous(values: FloatArray, weights: FloatArray, skewed: bool) -> tuple[str, float, float]:
+    """The cell text and the (mean, SD) the SMD uses."""
+    if len(values) == 0:
+        return "–", float("nan"), float("nan")
+    total = float(weights.sum())
+    mean = float((weights * values).sum() / total)
+    if np.all(weights == 1):
+        sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+    else:
+        sd = float(np.sqrt((weights * (values - mean) ** 2).sum() / total))
+    if skewed:
+        low, mid, high = (_weighted_quantile(values, weights, q) for q in (0.25, 0.5, 0.75))
+        return f"{mid:.2f} [{low:.2f}, {high:.2f}]", mean, sd
+    return f"{mean:.2f} ± {sd:.2f}", mean, sd
+
+
+def _smd_continuous(a: tuple[float, float], b: tuple[float, float]) -> float | None:
+    pooled = np.sqrt((a[1] ** 2 + b[1] ** 2) / 2)
+    if not np.isfinite(pooled) or pooled == 0:
+        return None
+    return float(abs(a[0] - b[0]) / pooled)
+
+
+def smd_categorical(p1: Sequence[float], p2: Sequence[float]) -> float | None:
+    """Yang & Dalton 2012 SMD of two category distributions (shares summing to 1)."""
+    t = np.asarray(p1[1:], dtype=np.float64) - np.asarray(p2[1:], dtype=np.float64)
+    if len(t) == 0:
+        return None
+    a = np.asarray(p1[1:], dtype=np.float64)
+    b = np.asarray(p2[1:], dtype=np.float64)
+    s = -(np.outer(a, a) + np.outer(b, b)) / 2
+    np.fill_diagonal(s, (a * (1 - a) + b * (1 - b)) / 2)
+    value = float(t @ np.linalg.pinv(s) @ t)
+    return float(np.sqrt(max(value, 0.0)))
+
+
+def table_one(
+    results: pl.DataFrame,
+    groups: Sequence[Group],
+    *,
+    compare: tuple[int, int] | None = None,
+    weight: str | None = None,
+    nonnormal: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """Table 1 of `results`: one row per line (variable or level), one column per group.
+
+    Columns: `variable`, `level` (category, or the statistic shown), one column per group
+    heading, `missing` (rows without the value, all groups), `smd` (between the two groups
+    of `compare`, by index). The first line is n (with the weighted n when weighted).
+    """
+    variables = [
+        c for c in CONTINUOUS if c in results.columns and results[c].null_count() < results.height
+    ]
+    if "height_m" in variables and "height_cm" in variables:
+        variables.remove("height_cm")  # one height: the engine's, in metres
+    categorical = [
+        c for c in CATEGORICAL if c in results.columns and results[c].null_count() < results.height
+    ]
+    frames = [results.filter(group.rows) for group in groups]
+    weights = [
+        (f[weight].cast(pl.Float64).fill_null(0.0) if weight else pl.Series([1.0] * f.height))
+        .to_numpy()
+        .astype(np.float64)
+        for f in frames
+    ]
+    headings = [g.heading for g in groups]
+    lines: list[dict[str, object]] = []
+    first: dict[str, object] = {"variable": "n", "level": ""}
+    for heading, frame, w in zip(headings, frames, weights, strict=True):
+        first[heading] = f"{frame.height:,}" + (f" (weighted {w.sum():,.0f})" if weight else "")
+    first |= {"missing": "", "smd": None}
+    lines.append(first)
+    for name in variables:
+        everything = results[name].cast(pl.Float64).drop_nulls().to_numpy()
+        skewed = name in nonnormal if nonnormal is not None else _skewed(everything)
+        line: dict[str, object] = {
+            "variable": label(name),
+            "level": "median [IQR]" if skewed else "mean ± SD",
+        }
+        moments = []
+        for heading, frame, w in zip(headings, frames, weights, strict=True):
+            present = frame[name].is_not_null().to_numpy()
+            values = frame[name].cast(pl.Float64).to_numpy()[present]
+            text, mean, sd = _continuous(values, w[present], skewed)
+            line[heading] = text
+            moments.append((mean, sd))
+        line["missing"] = str(results[name].null_count())
+        line["smd"] = _smd_continuous(*(moments[i] for i in compare)) if compare else None
+        lines.append(line)
+    for name in categorical:
+        column = results[name].cast(pl.String)
+        levels = sorted(column.drop_nulls().unique().to_list())
+        shares: list[list[float]] = []
+        block = []
+        for level in levels:
+            block.append({"variable": label(name), "level": level})
+        for heading, frame, w in zip(headings, frames, weights, strict=True):
+            values = frame[name].cast(pl.String)
+            present = values.is_not_null().to_numpy()
+            total = float(w[present].sum())
+            group_shares = []
+            for index, level in enumerate(levels):
+                hit = (values == level).fill_null(False).to_numpy()
+                count = int(hit.sum())
+                share = float(w[hit].sum()) / total if total else float("nan")
+                group_shares.append(share)
+                block[index][heading] = f"{count:,} ({100 * share:.1f}%)" if total else "–"
+            shares.append(group_shares)
+        smd = None
+        if compare and all(np.isfinite(shares[i]).all() for i in compare):
+            smd = smd_categorical(shares[compare[0]], shares[compare[1]])
+        for index, line in enumerate(block):
+            line["missing"] = str(column.null_count()) if index == 0 else ""
+            line["smd"] = smd if index == 0 else None
+            lines.append(line)
+    schema: dict[str, pl.DataType] = {"variable": pl.String(), "level": pl.String()}
+    schema |= dict.fromkeys(headings, pl.String())
+    schema |= {"missing": pl.String(), "smd": pl.Float64()}
+    return pl.DataFrame(lines, schema=schema, orient="row")

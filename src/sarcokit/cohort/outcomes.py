@@ -33,6 +33,31 @@ class FollowUp:
         return [self.time, self.event, *self.covariates]
 
 
+def _as_numbers(frame: pl.DataFrame, column: str, required: bool) -> pl.DataFrame:
+    """A column read as text (a cohort reads CSV cells as written) as numbers.
+
+    The missing-value codes count as missing. Time and event must be numbers: another value is
+    an error naming it. A covariate that is not all numbers stays text (a categorical one).
+    """
+    from sarcokit.cohort.readers import DEFAULT_NA
+
+    if frame.schema[column] != pl.String:
+        return frame
+    text = frame[column].str.strip_chars()
+    text = pl.Series(column, [None if t is None or t in DEFAULT_NA else t for t in text])
+    parsed = text.cast(pl.Float64, strict=False)
+    bad = text.is_not_null() & parsed.is_null()
+    if bad.any():
+        if not required:
+            return frame
+        value = text.filter(bad)[0]
+        raise ValueError(
+            f"follow-up column {column} = {value!r} in {int(bad.sum())} row(s) is not a number; "
+            "expected a number (time since baseline, or 1 = event and 0 = censored)"
+        )
+    return frame.with_columns(parsed.alias(column))
+
+
 def outcome_tables(
     results: pl.LazyFrame | pl.DataFrame, follow_up: FollowUp, definitions: Sequence[str]
 ) -> dict[str, pl.DataFrame]:
@@ -53,6 +78,10 @@ def outcome_tables(
     missing = [c for c in follow_up.columns if c not in frame.columns]
     if missing:
         raise ValueError(f"follow-up column(s) not in the cohort: {', '.join(missing)}")
+    frame = _as_numbers(frame, follow_up.time, required=True)
+    frame = _as_numbers(frame, follow_up.event, required=True)
+    for covariate in follow_up.covariates:
+        frame = _as_numbers(frame, covariate, required=False)
     frame = frame.with_columns(pl.col(follow_up.event).cast(pl.Int64))
     curves, tests, at_risk = [], [], []
     exposures: dict[str, str] = {}
@@ -186,8 +215,11 @@ def outcome_section(extra: dict[str, pl.DataFrame], png: Any, table: Any) -> lis
         "<p class='note'>Kaplan–Meier estimates by category under each definition (rows "
         "indeterminate or not applicable left out), number at risk under each curve; "
         "log-rank test of equal survival across categories.</p>",
-        png(km_figure(extra["survival_by_category"], extra["number_at_risk"])),
-        table(extra["logrank"]),
+        png(
+            km_figure(extra["survival_by_category"], extra["number_at_risk"]),
+            "Kaplan-Meier survival by category under each definition, with number at risk",
+        ),
+        table(extra["logrank"], "logrank.csv"),
     ]
     if "hazard_ratios" in extra:
         parts += [
@@ -196,6 +228,6 @@ def outcome_section(extra: dict[str, pl.DataFrame], png: Any, table: Any) -> lis
             "adjusted for the covariates given, on the rows evaluable under each definition; "
             "Harrell's C of each model (higher orders deaths better); ph_p is the global "
             "proportional-hazards test.</p>",
-            table(extra["hazard_ratios"]),
+            table(extra["hazard_ratios"], "hazard_ratios.csv"),
         ]
     return parts

@@ -150,8 +150,22 @@ def assess(
     sex_coding: Annotated[
         str | None, typer.Option(help="Declared sex codes, e.g. 1=male,2=female.")
     ] = None,
+    fhir_input: Annotated[
+        str | None,
+        typer.Option("--fhir", help="FHIR R4 Bundle of one patient (JSON file, '-' for stdin)."),
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="With --fhir: assessment date YYYY-MM-DD (default today).")
+    ] = None,
+    fhir_out: Annotated[
+        Path | None,
+        typer.Option(help="With --fhir: write the result here as a FHIR transaction Bundle."),
+    ] = None,
 ) -> None:
     """Assess one subject from options, or many from JSON; exit 1 if any record was rejected."""
+    if fhir_input is not None:
+        _assess_fhir(fhir_input, as_of, fhir_out, _definition_ids(definitions_option), lang, output)
+        return
     if lang not in LANGUAGES:
         raise _fail(f"--lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
     if estimate_asm is not None and estimate_asm not in ASM_EQUATIONS:
@@ -207,6 +221,49 @@ def assess(
         for result in results:
             render(result, console, language)
     if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def _assess_fhir(
+    source: str,
+    as_of: str | None,
+    fhir_out: Path | None,
+    chosen: list[str] | None,
+    lang: str,
+    output: Output | None,
+) -> None:
+    """`assess --fhir`: a Bundle read through reference/fhir.toml, then assessed."""
+    from datetime import date
+
+    from sarcokit.fhir.render import render_sources
+    from sarcokit.fhir.service import assess_bundle
+    from sarcokit.fields import InputError
+
+    if lang not in LANGUAGES:
+        raise _fail(f"--lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise _fail(f"--as-of {as_of!r}: expected a date YYYY-MM-DD") from None
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8")
+        bundle = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _fail(f"--fhir {source}: {error}") from None
+    language: Lang = "zh" if lang == "zh" else "en"
+    try:
+        assessed = assess_bundle(bundle, definitions=chosen, lang=language, as_of=day)
+    except InputError as error:
+        raise _fail(f"--fhir {source}: {error.problems[0].message}") from None
+    if (output or Output.json) is Output.json:
+        typer.echo(json.dumps(assessed.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        console = Console()
+        render(assessed.result, console, language)
+        render_sources(assessed.read, console)
+    if fhir_out is not None and assessed.result.ok:
+        fhir_out.write_text(json.dumps(assessed.write_back(), indent=2), "utf-8")
+    if not assessed.result.ok:
         raise typer.Exit(1)
 
 

@@ -40,6 +40,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/openapi.json"): EVERYONE,
     ("POST", "/api/v1/auth/token"): EVERYONE,
     ("POST", "/api/v1/assess"): SIGNED_IN,
+    ("POST", "/api/v1/assess/fhir"): SIGNED_IN,
     ("GET", "/api/v1/patients"): CLINICIAN,
     ("POST", "/api/v1/patients"): CLINICIAN,
     ("GET", "/api/v1/patients/{patient_id}"): CLINICIAN,

@@ -86,6 +86,7 @@ class _Candidate:
     column: str  # where the value goes as given: the field or its alternative for the unit
     given: float | int
     when: datetime
+    day: date
     used: Used
 
 
@@ -209,15 +210,14 @@ def read_resources(resources: Sequence[Mapping[str, Any]], as_of: date | None = 
     if pid is not None:
         out.record["id"] = pid
     _read_patient(patient, out)
-    cutoff_end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
     candidates: list[_Candidate] = []
     responses: list[tuple[datetime, Mapping[str, Any], str, str]] = []
     for resource in resources:
         kind = resource.get("resourceType")
         if kind == "Observation":
-            candidates.extend(_observation(resource, mapping, frozenset(refs), cutoff_end, out))
+            candidates.extend(_observation(resource, mapping, frozenset(refs), out))
         elif kind == "QuestionnaireResponse":
-            found = _response(resource, mapping, frozenset(refs), cutoff_end, out)
+            found = _response(resource, mapping, frozenset(refs), out)
             if found is not None:
                 responses.append(found)
     _choose(candidates, out)
@@ -249,14 +249,16 @@ def _read_patient(patient: Mapping[str, Any], out: FhirRecord) -> None:
         out.used.append(Used("age", name, "birthDate", str(patient["birthDate"]), age, "a"))
 
 
-def _in_window(
-    when: datetime | None, text: str | None, days: int, cutoff_end: datetime
-) -> tuple[Reason, str] | None:
-    if when is None:
+def _in_window(text: str | None, days: int, as_of: date) -> tuple[Reason, str] | None:
+    """Why a dated element is outside the field's window, or None. The day is the one written
+    (the patient's local date), as a clinician reads it."""
+    if parse_when(text) is None:
         return "no_date", f"no full effective date ({text!r})"
-    if when >= cutoff_end:
+    assert text is not None
+    day = date.fromisoformat(text[:10])
+    if day > as_of:
         return "future", f"dated {text}, after the assessment date"
-    if when < cutoff_end - timedelta(days=days + 1):
+    if day < as_of - timedelta(days=days):
         return "too_old", f"dated {text}, older than the {days}-day look-back window"
     return None
 
@@ -265,7 +267,6 @@ def _observation(
     resource: Mapping[str, Any],
     mapping: FhirMapping,
     refs: frozenset[str],
-    cutoff_end: datetime,
     out: FhirRecord,
 ) -> list[_Candidate]:
     name = f"Observation/{resource.get('id')}"
@@ -301,7 +302,7 @@ def _observation(
             )
             out.ignored.append(Ignored(part_name, shown, "unknown_code", detail))
             continue
-        late = _in_window(when, text, item.lookback_days, cutoff_end)
+        late = _in_window(text, item.lookback_days, out.as_of)
         if late is not None:
             out.ignored.append(Ignored(part_name, shown, late[0], late[1]))
             continue
@@ -319,7 +320,15 @@ def _observation(
             given = int(value)
         used = Used(item.field, part_name, str(code), text, given, unit)
         found.append(
-            _Candidate(item, item.to_canonical(value, unit), item.units[unit], given, when, used)
+            _Candidate(
+                item,
+                item.to_canonical(value, unit),
+                item.units[unit],
+                given,
+                when,
+                date.fromisoformat(text[:10]),
+                used,
+            )
         )
     return found
 
@@ -335,8 +344,8 @@ def _choose(candidates: Iterable[_Candidate], out: FhirRecord) -> None:
                 detail = f"{c.item.yields_to} was observed and is used instead"
                 out.ignored.append(Ignored(c.used.resource, c.used.code, "superseded", detail))
             continue
-        newest_day = max(c.when.date() for c in group)
-        today = [c for c in group if c.when.date() == newest_day]
+        newest_day = max(c.day for c in group)
+        today = [c for c in group if c.day == newest_day]
         combine = today[0].item.combine
         if combine == "max":
             chosen = max(today, key=lambda c: c.value)
@@ -351,7 +360,7 @@ def _choose(candidates: Iterable[_Candidate], out: FhirRecord) -> None:
         for c in group:
             if c is chosen:
                 continue
-            if c.when.date() == newest_day and combine != "latest":
+            if c.day == newest_day and combine != "latest":
                 detail = f"a {'better' if combine == 'max' else 'faster'} trial that day is used"
             else:
                 detail = f"a later observation ({chosen.used.resource}) is used"
@@ -362,7 +371,6 @@ def _response(
     resource: Mapping[str, Any],
     mapping: FhirMapping,
     refs: frozenset[str],
-    cutoff_end: datetime,
     out: FhirRecord,
 ) -> tuple[datetime, Mapping[str, Any], str, str] | None:
     name = f"QuestionnaireResponse/{resource.get('id')}"
@@ -384,7 +392,7 @@ def _response(
         return None
     text = resource.get("authored")
     when = parse_when(text)
-    late = _in_window(when, text, mapping.sarc_f_lookback_days, cutoff_end)
+    late = _in_window(text, mapping.sarc_f_lookback_days, out.as_of)
     if late is not None:
         out.ignored.append(Ignored(name, "sarc-f", late[0], late[1]))
         return None

@@ -16,6 +16,7 @@ from sarcokit.api import assess_many
 from sarcokit.definitions import DEFINITION_IDS, definition, definitions
 from sarcokit.docs import cutoff_text, definition_markdown, markdown
 from sarcokit.engine import ASM_EQUATIONS
+from sarcokit.fhir.cli import fhir_app
 from sarcokit.i18n import LANGUAGES, Lang
 from sarcokit.render import render
 from sarcokit.web.cli import clinic_app
@@ -26,6 +27,7 @@ criteria_app = typer.Typer(
 )
 app.add_typer(criteria_app, name="criteria")
 app.add_typer(clinic_app, name="clinic")
+app.add_typer(fhir_app, name="fhir")
 
 
 class Output(StrEnum):
@@ -375,6 +377,14 @@ def cohort(
         ) from None
     if breaks != sorted(set(breaks)):
         raise _fail(f"--age-bands {age_bands!r}: expected ascending whole numbers such as 60,70,80")
+    from sarcokit.fhir.bulk import bulk_to_parquet, is_bulk_export
+
+    if is_bulk_export(inputs):
+        # A FHIR Bulk Data export: read through reference/fhir.toml into subject records first.
+        try:
+            inputs = [bulk_to_parquet(inputs, output)]
+        except (ValueError, OSError) as error:
+            raise _fail(str(error)) from None
     errors = Console(stderr=True)
     try:
         with errors.status("sarcokit cohort") as status:

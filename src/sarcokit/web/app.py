@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sarcokit import __version__
 from sarcokit.fields import InputError
-from sarcokit.web import api, fhir_api, pages
+from sarcokit.web import api, cds_hooks, fhir_api, pages
 from sarcokit.web.config import Settings, secret_file, settings_from_env
 from sarcokit.web.db import make_engine, migrate, session_factory, transaction
 from sarcokit.web.deps import LoginRequired, Principal, session_principal
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(api.router)
     app.include_router(fhir_api.router)
+    app.include_router(cds_hooks.router)
     app.include_router(pages.router)
     with transaction(app.state.sessions) as db:
         if count_users(db) == 0:

@@ -329,14 +329,17 @@ def _ident(resource: Mapping[str, Any]) -> Mapping[str, str] | None:
 
 
 def transaction(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """A transaction Bundle: Patients by PUT on their id, everything else created only if no
-    resource with its identifier exists (conditional create), so writing twice adds nothing."""
+    """A transaction Bundle: Patients and questionnaire responses by PUT on their (stable) id,
+    everything else created only if no resource with its identifier exists (conditional
+    create), so writing twice adds nothing."""
     entries = []
     for resource in resources:
         kind = resource["resourceType"]
         ident = _ident(resource)
-        if kind == "Patient":
-            url = f"Patient/{resource['id']}"
+        # Patients by their id; a QuestionnaireResponse by its stable id too (R4 has an
+        # `identifier` search on it, but not every server implements it).
+        if kind in ("Patient", "QuestionnaireResponse") and resource.get("id"):
+            url = f"{kind}/{resource['id']}"
             entries.append(
                 {"fullUrl": url, "resource": resource, "request": {"method": "PUT", "url": url}}
             )

@@ -8,12 +8,14 @@ its docstring for the distributions and missingness): per patient a Patient, one
 measured value (grip of the right and of the left hand, the left 5% weaker; gait speed; five-times
 chair stand; SPPB; calf; ASM by DXA where the method is DXA; height in cm; weight in kg, 10% of
 them in [lb_av]), 5% of observations dated outside their look-back window, 1% entered-in-error,
-and one SARC-F QuestionnaireResponse. Written by Polars as NDJSON (`Patient.ndjson`,
-`Observation.ndjson`, `QuestionnaireResponse.ndjson`) into a temporary folder removed at the end.
+and one SARC-F QuestionnaireResponse. Written line by line with json.dumps as NDJSON
+(`Patient.ndjson`, `Observation.ndjson`, `QuestionnaireResponse.ndjson`) into a temporary folder
+removed at the end.
 
 Measured, in a child process each (so the peak RSS is that step's alone):
-(a) `sarcokit.fhir.bulk.read_bulk(export).records.sink_parquet(...)` and the ignored
-    observations sunk beside: the whole FHIR read; observations and patients per second, peak RSS.
+(a) `sarcokit.fhir.bulk.read_bulk(export)`, its records and ignored observations collected in one
+    query (`pl.collect_all`) and written to Parquet: the whole FHIR read, as `sarcokit cohort`
+    does it; observations and patients per second, peak RSS.
 (b) For the speed class: `sarcokit.evaluate(pl.scan_parquet(records)).sink_parquet(...)` on the
     records (a) wrote: the cohort's Parquet path on the same patients, in the same run.
 Medians of --repeat runs. Prints the machine and a Markdown table.
@@ -22,6 +24,7 @@ Medians of --repeat runs. Prints the machine and a Markdown table.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -59,111 +62,90 @@ MEASUREMENTS = [
 ]
 
 
-def _observations(cohort: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-    frames = []
-    n = cohort.height
-    for column, system, code, unit, scale in MEASUREMENTS:
-        values = cohort[column].cast(pl.Float64) * scale
-        values = values.fill_nan(None)
-        units = pl.Series([unit] * n)
-        if column == "weight_kg":
-            # 10% of weights recorded in pounds.
-            pounds = rng.random(n) < 0.1
-            values = pl.Series(
-                np.where(pounds, values.to_numpy() / 0.45359237, values.to_numpy())
-            ).fill_nan(None)
-            units = pl.Series(np.where(pounds, "[lb_av]", unit))
-        days = np.where(rng.random(n) < 0.05, 800, rng.integers(0, 60, n))
-        status = np.where(rng.random(n) < 0.01, "entered-in-error", "final")
-        frame = pl.DataFrame(
-            {
-                "id": cohort["id"] + f"-{code}",
-                "patient": cohort["id"],
-                "value": values,
-                "unit": units,
-                "days": days,
-                "status": status,
-            }
-        ).filter(pl.col("value").is_not_null())
-        frames.append(
-            frame.select(
-                pl.lit("Observation").alias("resourceType"),
-                "id",
-                "status",
-                pl.struct(
-                    pl.concat_list(
-                        pl.struct(pl.lit(system).alias("system"), pl.lit(code).alias("code"))
-                    ).alias("coding")
-                ).alias("code"),
-                pl.struct(pl.concat_str(pl.lit("Patient/"), "patient").alias("reference")).alias(
-                    "subject"
-                ),
-                (pl.lit(AS_OF).str.to_date() - pl.duration(days=pl.col("days")))
-                .cast(pl.String)
-                .alias("effectiveDateTime"),
-                pl.struct(
-                    pl.col("value").round(3).alias("value"),
-                    pl.col("unit").alias("unit"),
-                    pl.lit(UCUM).alias("system"),
-                    pl.col("unit").alias("code"),
-                ).alias("valueQuantity"),
-            )
-        )
-    return pl.concat(frames)
-
-
 def make_export(patients: int, folder: Path) -> int:
-    """Write the export; return the number of observations."""
+    """Write the export line by line (memory stays flat); return the number of observations."""
     rng = np.random.default_rng(7)
-    cohort = generate(patients, seed=3).with_columns(
-        pl.format("p{}", pl.int_range(pl.len())).alias("id")
-    )
-    cohort = cohort.with_columns(
-        (pl.col("grip_kg") * 0.95).round(1).alias("grip_left"),
-        pl.when(pl.col("asm_method") == "dxa").then(pl.col("asm_kg")).alias("asm_dxa"),
-    )
-    born = pl.lit(AS_OF).str.to_date() - pl.duration(days=(pl.col("age") * 365.25).cast(pl.Int64))
-    cohort.select(
-        pl.lit("Patient").alias("resourceType"),
-        "id",
-        pl.col("sex").alias("gender"),
-        born.cast(pl.String).alias("birthDate"),
-    ).write_ndjson(folder / "Patient.ndjson")
-    observations = _observations(cohort, rng)
-    observations.write_ndjson(folder / "Observation.ndjson")
-    items = [
-        pl.when(pl.col(item).is_not_null()).then(
-            pl.struct(
-                pl.lit(item).alias("linkId"),
-                pl.concat_list(
-                    pl.struct(
-                        pl.struct(pl.col(item).cast(pl.String).alias("code")).alias("valueCoding")
-                    )
-                ).alias("answer"),
-            )
-        )
-        for item in sarc_f_items()
-    ]
-    cohort.select(
-        pl.lit("QuestionnaireResponse").alias("resourceType"),
-        pl.concat_str("id", pl.lit("-sarc-f")).alias("id"),
-        pl.lit("http://sarcokit.org/fhir/Questionnaire/sarc-f").alias("questionnaire"),
-        pl.lit("completed").alias("status"),
-        pl.struct(pl.concat_str(pl.lit("Patient/"), "id").alias("reference")).alias("subject"),
-        pl.lit("2026-11-20").alias("authored"),
-        pl.concat_list(items).list.drop_nulls().alias("item"),
-    ).write_ndjson(folder / "QuestionnaireResponse.ndjson")
-    return observations.height
+    cohort = generate(patients, seed=3)
+    as_of = datetime.date.fromisoformat(AS_OF)
+    columns = {
+        "grip_kg": cohort["grip_kg"].to_numpy(),
+        "grip_left": (cohort["grip_kg"] * 0.95).round(1).to_numpy(),
+        "gait_speed_m_s": cohort["gait_speed_m_s"].to_numpy(),
+        "chair_stand_5x_s": cohort["chair_stand_5x_s"].to_numpy(),
+        "sppb": cohort["sppb"].cast(pl.Float64).to_numpy(),
+        "calf_cm": cohort["calf_cm"].to_numpy(),
+        "asm_dxa": cohort.select(pl.when(pl.col("asm_method") == "dxa").then(pl.col("asm_kg")))
+        .to_series()
+        .to_numpy(),
+        "height_cm": cohort["height_cm"].to_numpy(),
+        "weight_kg": cohort["weight_kg"].to_numpy(),
+    }
+    sex = cohort["sex"].to_list()
+    age = cohort["age"].to_numpy()
+    sarc_f = {item: cohort[item].to_list() for item in sarc_f_items()}
+    old = rng.random((patients, len(MEASUREMENTS))) < 0.05
+    wrong = rng.random((patients, len(MEASUREMENTS))) < 0.01
+    pounds = rng.random(patients) < 0.1
+    ago = rng.integers(0, 60, (patients, len(MEASUREMENTS)))
+    count = 0
+    with (
+        (folder / "Patient.ndjson").open("w") as patient_file,
+        (folder / "Observation.ndjson").open("w") as observation_file,
+        (folder / "QuestionnaireResponse.ndjson").open("w") as response_file,
+    ):
+        for i in range(patients):
+            pid = f"p{i}"
+            born = as_of - datetime.timedelta(days=int(age[i] * 365.25))
+            patient = {"resourceType": "Patient", "id": pid, "gender": sex[i],
+                       "birthDate": born.isoformat()}  # fmt: skip
+            patient_file.write(json.dumps(patient) + "\n")
+            for j, (column, system, code, unit, _) in enumerate(MEASUREMENTS):
+                value = columns[column][i]
+                if value != value:  # NaN: not measured
+                    continue
+                if column == "weight_kg" and pounds[i]:
+                    value, unit = value / 0.45359237, "[lb_av]"
+                days = 800 if old[i, j] else int(ago[i, j])
+                observation = {
+                    "resourceType": "Observation",
+                    "id": f"{pid}-{j}",
+                    "status": "entered-in-error" if wrong[i, j] else "final",
+                    "code": {"coding": [{"system": system, "code": code}]},
+                    "subject": {"reference": f"Patient/{pid}"},
+                    "effectiveDateTime": (as_of - datetime.timedelta(days=days)).isoformat(),
+                    "valueQuantity": {"value": round(float(value), 3), "unit": unit,
+                                      "system": UCUM, "code": unit},
+                }  # fmt: skip
+                observation_file.write(json.dumps(observation) + "\n")
+                count += 1
+            items = [
+                {"linkId": item, "answer": [{"valueCoding": {"code": str(scores[i])}}]}
+                for item, scores in sarc_f.items()
+                if scores[i] is not None
+            ]
+            response = {
+                "resourceType": "QuestionnaireResponse",
+                "id": f"{pid}-sarc-f",
+                "questionnaire": "http://sarcokit.org/fhir/Questionnaire/sarc-f",
+                "status": "completed",
+                "subject": {"reference": f"Patient/{pid}"},
+                "authored": "2026-11-20",
+                "item": items,
+            }
+            response_file.write(json.dumps(response) + "\n")
+    return count
 
 
 READ = """
 import sys
 from datetime import date
 from pathlib import Path
+import polars as pl
 from sarcokit.fhir.bulk import read_bulk
 read = read_bulk([Path(sys.argv[1])], date.fromisoformat(sys.argv[2]))
-read.records.sink_parquet(sys.argv[3])
-read.ignored.sink_parquet(sys.argv[4])
+records, ignored = pl.collect_all([read.records, read.ignored])
+records.write_parquet(sys.argv[3])
+ignored.write_parquet(sys.argv[4])
 """
 EVALUATE = """
 import sys

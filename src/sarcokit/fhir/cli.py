@@ -39,6 +39,8 @@ def bulk_command(
     ] = None,
 ) -> None:
     """Read a Bulk Data export into subject records (and the observations left out, with why)."""
+    import polars as pl
+
     from sarcokit.fhir.bulk import read_bulk
 
     try:
@@ -48,14 +50,13 @@ def bulk_command(
         raise typer.Exit(2) from None
     try:
         read = read_bulk([export], day)
-        read.records.sink_parquet(output)
+        found, left_out = pl.collect_all([read.records, read.ignored])
+        found.write_parquet(output)
         ignored = output.with_name(output.stem + ".ignored.parquet")
-        read.ignored.sink_parquet(ignored)
+        left_out.write_parquet(ignored)
     except (ValueError, OSError) as error:
         typer.echo(f"{export}: {error}", err=True)
         raise typer.Exit(2) from None
-    import polars as pl
-
     counts = pl.scan_parquet(ignored).group_by("reason").len().sort("reason").collect()
     rows = pl.scan_parquet(output).select(pl.len()).collect().item()
     typer.echo(f"patients {rows:,} → {output}; observations left out → {ignored}")

@@ -39,6 +39,8 @@ from sarcokit.screening import instruments
 from sarcokit.web import store
 
 log = logging.getLogger("sarcokit.web.cds")
+# The CDS Hooks routes follow the CDS Hooks specification (discovery describes the service), so
+# they stay out of the clinic's OpenAPI document.
 router = APIRouter()
 ALGORITHMS = ("ES384", "RS384")
 CLIENTS_ENV = "SARCOKIT_CDS_CLIENTS"
@@ -151,7 +153,7 @@ def prefetch_templates() -> dict[str, str]:
     }
 
 
-@router.get("/cds-services", summary="CDS Hooks discovery")
+@router.get("/cds-services", summary="CDS Hooks discovery", include_in_schema=False)
 def discovery() -> dict[str, Any]:
     """The services this clinic offers to an EHR (CDS Hooks 2.0)."""
     settings = _settings()
@@ -323,7 +325,9 @@ def _lead_definition(request: Request) -> str:
         return store.clinic_definitions(db)[0]
 
 
-@router.post("/cds-services/{service_id}", summary="CDS Hooks service call")
+@router.post(
+    "/cds-services/{service_id}", summary="CDS Hooks service call", include_in_schema=False
+)
 async def call_service(service_id: str, request: Request) -> JSONResponse:
     """Cards for the patient in context; 412 when prefetch is missing and cannot be fetched."""
     if service_id != _settings()["service_id"]:
@@ -353,7 +357,9 @@ async def call_service(service_id: str, request: Request) -> JSONResponse:
     return JSONResponse({"cards": cards})
 
 
-@router.post("/cds-services/{service_id}/feedback", summary="CDS Hooks feedback")
+@router.post(
+    "/cds-services/{service_id}/feedback", summary="CDS Hooks feedback", include_in_schema=False
+)
 async def feedback(service_id: str, request: Request) -> JSONResponse:
     """Accept the EHR's feedback on cards (accepted or overridden)."""
     if service_id != _settings()["service_id"]:

@@ -58,7 +58,18 @@ def _assess(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["resourceType"],
+                        "properties": {
+                            "resourceType": {"type": "string", "enum": ["Bundle"]},
+                            "entry": {"type": "array", "items": {"type": "object"}},
+                        },
+                    }
+                }
+            },
         }
     },
 )

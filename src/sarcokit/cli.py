@@ -24,6 +24,7 @@ from sarcokit.definitions import (
 )
 from sarcokit.docs import cutoff_text, definition_markdown, markdown
 from sarcokit.engine import ASM_EQUATIONS
+from sarcokit.fhir.cli import fhir_app
 from sarcokit.i18n import LANGUAGES, Lang
 from sarcokit.render import render
 from sarcokit.web.cli import clinic_app
@@ -34,6 +35,7 @@ criteria_app = typer.Typer(
 )
 app.add_typer(criteria_app, name="criteria")
 app.add_typer(clinic_app, name="clinic")
+app.add_typer(fhir_app, name="fhir")
 
 
 class Output(StrEnum):
@@ -191,8 +193,22 @@ def assess(
         str | None, typer.Option(help="Declared sex codes, e.g. 1=male,2=female.")
     ] = None,
     criteria: Annotated[list[Path] | None, typer.Option("--criteria", help=CRITERIA_HELP)] = None,
+    fhir_input: Annotated[
+        str | None,
+        typer.Option("--fhir", help="FHIR R4 Bundle of one patient (JSON file, '-' for stdin)."),
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="With --fhir: assessment date YYYY-MM-DD (default today).")
+    ] = None,
+    fhir_out: Annotated[
+        Path | None,
+        typer.Option(help="With --fhir: write the result here as a FHIR transaction Bundle."),
+    ] = None,
 ) -> None:
     """Assess one subject from options, or many from JSON; exit 1 if any record was rejected."""
+    if fhir_input is not None:
+        _assess_fhir(fhir_input, as_of, fhir_out, _definition_ids(definitions_option), lang, output)
+        return
     if lang not in LANGUAGES:
         raise _fail(f"--lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
     if estimate_asm is not None and estimate_asm not in ASM_EQUATIONS:
@@ -249,6 +265,49 @@ def assess(
         for result in results:
             render(result, console, language)
     if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def _assess_fhir(
+    source: str,
+    as_of: str | None,
+    fhir_out: Path | None,
+    chosen: list[str] | None,
+    lang: str,
+    output: Output | None,
+) -> None:
+    """`assess --fhir`: a Bundle read through reference/fhir.toml, then assessed."""
+    from datetime import date
+
+    from sarcokit.fhir.render import render_sources
+    from sarcokit.fhir.service import assess_bundle
+    from sarcokit.fields import InputError
+
+    if lang not in LANGUAGES:
+        raise _fail(f"--lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise _fail(f"--as-of {as_of!r}: expected a date YYYY-MM-DD") from None
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8")
+        bundle = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _fail(f"--fhir {source}: {error}") from None
+    language: Lang = "zh" if lang == "zh" else "en"
+    try:
+        assessed = assess_bundle(bundle, definitions=chosen, lang=language, as_of=day)
+    except InputError as error:
+        raise _fail(f"--fhir {source}: {error.problems[0].message}") from None
+    if (output or Output.json) is Output.json:
+        typer.echo(json.dumps(assessed.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        console = Console()
+        render(assessed.result, console, language)
+        render_sources(assessed.read, console)
+    if fhir_out is not None and assessed.result.ok:
+        fhir_out.write_text(json.dumps(assessed.write_back(), indent=2), "utf-8")
+    if not assessed.result.ok:
         raise typer.Exit(1)
 
 
@@ -468,6 +527,14 @@ def cohort(
     if header_rows is not None and header_rows < 1:
         raise _fail(f"--header-rows {header_rows}: expected 1 or more")
     na_values = None if na is None else [v.strip() for v in na.split(",")]
+    from sarcokit.fhir.bulk import bulk_to_parquet, is_bulk_export
+
+    if is_bulk_export(inputs):
+        # A FHIR Bulk Data export: read through reference/fhir.toml into subject records first.
+        try:
+            inputs = [bulk_to_parquet(inputs, output)]
+        except (ValueError, OSError) as error:
+            raise _fail(str(error)) from None
     errors = Console(stderr=True)
     columns = (
         TextColumn("{task.description}"),

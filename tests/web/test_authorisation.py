@@ -31,6 +31,13 @@ SIGNED_IN = frozenset(ROLES)
 ADMIN = frozenset({"admin"})
 CLINICIAN = frozenset({"clinician"})
 RESEARCHER = frozenset({"researcher"})
+# CDS Hooks calls are authenticated by the EHR's signed JWT, not by a user: without one every
+# principal is refused with 401 (tests/web/test_cds_hooks.py checks the JWTs themselves).
+CDS_CLIENT: frozenset[str] = frozenset()
+CDS_CLIENT_ROUTES = {
+    ("POST", "/cds-services/{service_id}"),
+    ("POST", "/cds-services/{service_id}/feedback"),
+}
 
 # Who may use each route: (method, path template) → the principals allowed. A route the app
 # gains without an entry here fails test_the_table_covers_every_route, so its permissions are
@@ -42,6 +49,7 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/auth/tokens"): SIGNED_IN,
     ("DELETE", "/api/v1/auth/tokens/{token_id}"): SIGNED_IN,
     ("POST", "/api/v1/assess"): SIGNED_IN,
+    ("POST", "/api/v1/assess/fhir"): SIGNED_IN,
     ("GET", "/api/v1/patients"): CLINICIAN,
     ("POST", "/api/v1/patients"): CLINICIAN,
     ("GET", "/api/v1/patients/{patient_id}"): CLINICIAN,
@@ -61,6 +69,10 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/settings"): ADMIN,
     ("PUT", "/api/v1/settings"): ADMIN,
     ("GET", "/api/v1/audit"): ADMIN,
+    # CDS Hooks: discovery is public; the calls take the EHR's client JWT.
+    ("GET", "/cds-services"): EVERYONE,
+    ("POST", "/cds-services/{service_id}"): CDS_CLIENT,
+    ("POST", "/cds-services/{service_id}/feedback"): CDS_CLIENT,
     # The pages (session cookies).
     ("MOUNT", "/static"): EVERYONE,
     ("GET", "/setup"): EVERYONE,
@@ -152,6 +164,7 @@ def _concrete(path: str, records: Records) -> str:
         user_id=records.user_id,
         token_id=records.token_id,
         language="zh-CN",
+        service_id="sarcopenia",
     )
 
 
@@ -197,6 +210,9 @@ def _order(key: tuple[str, str]) -> tuple[bool, str, str]:
 def _check(who: str, method: str, path: str, response: Response) -> None:
     allowed = who in PERMISSIONS[(method, path)]
     label = f"{who} {method} {path} → {response.status_code}"
+    if (method, path) in CDS_CLIENT_ROUTES:
+        assert response.status_code == 401, label
+        return
     assert response.status_code < 500, label
     if allowed:
         assert response.status_code not in (401, 403), label

@@ -1,0 +1,510 @@
+"""FHIR Bulk Data export (NDJSON: Patient, Observation, QuestionnaireResponse) → one subject
+record per patient, through the same mapping (reference/fhir.toml) and the same rules as a
+Bundle: per field the newest observation within the look-back window, the best or fastest trial
+on that day, units converted as fields.toml says, and every observation left out counted with
+its reason. Streamed with Polars: the NDJSON is scanned lazily, never held as Python objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from sarcokit.fhir.mapping import fhir_mapping
+from sarcokit.fields import field_specs, input_columns
+from sarcokit.screening import sarc_f_items
+
+PATIENT_FILE = "Patient.ndjson"
+OBSERVATION_FILE = "Observation.ndjson"
+RESPONSE_FILE = "QuestionnaireResponse.ndjson"
+
+_CODING = pl.List(pl.Struct({"system": pl.String, "code": pl.String}))
+_CONCEPT = pl.Struct({"coding": _CODING})
+_QUANTITY = pl.Struct(
+    {"value": pl.Float64, "code": pl.String, "system": pl.String, "comparator": pl.String}
+)
+_ELEMENT: dict[str, Any] = {
+    "code": _CONCEPT,
+    "valueQuantity": _QUANTITY,
+    "valueInteger": pl.Int64(),
+    "dataAbsentReason": _CONCEPT,
+}
+OBSERVATION_SCHEMA: dict[str, Any] = {
+    "id": pl.String,
+    "status": pl.String,
+    "subject": pl.Struct({"reference": pl.String}),
+    "effectiveDateTime": pl.String,
+    "effectiveInstant": pl.String,
+    "effectivePeriod": pl.Struct({"start": pl.String, "end": pl.String}),
+    "issued": pl.String,
+    **_ELEMENT,
+    "component": pl.List(pl.Struct(_ELEMENT)),
+}
+PATIENT_SCHEMA: dict[str, Any] = {"id": pl.String, "gender": pl.String, "birthDate": pl.String}
+_ANSWER = pl.Struct({"valueCoding": pl.Struct({"code": pl.String}), "valueInteger": pl.Int64})
+RESPONSE_SCHEMA: dict[str, Any] = {
+    "id": pl.String,
+    "questionnaire": pl.String,
+    "status": pl.String,
+    "subject": pl.Struct({"reference": pl.String}),
+    "authored": pl.String,
+    "item": pl.List(pl.Struct({"linkId": pl.String, "answer": pl.List(_ANSWER)})),
+}
+_FULL_DATE = r"^\d{4}-\d{2}-\d{2}"
+
+
+@dataclass(frozen=True)
+class BulkRead:
+    """Subject records (one row per Patient) and the observations left out, with reasons."""
+
+    records: pl.LazyFrame
+    ignored: pl.LazyFrame
+
+
+def _arrow_type(dtype: Any) -> Any:
+    import pyarrow as pa
+
+    if isinstance(dtype, pl.Struct):
+        return pa.struct([(f.name, _arrow_type(f.dtype)) for f in dtype.fields])
+    if isinstance(dtype, pl.List):
+        return pa.list_(_arrow_type(dtype.inner))
+    simple: dict[Any, Any] = {
+        pl.String: pa.string(),
+        pl.Float64: pa.float64(),
+        pl.Int64: pa.int64(),
+    }
+    return simple[dtype if isinstance(dtype, type) else type(dtype)]
+
+
+def _arrow_options(schema: dict[str, Any]) -> Any:
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    arrow = pa.schema([(name, _arrow_type(dtype)) for name, dtype in schema.items()])
+    # Fields sarcokit does not read (meta, text, extensions, ...) are skipped, not refused.
+    return pj.ParseOptions(explicit_schema=arrow, unexpected_field_behavior="ignore")
+
+
+def read_ndjson(path: Path, schema: dict[str, Any]) -> pl.DataFrame:
+    """One NDJSON file with the given fields (Arrow's C++ JSON reader: several times faster
+    here than Polars' own NDJSON reader on nested FHIR resources)."""
+    import pyarrow.json as pj
+
+    table = pj.read_json(path, parse_options=_arrow_options(schema))
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def ndjson_blocks(path: Path, schema: dict[str, Any], block_bytes: int = 32 << 20) -> Any:
+    """The file's rows in blocks of about `block_bytes` of text, as Polars frames."""
+    import pyarrow.json as pj
+
+    reader = pj.open_json(
+        path,
+        read_options=pj.ReadOptions(block_size=block_bytes),
+        parse_options=_arrow_options(schema),
+    )
+    for batch in reader:
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        yield frame
+
+
+def is_bulk_export(inputs: Sequence[Path]) -> bool:
+    """Whether the cohort inputs are a Bulk Data export: a folder holding Patient.ndjson, or
+    .ndjson files one of which is Patient.ndjson."""
+    if len(inputs) == 1 and inputs[0].is_dir():
+        return (inputs[0] / PATIENT_FILE).is_file()
+    return any(p.name == PATIENT_FILE for p in inputs) and all(
+        p.suffix == ".ndjson" for p in inputs
+    )
+
+
+def _files(inputs: Sequence[Path]) -> dict[str, Path]:
+    paths = sorted(inputs[0].glob("*.ndjson")) if inputs[0].is_dir() else list(inputs)
+    return {p.name: p for p in paths}
+
+
+def _rules() -> pl.DataFrame:
+    """One row per (system, code, unit): the field, the column type and the factor to the
+    canonical unit (fields.toml), the look-back and the choice rule."""
+    rows = []
+    columns = input_columns()
+    for item in fhir_mapping().inputs:
+        for coding in item.codes:
+            for unit, column in item.units.items():
+                spec, alt_name = columns[column]
+                alternative = spec.alternative(alt_name)
+                factor = 1.0 if alternative is None else alternative.to_canonical(1.0)
+                rows.append(
+                    {
+                        "system": coding.system,
+                        "code": coding.code,
+                        "unit": unit,
+                        "input": item.name,
+                        "field": item.field,
+                        "factor": factor,
+                        "divide_by": alternative.divide_by if alternative else None,
+                        "lookback_days": item.lookback_days,
+                        "combine": item.combine,
+                        "yields_to": item.yields_to,
+                    }
+                )
+    return pl.DataFrame(rows, schema_overrides={"divide_by": pl.Float64, "yields_to": pl.String})
+
+
+def _elements(observations: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per observation and per component: id, patient, status, date, code, value."""
+    top = observations.select(
+        pl.col("id"),
+        pl.lit(None, pl.Int64).alias("part"),
+        pl.col("status"),
+        pl.col("subject").struct.field("reference").alias("subject"),
+        pl.coalesce(
+            pl.col("effectiveDateTime"),
+            pl.col("effectiveInstant"),
+            pl.col("effectivePeriod").struct.field("end"),
+            pl.col("effectivePeriod").struct.field("start"),
+            pl.col("issued"),
+        ).alias("when"),
+        *(pl.col(name) for name in _ELEMENT),
+        pl.col("component").list.len().fill_null(0).alias("components"),
+    )
+    parts = (
+        observations.filter(pl.col("component").list.len() > 0)
+        .select(
+            "id",
+            "status",
+            pl.col("subject").struct.field("reference").alias("subject"),
+            pl.coalesce(
+                pl.col("effectiveDateTime"),
+                pl.col("effectiveInstant"),
+                pl.col("effectivePeriod").struct.field("end"),
+                pl.col("effectivePeriod").struct.field("start"),
+                pl.col("issued"),
+            ).alias("when"),
+            pl.col("component"),
+        )
+        .with_columns(pl.int_ranges(pl.col("component").list.len()).alias("part"))
+        .explode("component", "part")
+        .select(
+            "id",
+            pl.col("part").cast(pl.Int64),
+            "status",
+            "subject",
+            "when",
+            *(pl.col("component").struct.field(name).alias(name) for name in _ELEMENT),
+            pl.lit(0, pl.UInt32).alias("components"),
+        )
+    )
+    both = pl.concat([top.with_columns(pl.col("components").cast(pl.UInt32)), parts])
+    return both.with_columns(
+        pl.col("subject").str.strip_prefix("Patient/").alias("patient"),
+        pl.col("code").struct.field("coding").alias("coding"),
+    ).drop("code")
+
+
+def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
+    """Read a Bulk Data export lazily into subject records and the ignored observations."""
+    day = as_of or datetime.now(UTC).date()
+    files = _files(inputs)
+    if PATIENT_FILE not in files:
+        raise ValueError(f"a Bulk Data export needs {PATIENT_FILE}; found {', '.join(files)}")
+    mapping = fhir_mapping()
+    patients = read_ndjson(files[PATIENT_FILE], PATIENT_SCHEMA).lazy()
+    records = _patients(patients, day)
+    ignored: list[pl.LazyFrame] = []
+    if OBSERVATION_FILE in files:
+        rules = _rules().lazy()
+        ids = patients.select("id").collect().lazy()
+        parts, offset = [], 0
+        # Read in blocks: each block shrinks to narrow rows before the next is parsed.
+        for block in ndjson_blocks(files[OBSERVATION_FILE], OBSERVATION_SCHEMA):
+            classified = _classify(block.lazy(), day, ids, rules).collect()
+            parts.append(classified.with_columns(pl.col("element") + offset))
+            offset += block.height + int(block["component"].list.len().sum() or 0)
+        empty = _classify(pl.LazyFrame(schema=OBSERVATION_SCHEMA), day, ids, rules)
+        rows = pl.concat([empty.collect(), *parts]).lazy()
+        values, left_out = _choose(rows)
+        records = records.join(values, on="id", how="left")
+        ignored.append(left_out)
+        if "asm_kg" in values.collect_schema():
+            records = records.with_columns(
+                pl.when(pl.col("asm_kg").is_not_null()).then(pl.lit("dxa")).alias("asm_method")
+            )
+        if "walk_time_s" in values.collect_schema():
+            records = records.with_columns(
+                pl.when(pl.col("walk_time_s").is_not_null())
+                .then(pl.lit(4.0))
+                .alias("walk_distance_m")
+            )
+    if RESPONSE_FILE in files:
+        responses = read_ndjson(files[RESPONSE_FILE], RESPONSE_SCHEMA).lazy()
+        answers, left_out = _responses(responses, day, mapping.questionnaire_url)
+        records = records.join(answers, on="id", how="left")
+        ignored.append(left_out)
+    empty = pl.LazyFrame(
+        schema={"resource": pl.String, "patient": pl.String, "code": pl.String, "reason": pl.String}
+    )
+    return BulkRead(records, pl.concat([empty, *ignored]) if ignored else empty)
+
+
+def _patients(patients: pl.LazyFrame, day: date) -> pl.LazyFrame:
+    birth = pl.col("birthDate")
+    full = birth.str.contains(r"^\d{4}-\d{2}-\d{2}$")
+    born = birth.str.to_date("%Y-%m-%d", strict=False)
+    before_birthday = (pl.lit(day.month) < born.dt.month()) | (
+        (pl.lit(day.month) == born.dt.month()) & (pl.lit(day.day) < born.dt.day())
+    )
+    age = pl.lit(day.year) - born.dt.year() - before_birthday.cast(pl.Int32)
+    return patients.select(
+        pl.col("id"),
+        pl.when(pl.col("gender").is_in(["male", "female"])).then(pl.col("gender")).alias("sex"),
+        pl.when(full).then(age).cast(pl.Float64).alias("age"),
+    )
+
+
+def _ignored(frame: pl.LazyFrame, reason: pl.Expr) -> pl.LazyFrame:
+    return frame.select(
+        pl.concat_str(
+            pl.lit("Observation/"),
+            pl.col("id"),
+            pl.when(pl.col("part").is_not_null())
+            .then(pl.format("#component[{}]", pl.col("part")))
+            .otherwise(pl.lit("")),
+        ).alias("resource"),
+        pl.col("patient"),
+        pl.col("code"),
+        reason.alias("reason"),
+    )
+
+
+def _classify(
+    observations: pl.LazyFrame, day: date, patient_ids: pl.LazyFrame, rules: pl.LazyFrame
+) -> pl.LazyFrame:
+    """One narrow row per observation (and component) with why it is left out, or "ok"."""
+    codes = rules.select("system", "code", "input").unique()
+    elements = _elements(observations).with_row_index("element")
+    exploded = (
+        elements.select("element", "coding")
+        .explode("coding")
+        .select(
+            "element",
+            pl.col("coding").struct.field("system").alias("system"),
+            pl.col("coding").struct.field("code").alias("code"),
+        )
+    )
+    matched = (
+        exploded.join(codes, on=["system", "code"], how="inner")
+        .group_by("element")
+        .agg(pl.col("system").first(), pl.col("code").first(), pl.col("input").first())
+    )
+    first_code = exploded.group_by("element").agg(pl.col("code").first().alias("any_code"))
+    known = patient_ids.select(pl.col("id").alias("patient"), pl.lit(True).alias("known"))
+    rows = (
+        elements.join(matched, on="element", how="left")
+        .join(known, on="patient", how="left")
+        .join(first_code, on="element", how="left")
+        .with_columns(pl.coalesce("code", "any_code").alias("code"))
+    )
+    quantity = pl.col("valueQuantity")
+    unit = (
+        pl.when(pl.col("valueInteger").is_not_null())
+        .then(pl.lit("1"))
+        .otherwise(quantity.struct.field("code"))
+    )
+    rows = rows.with_columns(
+        unit.alias("unit"),
+        pl.coalesce(pl.col("valueInteger").cast(pl.Float64), quantity.struct.field("value")).alias(
+            "value"
+        ),
+        quantity.struct.field("system").alias("unit_system"),
+        quantity.struct.field("comparator").alias("comparator"),
+        pl.col("when").str.contains(_FULL_DATE).fill_null(False).alias("dated"),
+        pl.col("when").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).alias("day"),
+    )
+    unknown = pl.col("input").is_null()
+    panel = unknown & pl.col("part").is_null() & (pl.col("components") > 0)
+    ucum = fhir_mapping().ucum
+    with_rules = rows.join(
+        rules.select("input", "unit", "field", "factor", "divide_by", "lookback_days", "combine",
+                     "yields_to").unique(["input", "unit"]),
+        on=["input", "unit"],
+        how="left",
+    )  # fmt: skip
+    # The per-input look-back (whatever the unit) for rows whose unit is refused.
+    lookback = rules.group_by("input").agg(pl.col("lookback_days").first().alias("window"))
+    with_rules = with_rules.join(lookback, on="input", how="left")
+    integer_fields = [n for n, s in field_specs().items() if s.kind == "integer"]
+    reason = (
+        pl.when(panel)
+        .then(pl.lit(None, pl.String))
+        .when(unknown)
+        .then(pl.lit("unknown_code"))
+        .when(pl.col("known").is_null())
+        .then(pl.lit("other_patient"))
+        .when(pl.col("status") == "entered-in-error")
+        .then(pl.lit("entered_in_error"))
+        .when(~pl.col("status").is_in(["final", "amended", "corrected"]).fill_null(False))
+        .then(pl.lit("status"))
+        .when(~pl.col("dated") | pl.col("day").is_null())
+        .then(pl.lit("no_date"))
+        .when(pl.col("day") > pl.lit(day))
+        .then(pl.lit("future"))
+        .when(pl.col("day") < pl.lit(day) - pl.duration(days=pl.col("window")))
+        .then(pl.lit("too_old"))
+        .when(pl.col("dataAbsentReason").is_not_null() | pl.col("value").is_null())
+        .then(pl.lit("no_value"))
+        .when(pl.col("comparator").is_not_null())
+        .then(pl.lit("no_value"))
+        .when(pl.col("unit_system").is_not_null() & (pl.col("unit_system") != ucum))
+        .then(pl.lit("unit"))
+        .when(pl.col("field").is_null())
+        .then(pl.lit("unit"))
+        .when(pl.col("field").is_in(integer_fields) & (pl.col("value") != pl.col("value").floor()))
+        .then(pl.lit("no_value"))
+        .otherwise(pl.lit("ok"))
+    )
+    return (
+        with_rules.with_columns(reason.alias("reason"))
+        .filter(pl.col("reason").is_not_null())
+        .select(
+            "element", "id", "part", "patient", "code", "field", "day", "when", "value",
+            "factor", "divide_by", "combine", "yields_to", "reason",
+        )
+    )  # fmt: skip
+
+
+def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Per patient the chosen value of each field, canonical units; and the rows left out."""
+    refused_out = _ignored(rows.filter(pl.col("reason") != "ok"), pl.col("reason"))
+    good = rows.filter(pl.col("reason") == "ok").with_columns(
+        pl.when(pl.col("divide_by").is_not_null())
+        .then(pl.col("value") / pl.col("divide_by"))
+        .otherwise(pl.col("value") * pl.col("factor"))
+        .alias("canonical")
+    )
+    # A field that yields to another (walk trials to gait speed) is dropped where that other
+    # field was observed within its window.
+    present = good.select("patient", pl.col("field").alias("yields_to")).unique()
+    yielded = good.join(present, on=["patient", "yields_to"], how="semi")
+    good = good.join(present, on=["patient", "yields_to"], how="anti")
+    newest = pl.col("day").max().over("patient", "field")
+    order = (
+        pl.when(pl.col("combine") == "max")
+        .then(-pl.col("canonical"))
+        .when(pl.col("combine") == "min")
+        .then(pl.col("canonical"))
+        .otherwise(-pl.col("when").rank("ordinal").over("patient", "field").cast(pl.Float64))
+    )
+    good = good.with_columns(
+        (pl.col("day") == newest).alias("newest"), order.alias("order")
+    ).with_columns(
+        (pl.col("newest") & (pl.col("order") == pl.col("order").filter(pl.col("newest")).min()
+                             .over("patient", "field"))).alias("best")
+    )  # fmt: skip
+    good = good.with_columns(
+        (pl.col("best") & (pl.col("element") == pl.col("element").filter(pl.col("best")).min()
+                           .over("patient", "field"))).alias("chosen")
+    )  # fmt: skip
+    chosen = good.filter(pl.col("chosen"))
+    superseded = pl.concat([good.filter(~pl.col("chosen")), yielded], how="diagonal_relaxed")
+    fields = [item.field for item in fhir_mapping().inputs]
+    values = chosen.group_by("patient").agg(
+        pl.col("canonical").filter(pl.col("field") == name).first().alias(name)
+        for name in dict.fromkeys(fields)
+    )
+    integer_fields = [n for n, s in field_specs().items() if s.kind == "integer"]
+    values = values.with_columns(
+        pl.col(name).round(0).cast(pl.Int64) for name in integer_fields if name in fields
+    ).rename({"patient": "id"})
+    ignored = pl.concat(
+        [refused_out, _ignored(superseded, pl.lit("superseded"))], how="diagonal_relaxed"
+    ).select("resource", "patient", "code", "reason")
+    return values, ignored
+
+
+def _responses(
+    responses: pl.LazyFrame, day: date, questionnaire: str
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Per patient the SARC-F item scores of the newest completed response in the window."""
+    window = fhir_mapping().sarc_f_lookback_days
+    rows = responses.with_columns(
+        pl.col("subject").struct.field("reference").str.strip_prefix("Patient/").alias("patient"),
+        pl.col("questionnaire").str.split("|").list.first().alias("canonical"),
+        pl.col("authored").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).alias("day"),
+    )
+    reason = (
+        pl.when(pl.col("canonical") != questionnaire)
+        .then(pl.lit("unknown_code"))
+        .when(pl.col("status") == "entered-in-error")
+        .then(pl.lit("entered_in_error"))
+        .when(~pl.col("status").is_in(["completed", "amended"]).fill_null(False))
+        .then(pl.lit("status"))
+        .when(pl.col("day").is_null())
+        .then(pl.lit("no_date"))
+        .when(pl.col("day") > pl.lit(day))
+        .then(pl.lit("future"))
+        .when(pl.col("day") < pl.lit(day) - pl.duration(days=window))
+        .then(pl.lit("too_old"))
+        .otherwise(pl.lit("ok"))
+    )
+    rows = rows.with_columns(reason.alias("reason"))
+    good = rows.filter(pl.col("reason") == "ok")
+    newest = pl.col("authored").max().over("patient")
+    chosen = good.filter(pl.col("authored") == newest).unique("patient", keep="first")
+    superseded = good.join(chosen.select("id"), on="id", how="anti").with_columns(
+        pl.lit("superseded").alias("reason")
+    )
+    items = (
+        chosen.select("patient", "item")
+        .explode("item")
+        .select(
+            "patient",
+            pl.col("item").struct.field("linkId").alias("link"),
+            pl.col("item").struct.field("answer").list.first().alias("answer"),
+        )
+        .with_columns(
+            pl.coalesce(
+                pl.col("answer").struct.field("valueInteger"),
+                pl.col("answer")
+                .struct.field("valueCoding")
+                .struct.field("code")
+                .cast(pl.Int64, strict=False),
+            ).alias("score")
+        )
+    )
+    answers = items.group_by("patient").agg(
+        pl.col("score").filter(pl.col("link") == name).first().alias(name)
+        for name in sarc_f_items()
+    )
+    left_out = pl.concat([rows.filter(pl.col("reason") != "ok"), superseded]).select(
+        pl.concat_str(pl.lit("QuestionnaireResponse/"), pl.col("id")).alias("resource"),
+        "patient",
+        pl.lit("sarc-f").alias("code"),
+        "reason",
+    )
+    return answers.rename({"patient": "id"}), left_out
+
+
+def bulk_to_parquet(inputs: Sequence[Path], output: Path, as_of: date | None = None) -> Path:
+    """Write the export's subject records next to `output` (<stem>.fhir-records.parquet) and
+    the observations left out (<stem>.fhir-ignored.parquet); return the records' path."""
+    read = read_bulk(inputs, as_of)
+    records = output.with_name(output.stem + ".fhir-records.parquet")
+    ignored = output.with_name(output.stem + ".fhir-ignored.parquet")
+    try:
+        # One query for both: they share the classified observations.
+        found, left_out = pl.collect_all([read.records, read.ignored])
+        found.write_parquet(records)
+        left_out.write_parquet(ignored)
+    except pl.exceptions.PolarsError as error:
+        # Malformed NDJSON: the reader names the file and line.
+        raise ValueError(f"Bulk Data export {inputs[0]}: {error}") from None
+    return records

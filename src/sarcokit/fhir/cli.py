@@ -1,0 +1,64 @@
+"""`sarcokit fhir`: publish the project's FHIR artefacts and read Bulk Data exports."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+fhir_app = typer.Typer(help="FHIR R4: the project CodeSystem, the SARC-F Questionnaire, Bulk Data.")
+
+
+@fhir_app.command("codesystem")
+def codesystem_command() -> None:
+    """Print the project CodeSystem (codes without LOINC, definitions, categories)."""
+    from sarcokit.fhir.codes import codesystem
+
+    typer.echo(json.dumps(codesystem(), ensure_ascii=False, indent=2))
+
+
+@fhir_app.command("questionnaire")
+def questionnaire_command() -> None:
+    """Print the SARC-F Questionnaire (answer scores as itemWeight)."""
+    from sarcokit.fhir.codes import sarc_f_questionnaire
+
+    typer.echo(json.dumps(sarc_f_questionnaire(), ensure_ascii=False, indent=2))
+
+
+@fhir_app.command("bulk")
+def bulk_command(
+    export: Annotated[Path, typer.Argument(help="Bulk Data export folder (Patient.ndjson, ...).")],
+    output: Annotated[Path, typer.Option(help="Subject records (.parquet).")] = Path(
+        "records.parquet"
+    ),
+    as_of: Annotated[
+        str | None, typer.Option(help="Assessment date YYYY-MM-DD (default today).")
+    ] = None,
+) -> None:
+    """Read a Bulk Data export into subject records (and the observations left out, with why)."""
+    import polars as pl
+
+    from sarcokit.fhir.bulk import read_bulk
+
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        typer.echo(f"--as-of {as_of!r}: expected a date YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from None
+    try:
+        read = read_bulk([export], day)
+        found, left_out = pl.collect_all([read.records, read.ignored])
+        found.write_parquet(output)
+        ignored = output.with_name(output.stem + ".ignored.parquet")
+        left_out.write_parquet(ignored)
+    except (ValueError, OSError) as error:
+        typer.echo(f"{export}: {error}", err=True)
+        raise typer.Exit(2) from None
+    counts = pl.scan_parquet(ignored).group_by("reason").len().sort("reason").collect()
+    rows = pl.scan_parquet(output).select(pl.len()).collect().item()
+    typer.echo(f"patients {rows:,} → {output}; observations left out → {ignored}")
+    for reason, n in counts.iter_rows():
+        typer.echo(f"  {reason}: {n:,}")

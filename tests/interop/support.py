@@ -1,0 +1,62 @@
+"""Small builders of FHIR test resources (hand-written, independent of sarcokit.fhir)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+PROJECT = "http://sarcokit.org/fhir/CodeSystem/sarcokit"
+SARC_F = "http://sarcokit.org/fhir/Questionnaire/sarc-f"
+
+
+def observation(
+    oid: str,
+    code: str,
+    value: float,
+    unit: str,
+    when: str = "2026-11-01",
+    system: str = LOINC,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A final Observation of Patient/p1 with a UCUM quantity."""
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": system, "code": code}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": when,
+        "valueQuantity": {"value": value, "system": UCUM, "code": unit},
+    }
+    resource.update(extra)
+    return resource
+
+
+def patient(gender: str = "male", birth: str = "1950-03-02") -> dict[str, Any]:
+    """Patient/p1."""
+    return {"resourceType": "Patient", "id": "p1", "gender": gender, "birthDate": birth}
+
+
+def sarc_f(rid: str, scores: dict[str, int], authored: str = "2026-11-01") -> dict[str, Any]:
+    """A completed SARC-F response of Patient/p1, answers coded by score."""
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "id": rid,
+        "questionnaire": SARC_F,
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+        "authored": authored,
+        "item": [
+            {"linkId": k, "answer": [{"valueCoding": {"code": str(v)}}]} for k, v in scores.items()
+        ],
+    }
+
+
+def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
+    """A collection Bundle."""
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": r} for r in resources],
+    }

@@ -1,0 +1,138 @@
+"""Bulk Data NDJSON → one record per patient, by the same rules as a Bundle."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from interop.support import PROJECT, bundle, observation, patient, sarc_f
+from sarcokit.fhir.bulk import is_bulk_export, read_bulk
+from sarcokit.fhir.inbound import read_bundle
+from sarcokit.fields import input_columns
+
+AS_OF = date(2026, 12, 1)
+
+
+def _of(pid: str, resource: dict[str, Any]) -> dict[str, Any]:
+    return {**resource, "subject": {"reference": f"Patient/{pid}"}}
+
+
+def _export(tmp_path: Path) -> tuple[Path, dict[str, list[dict[str, Any]]]]:
+    by_patient: dict[str, list[dict[str, Any]]] = {
+        "p1": [
+            patient(),
+            observation("r1", "83174-3", 24.0, "kgf"),
+            observation("l2", "83173-5", 60.0, "[lbf_av]"),
+            observation("old", "83174-3", 40.0, "kgf", when="2026-10-01"),
+            observation("w", "29463-7", 154.0, "lbs"),
+            observation("h", "8302-2", 170.0, "cm"),
+            observation("t1", "83169-3", 5.0, "s"),
+            observation("t2", "83170-1", 4.5, "s"),
+            observation("s", "sppb-total", 8.0, "{score}", system=PROJECT),
+            observation("c", "14682-9", 88.4, "umol/L"),
+            sarc_f("q", {"sarc_f_strength": 2, "sarc_f_falls": 1}),
+        ],
+        "p2": [
+            {**patient(gender="female", birth="1944"), "id": "p2"},
+            _of("p2", observation("x", "1234-5", 1.0, "1")),
+            _of("p2", observation("e", "8302-2", 150.0, "cm", status="entered-in-error")),
+            _of("p2", observation("t", "83169-3", 5.0, "s")),
+            _of("p2", observation("gs", "83172-7", 0.7, "m/s")),
+            _of("p2", observation("too", "29463-7", 50.0, "kg", when="2026-01-01")),
+            _of("p2", observation("a", "asm-dxa", 14200.0, "g", system=PROJECT)),
+        ],
+        "p3": [{**patient(gender="other", birth="1930-01-31"), "id": "p3"}],
+    }
+    folder = tmp_path / "export"
+    folder.mkdir()
+    files: dict[str, list[str]] = {}
+    for resources in by_patient.values():
+        for resource in resources:
+            files.setdefault(resource["resourceType"], []).append(json.dumps(resource))
+    for kind, lines in files.items():
+        (folder / f"{kind}.ndjson").write_text("\n".join(lines) + "\n")
+    return folder, by_patient
+
+
+def _canonical(record: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, value in record.items():
+        spec, alt = input_columns()[name]
+        alternative = spec.alternative(alt)
+        out[spec.name] = value if alternative is None else alternative.to_canonical(value)
+    return out
+
+
+def test_bulk_gives_the_same_records_and_reasons_as_bundles(tmp_path: Path) -> None:
+    folder, by_patient = _export(tmp_path)
+    assert is_bulk_export([folder])
+    read = read_bulk([folder], AS_OF)
+    rows = {r["id"]: r for r in read.records.collect().to_dicts()}
+    ignored = read.ignored.collect().to_dicts()
+    assert set(rows) == {"p1", "p2", "p3"}
+    for pid, resources in by_patient.items():
+        single = read_bundle(bundle(*resources), AS_OF)
+        expected = _canonical(single.record)
+        got = {k: v for k, v in rows[pid].items() if v is not None}
+        assert set(got) == set(expected), pid
+        for name, value in expected.items():
+            if isinstance(value, float):
+                assert math.isclose(got[name], value, rel_tol=1e-12), (pid, name)
+            else:
+                assert got[name] == value, (pid, name)
+        observed = {
+            (i.resource, i.reason) for i in single.ignored if i.resource.startswith(("Obs", "Que"))
+        }
+        assert {(i["resource"], i["reason"]) for i in ignored if i["patient"] == pid} == observed
+
+
+def test_bulk_values_by_hand(tmp_path: Path) -> None:
+    folder, _ = _export(tmp_path)
+    rows = {r["id"]: r for r in read_bulk([folder], AS_OF).records.collect().to_dicts()}
+    p1, p2, p3 = rows["p1"], rows["p2"], rows["p3"]
+    # 60 lbf × 0.45359237 = 27.2155422 kgf, the best trial that day.
+    assert p1["grip_kg"] == pytest.approx(27.2155422)
+    # 88.4 µmol/L ÷ 88.4 = 1 mg/dL; fastest 4 m trial 4.5 s.
+    assert p1["creatinine_mg_dl"] == pytest.approx(1.0)
+    assert (p1["walk_time_s"], p1["walk_distance_m"]) == (4.5, 4.0)
+    assert (p1["sppb"], p1["sarc_f_strength"], p1["sarc_f_falls"]) == (8, 2, 1)
+    assert p1["age"] == 76 and p1["weight_kg"] is None
+    # p2: gait speed measured, so the trial is not used; 14200 g = 14.2 kg by DXA.
+    assert p2["gait_speed_m_s"] == 0.7 and p2["walk_time_s"] is None
+    assert (p2["asm_kg"], p2["asm_method"]) == (pytest.approx(14.2), "dxa")
+    assert p2["age"] is None  # birthDate "1944" is not a full date
+    assert p3["sex"] is None and p3["age"] == 96
+
+
+def test_observation_of_an_unknown_patient_is_listed(tmp_path: Path) -> None:
+    folder, _ = _export(tmp_path)
+    with (folder / "Observation.ndjson").open("a") as out:
+        out.write(json.dumps(_of("p9", observation("z", "8302-2", 160.0, "cm"))) + "\n")
+    ignored = read_bulk([folder], AS_OF).ignored.collect().to_dicts()
+    assert {"resource": "Observation/z", "patient": "p9", "code": "8302-2",
+            "reason": "other_patient"} in ignored  # fmt: skip
+
+
+def test_cohort_reads_a_bulk_export(tmp_path: Path) -> None:
+    import polars as pl
+    from typer.testing import CliRunner
+
+    from sarcokit.cli import app
+
+    folder, _ = _export(tmp_path)
+    output = tmp_path / "out" / "results.parquet"
+    output.parent.mkdir()
+    result = CliRunner().invoke(
+        app, ["cohort", str(folder), "--output", str(output), "--definitions", "ewgsop2"]
+    )
+    assert result.exit_code == 0, result.output
+    scored = pl.read_parquet(output)
+    rejected = pl.read_csv(output.with_name("results.rejects.csv"))
+    # Three patients read: each either scored or rejected with its reason, none lost.
+    assert scored.height + rejected.height == 3
+    assert output.with_name("results.fhir-ignored.parquet").is_file()

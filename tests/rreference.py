@@ -36,17 +36,7 @@ def run_r(script: str, inputs: dict[str, pl.DataFrame] | None = None) -> dict[st
             '\nwrite.csv(data.frame(name = names(out), value = sprintf("%.17g", unname(out))),'
             ' "out.csv", row.names = FALSE)\n'
         )
-        (work / "script.R").write_text(script + epilogue, encoding="utf-8")
-        done = subprocess.run(
-            [rscript(), "--vanilla", "script.R"],
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(f"R failed:\n{done.stderr[-3000:]}")
+        _run_script(work, script + epilogue)
         table = pl.read_csv(work / "out.csv", schema={"name": pl.String, "value": pl.String})
     return {
         name: float(value) if value not in ("NA", "NaN") else float("nan")
@@ -54,20 +44,25 @@ def run_r(script: str, inputs: dict[str, pl.DataFrame] | None = None) -> dict[st
     }
 
 
+def _run_script(work: Path, script: str) -> None:
+    """Run an R script in `work` with Rscript --vanilla; a failure shows R's error output."""
+    (work / "script.R").write_text(script, encoding="utf-8")
+    done = subprocess.run(
+        [rscript(), "--vanilla", "script.R"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"R failed:\n{done.stderr[-3000:]}")
+
+
 def r_table(expression: str, setup: str = "") -> pl.DataFrame:
     """A data frame computed in R (e.g. a data set of an R package), read back from CSV."""
     with tempfile.TemporaryDirectory(prefix="sarcokit-r-") as folder:
         work = Path(folder)
         script = f'{setup}\nwrite.csv({expression}, "table.csv", row.names = FALSE, na = "")\n'
-        (work / "script.R").write_text(script, encoding="utf-8")
-        done = subprocess.run(
-            [rscript(), "--vanilla", "script.R"],
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(f"R failed:\n{done.stderr[-3000:]}")
+        _run_script(work, script)
         return pl.read_csv(work / "table.csv", infer_schema_length=None)

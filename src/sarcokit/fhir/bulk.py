@@ -159,20 +159,25 @@ def _rules() -> pl.DataFrame:
     return pl.DataFrame(rows, schema_overrides={"divide_by": pl.Float64, "yields_to": pl.String})
 
 
+# An observation's patient reference, and its date: the effective time as given, else when issued.
+_SUBJECT = pl.col("subject").struct.field("reference").alias("subject")
+_WHEN = pl.coalesce(
+    pl.col("effectiveDateTime"),
+    pl.col("effectiveInstant"),
+    pl.col("effectivePeriod").struct.field("end"),
+    pl.col("effectivePeriod").struct.field("start"),
+    pl.col("issued"),
+).alias("when")
+
+
 def _elements(observations: pl.LazyFrame) -> pl.LazyFrame:
     """One row per observation and per component: id, patient, status, date, code, value."""
     top = observations.select(
         pl.col("id"),
         pl.lit(None, pl.Int64).alias("part"),
         pl.col("status"),
-        pl.col("subject").struct.field("reference").alias("subject"),
-        pl.coalesce(
-            pl.col("effectiveDateTime"),
-            pl.col("effectiveInstant"),
-            pl.col("effectivePeriod").struct.field("end"),
-            pl.col("effectivePeriod").struct.field("start"),
-            pl.col("issued"),
-        ).alias("when"),
+        _SUBJECT,
+        _WHEN,
         *(pl.col(name) for name in _ELEMENT),
         pl.col("component").list.len().fill_null(0).alias("components"),
     )
@@ -181,14 +186,8 @@ def _elements(observations: pl.LazyFrame) -> pl.LazyFrame:
         .select(
             "id",
             "status",
-            pl.col("subject").struct.field("reference").alias("subject"),
-            pl.coalesce(
-                pl.col("effectiveDateTime"),
-                pl.col("effectiveInstant"),
-                pl.col("effectivePeriod").struct.field("end"),
-                pl.col("effectivePeriod").struct.field("start"),
-                pl.col("issued"),
-            ).alias("when"),
+            _SUBJECT,
+            _WHEN,
             pl.col("component"),
         )
         .with_columns(pl.int_ranges(pl.col("component").list.len()).alias("part"))

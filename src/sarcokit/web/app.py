@@ -26,6 +26,7 @@ from sarcokit.web.config import Settings, secret_file, settings_from_env
 from sarcokit.web.db import session_factory, transaction
 from sarcokit.web.deps import LoginRequired, Principal, session_principal
 from sarcokit.web.guard import GuardMiddleware
+from sarcokit.web.middleware import route_template
 from sarcokit.web.startup import open_store
 from sarcokit.web.store import Conflict, count_users
 from sarcokit.web.templating import render
@@ -75,11 +76,6 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def _route(request: Request) -> str:
-    # The route template, never the concrete path, which may carry a record number.
-    return str(getattr(request.scope.get("route"), "path", "(unmatched)"))
-
-
 def _signed_in(request: Request) -> Principal | None:
     # Error pages keep the signed-in user's language and navigation.
     with transaction(request.app.state.sessions) as db:
@@ -125,7 +121,7 @@ def _install_handlers(app: FastAPI) -> None:
     async def database_error(request: Request, error: SQLAlchemyError) -> Response:
         # The transaction was rolled back: nothing of the request was stored, and a read whose
         # audit row could not be written is not served (the audit trail is fail-closed).
-        log.error("database error on %s: %s", _route(request), type(error).__name__)
+        log.error("database error on %s: %s", route_template(request.scope), type(error).__name__)
         message = "the database could not complete the request; nothing was stored"
         if _is_api(request):
             return _error(503, "database", None, "a database that accepts writes", message)

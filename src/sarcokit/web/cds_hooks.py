@@ -325,20 +325,27 @@ def _lead_definition(request: Request) -> str:
         return store.clinic_definitions(db)[0]
 
 
-@router.post(
-    "/cds-services/{service_id}", summary="CDS Hooks service call", include_in_schema=False
-)
-async def call_service(service_id: str, request: Request) -> JSONResponse:
-    """Cards for the patient in context; 412 when prefetch is missing and cannot be fetched."""
+async def _admitted_body(service_id: str, request: Request) -> Any:
+    """The JSON body of a call to this service by an authenticated client, or the refusal."""
     if service_id != _settings()["service_id"]:
         return _refuse(404, f"no CDS service {service_id!r}")
     refused = authenticate(request)
     if refused is not None:
         return refused
     try:
-        body = json.loads(await request.body())
+        return json.loads(await request.body())
     except (UnicodeDecodeError, json.JSONDecodeError):
         return _refuse(400, "the body is not JSON")
+
+
+@router.post(
+    "/cds-services/{service_id}", summary="CDS Hooks service call", include_in_schema=False
+)
+async def call_service(service_id: str, request: Request) -> JSONResponse:
+    """Cards for the patient in context; 412 when prefetch is missing and cannot be fetched."""
+    body = await _admitted_body(service_id, request)
+    if isinstance(body, JSONResponse):
+        return body
     context = body.get("context") if isinstance(body, Mapping) else None
     if body.get("hook") != "patient-view" or not isinstance(context, Mapping):
         return _refuse(400, "expected a patient-view hook request with a context")
@@ -362,15 +369,9 @@ async def call_service(service_id: str, request: Request) -> JSONResponse:
 )
 async def feedback(service_id: str, request: Request) -> JSONResponse:
     """Accept the EHR's feedback on cards (accepted or overridden)."""
-    if service_id != _settings()["service_id"]:
-        return _refuse(404, f"no CDS service {service_id!r}")
-    refused = authenticate(request)
-    if refused is not None:
-        return refused
-    try:
-        body = json.loads(await request.body())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return _refuse(400, "the body is not JSON")
+    body = await _admitted_body(service_id, request)
+    if isinstance(body, JSONResponse):
+        return body
     items = body.get("feedback") if isinstance(body, Mapping) else None
     if not isinstance(items, list) or not all(
         isinstance(i, Mapping)

@@ -15,6 +15,7 @@ from sarcokit.fields import InputError
 from sarcokit.web import audit, store
 from sarcokit.web.config import Settings
 from sarcokit.web.identity import USERNAME_LENGTH, identifier, identity_key
+from sarcokit.web.middleware import route_template
 from sarcokit.web.models import Patient, User, Visit
 from sarcokit.web.security import (
     PASSWORD_CHANGE,
@@ -126,9 +127,12 @@ def _requiring(
     def check(request: Request, principal: Annotated[Principal, Depends(source)]) -> Principal:
         if not any(principal.has(role) for role in roles):
             # Denials are audited in a transaction of their own: the request does no work.
-            route = str(getattr(request.scope.get("route"), "path", "(unmatched)"))
             audit.record_alone(
-                request.app.state.sessions, principal.user.id, "access.denied", "route", route
+                request.app.state.sessions,
+                principal.user.id,
+                "access.denied",
+                "route",
+                route_template(request.scope),
             )
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"this needs the role {' or '.join(roles)}"

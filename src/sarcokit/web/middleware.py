@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +24,12 @@ SECURITY_HEADERS = [
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template (/patients/{patient_id}), never the concrete path, which
+    may carry a record number."""
+    return str(getattr(scope.get("route"), "path", "(unmatched)"))
 
 
 class BodyTooLarge(Exception):
@@ -108,7 +113,6 @@ class ClinicMiddleware:
 
     @staticmethod
     def _log(scope: Scope, status: int, started: float) -> None:
-        route: Any = scope.get("route")
-        template = getattr(route, "path", "(unmatched)")
+        template = route_template(scope)
         elapsed = (time.perf_counter() - started) * 1000
         access_log.info("%s %s %d %.1fms", scope.get("method"), template, status, elapsed)

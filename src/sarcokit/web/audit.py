@@ -34,16 +34,7 @@ def record(
     If they cannot be written, the commit fails and so does the request: the trail is
     fail-closed, a read whose audit row is not stored is not served.
     """
-    db.info.setdefault(_PENDING, []).append(
-        AuditEvent(
-            at=now(),
-            user_id=user.id if user else None,
-            action=action,
-            entity=entity,
-            entity_id=entity_id,
-            detail=detail,
-        )
-    )
+    _pend(db, user.id if user else None, action, entity, entity_id, detail)
 
 
 def record_alone(
@@ -55,9 +46,28 @@ def record_alone(
 ) -> None:
     """Append one event in a transaction of its own (for a request refused before any work)."""
     with factory() as db, db.begin():
-        db.info.setdefault(_PENDING, []).append(
-            AuditEvent(at=now(), user_id=user_id, action=action, entity=entity, detail=detail)
+        _pend(db, user_id, action, entity, None, detail)
+
+
+def _pend(
+    db: Session,
+    user_id: int | None,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    detail: str,
+) -> None:
+    # Held until the transaction commits (see `_write_pending`), stamped with when it happened.
+    db.info.setdefault(_PENDING, []).append(
+        AuditEvent(
+            at=now(),
+            user_id=user_id,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            detail=detail,
         )
+    )
 
 
 def _moment(at: datetime) -> str:

@@ -63,6 +63,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/voided-visits"): ADMIN,
     ("GET", "/api/v1/visits/{visit_id}/report.pdf"): CLINICIAN,
     ("GET", "/api/v1/export"): RESEARCHER,
+    ("GET", "/api/v1/export/dictionary"): RESEARCHER,
+    ("GET", "/api/v1/export.{kind}"): RESEARCHER,
     ("GET", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users"): ADMIN,
     ("PATCH", "/api/v1/users/{user_id}"): ADMIN,
@@ -103,7 +105,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/visits/{visit_id}/report"): CLINICIAN,
     ("GET", "/visits/{visit_id}/report.pdf"): CLINICIAN,
     ("GET", "/research"): RESEARCHER,
-    ("GET", "/research/export.csv"): RESEARCHER,
+    ("GET", "/research/export.{kind}"): RESEARCHER,
+    ("GET", "/research/dictionary.csv"): RESEARCHER,
     ("GET", "/admin"): ADMIN,
     ("POST", "/admin/users"): ADMIN,
     ("POST", "/admin/users/{user_id}"): ADMIN,
@@ -165,6 +168,7 @@ def _concrete(path: str, records: Records) -> str:
         token_id=records.token_id,
         language="zh-CN",
         service_id="sarcopenia",
+        kind="parquet",
     )
 
 
@@ -276,7 +280,7 @@ def test_a_browser_session_does_not_open_the_api(sqlite_clinic: Clinic) -> None:
     browser, _ = sqlite_clinic.browser("clinician")
     for method, path in sorted(app_routes(sqlite_clinic.app)):
         if _is_api(path) and ANONYMOUS not in PERMISSIONS[(method, path)]:
-            url = path.format(patient_id=1, visit_id=1, user_id=1, token_id=1)
+            url = _concrete(path, Records(1, 1, 1, 1))
             response = browser.request(method, url, follow_redirects=False)
             assert response.status_code == 401, (method, path, response.status_code)
 

@@ -15,10 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from sarcokit.definitions import DEFINITION_IDS
 from sarcokit.fields import InputError
 from sarcokit.result import Result
-from sarcokit.web import audit, store
+from sarcokit.web import audit, export, store
 from sarcokit.web.assessment import assess_visits, bounded_record, invalid
 from sarcokit.web.batching import engine_queue
-from sarcokit.web.config import secret_file
 from sarcokit.web.deps import (
     Db,
     Principal,
@@ -26,10 +25,11 @@ from sarcokit.web.deps import (
     api_role,
     api_user,
     patient_or_404,
-    settings,
+    research_table,
     sign_in,
     visit_or_404,
 )
+from sarcokit.web.export import ExportKind
 from sarcokit.web.i18n import CORE_LANG
 from sarcokit.web.identity import TOKEN_NAME_LENGTH, free_text
 from sarcokit.web.models import AuditEvent, User, Visit
@@ -316,10 +316,30 @@ def read_report(db: Db, principal: Clinician, visit_id: int, lang: Language = No
 
 
 @router.get("/export", summary="De-identified export of every visit (researchers)")
-def export(request: Request, db: Db, principal: Researcher) -> list[dict[str, Any]]:
-    """One row per visit: pseudonym, sex, age (capped at 90), days since first visit, results."""
-    key = secret_file(settings(request).export_key_path)
-    return store.export_rows(db, principal.user, key)
+def export_rows(request: Request, db: Db, principal: Researcher) -> list[dict[str, Any]]:
+    """One typed row per visit: pseudonym, sex, age (capped at 90), days since first visit,
+    measurements in canonical units with every grip trial, and the stored results."""
+    frame, _ = research_table(request, db, principal)
+    return frame.to_dicts()
+
+
+@router.get("/export/dictionary", summary="The export's data dictionary (researchers)")
+def export_dictionary(request: Request, db: Db, principal: Researcher) -> list[dict[str, str]]:
+    """Each column of the export: name, type, unit, description and origin."""
+    _, columns = research_table(request, db, principal)
+    return [column.as_row() for column in columns]
+
+
+@router.get(
+    "/export.{kind}",
+    summary="The export as a CSV or Parquet file (researchers)",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
+def export_file(request: Request, db: Db, principal: Researcher, kind: ExportKind) -> Response:
+    """The typed export as a file: CSV (booleans true/false) or Parquet (column types kept)."""
+    frame, _ = research_table(request, db, principal)
+    return export.file_response(frame, kind)
 
 
 # -- accounts and settings (administrators) -------------------------------------------------

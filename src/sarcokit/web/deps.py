@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
+import polars as pl
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from sarcokit.fields import InputError
 from sarcokit.web import audit, store
-from sarcokit.web.config import Settings
+from sarcokit.web.config import Settings, secret_file
+from sarcokit.web.export import Column
 from sarcokit.web.identity import USERNAME_LENGTH, identifier, identity_key
 from sarcokit.web.middleware import route_template
 from sarcokit.web.models import Patient, User, Visit
@@ -225,3 +227,11 @@ def visit_or_404(
     if visit is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no visit with id {visit_id}")
     return visit
+
+
+def research_table(
+    request: Request, db: Session, principal: Principal
+) -> tuple[pl.DataFrame, list[Column]]:
+    """The de-identified export for a researcher, pseudonymised with the clinic's key."""
+    key = secret_file(settings(request).export_key_path)
+    return store.export_table(db, principal.user, key)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 from typing import Annotated, Any
 
@@ -13,7 +11,7 @@ from sqlalchemy import select
 
 from sarcokit.definitions import DEFINITION_IDS, definition
 from sarcokit.fields import InputError, Problem
-from sarcokit.web import audit, store
+from sarcokit.web import audit, export, store
 from sarcokit.web.api import forget_definitions
 from sarcokit.web.assessment import age_at
 from sarcokit.web.charts import chart
@@ -29,10 +27,12 @@ from sarcokit.web.deps import (
     page_role,
     page_user,
     patient_or_404,
+    research_table,
     settings,
     sign_in,
     visit_or_404,
 )
+from sarcokit.web.export import ExportKind
 from sarcokit.web.forms import form_values, measurements_from_form, questionnaires, sections
 from sarcokit.web.history import history
 from sarcokit.web.i18n import LANGUAGES, translator
@@ -567,20 +567,21 @@ def research(request: Request, principal: Researcher) -> HTMLResponse:
     return render(request, "research.html", principal)
 
 
-@router.get("/research/export.csv")
-def research_export(request: Request, db: Db, principal: Researcher) -> Response:
-    """Every visit, de-identified, as CSV."""
-    rows = store.export_rows(db, principal.user, secret_file(settings(request).export_key_path))
-    columns = list(dict.fromkeys(name for row in rows for name in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+@router.get("/research/export.{kind}")
+def research_export(request: Request, db: Db, principal: Researcher, kind: ExportKind) -> Response:
+    """Every visit, de-identified, as a typed CSV or Parquet file."""
+    frame, _ = research_table(request, db, principal)
+    return export.file_response(frame, kind)
+
+
+@router.get("/research/dictionary.csv")
+def research_dictionary(request: Request, db: Db, principal: Researcher) -> Response:
+    """The export's data dictionary as CSV."""
+    _, columns = research_table(request, db, principal)
     return Response(
-        buffer.getvalue(),
-        media_type="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="sarcokit-deidentified.csv"'},
+        export.dictionary_csv(columns),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="sarcokit-dictionary.csv"'},
     )
 
 

@@ -5,22 +5,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import polars as pl
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from sarcokit import __version__
 from sarcokit.definitions import DEFINITION_IDS
-from sarcokit.fields import CONDITIONS, GRIP_TRIALS, InputError, input_columns
+from sarcokit.fields import InputError
 from sarcokit.i18n import Lang
 from sarcokit.result import Result
-from sarcokit.secondary.conditions import recognise
-from sarcokit.web import audit
+from sarcokit.web import audit, export
 from sarcokit.web.assessment import age_at, assess_visit, check_measurements, invalid
 from sarcokit.web.i18n import LANGUAGES
 from sarcokit.web.identity import (
@@ -510,29 +511,9 @@ def pseudonym(key: str, patient_id: int) -> str:
     return hmac.new(key.encode(), str(patient_id).encode(), hashlib.sha256).hexdigest()[:16]
 
 
-def export_measurements(measurements: Mapping[str, Any]) -> dict[str, Any]:
-    """A visit's measurements as the research export holds them: no free text.
-
-    Only subject-record fields are kept, and conditions become the engine's condition ids
-    (`; `-separated), never the text as typed.
-    """
-    known = input_columns()
-    row: dict[str, Any] = {
-        name: value
-        for name, value in measurements.items()
-        if name in known and name != "id" and not isinstance(value, list | dict)
-    }
-    if GRIP_TRIALS in measurements:
-        row[GRIP_TRIALS] = "; ".join(f"{float(t):g}" for t in measurements[GRIP_TRIALS])
-    if CONDITIONS in measurements:
-        given = measurements[CONDITIONS]
-        recognised, _ = recognise(given if isinstance(given, list) else [str(given)])
-        row[CONDITIONS] = "; ".join(recognised)
-    return row
-
-
-def export_rows(db: Session, user: User, key: str) -> list[dict[str, Any]]:
-    """Every visit, de-identified: pseudonym, sex, age, days since first visit, results.
+def export_visits(db: Session, user: User, key: str) -> list[dict[str, Any]]:
+    """Every visit, de-identified: pseudonym, sex, age, days since first visit, visit number,
+    and the measurements and result as stored (web.export makes the table of them).
 
     Names, record numbers and dates are left out; age in whole years and intervals in days
     keep the data useful for analysis (HIPAA Safe Harbor keeps ages under 90 only, so ages of
@@ -540,6 +521,7 @@ def export_rows(db: Session, user: User, key: str) -> list[dict[str, Any]]:
     """
     rows: list[dict[str, Any]] = []
     first: dict[int, date] = {}
+    number: Counter[int] = Counter()
     # The patients come in the same query: one round trip, not one per visit.
     # Voided visits were entered by mistake: they are not data.
     visits = db.scalars(
@@ -551,20 +533,22 @@ def export_rows(db: Session, user: User, key: str) -> list[dict[str, Any]]:
     for visit in visits:
         patient = visit.patient
         start = first.setdefault(patient.id, visit.visit_date)
-        definitions = visit.result.get("definitions", {})
+        number[patient.id] += 1
         rows.append(
             {
                 "subject": pseudonym(key, patient.id),
                 "sex": patient.sex,
                 "age": min(age_at(patient.date_of_birth, visit.visit_date), 90),
                 "days_since_first_visit": (visit.visit_date - start).days,
-                **export_measurements(visit.measurements),
-                **{
-                    f"{name}_category": answer.get("category")
-                    for name, answer in definitions.items()
-                    if isinstance(answer, dict)
-                },
+                "visit": number[patient.id],
+                "measurements": visit.measurements,
+                "result": visit.result,
             }
         )
     audit.record(db, user, "export.deidentified", "visit", detail=f"{len(rows)} rows")
     return rows
+
+
+def export_table(db: Session, user: User, key: str) -> tuple[pl.DataFrame, list[export.Column]]:
+    """The de-identified export as a typed table, with its data dictionary."""
+    return export.table(export_visits(db, user, key))

@@ -342,6 +342,11 @@ def test_visit_result_in_two_languages_pdf_and_history(
         svg = page.locator(".charts figure", has_text=measure).locator("svg.chart")
         assert svg.locator("circle.point").count() == 2, measure
         assert svg.locator("circle.point.meaningful").count() == 1, measure
+        # Falls in grip and gait speed are changes for the worse: drawn in the clinic's red.
+        segment = svg.locator("line.segment")
+        assert segment.count() == 1 and "worse" in (segment.get_attribute("class") or "")
+        stroke = segment.evaluate("line => getComputedStyle(line).stroke")
+        assert stroke == "rgb(179, 38, 30)", (measure, stroke)
     _shoot(page, tmp_path, "patient-history.png")
 
     assert watch.errors == [], "\n".join(watch.errors)

@@ -475,28 +475,52 @@ def test_history_chart_draws_the_awgs2019_cutoff_and_flags_a_meaningful_change(
     grip = chart_of(page, "Grip strength (kg)")
     # AWGS 2019 (the clinic's lead definition): women's low grip is < 18 kg.
     assert 'class="cutoff-label">&lt; 18</text>' in grip
-    # The dashed line sits where the axis puts 18: ticks mark the lowest (16) and highest (24)
-    # values, each drawn 4 px below its value, so 18 lies a quarter of the way from 16 to 24.
-    ticks = dict(
-        (value, float(y) - 4)
+    # The dashed line sits where the axis puts 18: each tick is drawn 4 px below its value, and
+    # the axis is linear, so 18 lies (18 - a) / (b - a) of the way between any two ticks a, b.
+    ticks = {
+        float(value): float(y) - 4
         for y, value in re.findall(
-            r'<text x="\d+" y="([\d.]+)" class="tick" text-anchor="end">(\d+)<', grip
+            r'<text x="\d+" y="([\d.]+)" class="tick" text-anchor="end">([\d.]+)<', grip
         )
-    )
+    }
     line = re.search(r'<line x1="\d+" y1="([\d.]+)" x2="\d+" y2="[\d.]+" class="cutoff"/>', grip)
-    assert line and set(ticks) == {"16", "24"}
-    expected = ticks["16"] + (18 - 16) / (24 - 16) * (ticks["24"] - ticks["16"])
+    assert line and len(ticks) >= 3
+    a, b = min(ticks), max(ticks)
+    assert a <= 16 and b >= 24, ticks
+    expected = ticks[a] + (18 - a) / (b - a) * (ticks[b] - ticks[a])
     assert float(line.group(1)) == pytest.approx(expected, abs=0.2)
-    # 24 → 16 kg is a change of 8 kg ≥ 6.5 kg (Bohannon 2019): the second point is flagged.
+    # 24 → 16 kg is a change of 8 kg ≥ 6.5 kg (Bohannon 2019): the second point is flagged,
+    # and a fall in grip is a change for the worse.
     points = re.findall(r'<circle [^>]*class="([^"]+)"><title>([^<]+)</title>', grip)
     assert points == [
-        ("point", "2024-06-01: 24 kg"),
-        ("point meaningful", "2025-01-10: 16 kg — meaningful change"),
+        ("point same", "2024-06-01: 24 kg"),
+        ("point worse meaningful", "2025-01-10: 16 kg (-8) — worse — meaningful change"),
     ]
+    assert re.findall(r'class="segment ([a-z]+)"', grip) == ["worse"]
+    # Each value is written on its point.
+    assert re.findall(r'class="value" text-anchor="middle">([\d.]+)<', grip) == ["24", "16"]
+
+
+def test_a_rising_sarc_f_is_a_change_for_the_worse_and_a_rising_grip_for_the_better(
+    sqlite_clinic: Clinic,
+) -> None:
+    page = _grip_history(sqlite_clinic, "H3", "16", "20")
+    grip = chart_of(page, "Grip strength (kg)")
+    assert re.findall(r'class="segment ([a-z]+)"', grip) == ["better"]
+    patient_id = new_patient(sqlite_clinic, "H4")
+    browser, token = sqlite_clinic.browser("clinician")
+    items = ("assistance_walking", "rise_from_chair", "climb_stairs", "falls")
+    # SARC-F 0 then 2 (strength 0 → 2, the other four items 0): a total that rose.
+    for day, strength in (("2024-06-01", "0"), ("2025-01-10", "2")):
+        form = {"csrf_token": token, "visit_date": day, "sarc_f_strength": strength}
+        form |= {f"sarc_f_{item}": "0" for item in items}
+        assert post(browser, f"/patients/{patient_id}/visits/new", form).status_code == 303
+    sarc_f = chart_of(get(browser, f"/patients/{patient_id}").text, "SARC-F (points)")
+    assert re.findall(r'class="segment ([a-z]+)"', sarc_f) == ["worse"]
 
 
 def test_a_change_below_the_meaningful_difference_is_not_flagged(sqlite_clinic: Clinic) -> None:
     # 20 → 16 kg is 4 kg, under Bohannon's 6.5 kg.
     grip = chart_of(_grip_history(sqlite_clinic, "H2", "20", "16"), "Grip strength (kg)")
-    assert "point meaningful" not in grip
-    assert grip.count('class="point"') == 2
+    assert "meaningful" not in grip
+    assert re.findall(r'<circle [^>]*class="([^"]+)"', grip) == ["point same", "point worse"]

@@ -128,8 +128,15 @@ def derived_labels() -> dict[str, dict[str, str]]:
 
 
 def history_specs() -> list[dict[str, str]]:
-    """The measures a patient's history charts: engine column, label (msgid), unit."""
+    """The measures a patient's history charts: engine column, label (msgid), unit, and which
+    way is better."""
     charted: list[dict[str, str]] = _form_file()["history"]
+    for spec in charted:
+        if spec.get("better") not in ("higher", "lower"):
+            raise ValueError(
+                f"visit_form.toml: history {spec.get('input')!r} has better ="
+                f" {spec.get('better')!r}; expected 'higher' or 'lower'"
+            )
     return charted
 
 

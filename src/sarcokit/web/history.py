@@ -60,6 +60,8 @@ class Series:
     points: tuple[Point, ...]
     cutoffs: tuple[CutoffLine, ...]
     rule: Meaningful
+    # Which way is better for this measure ("higher" or "lower"): colours its changes.
+    better: str = "higher"
 
 
 @cache
@@ -133,6 +135,7 @@ def history(patient: Patient, visits: Sequence[Visit], definition_id: str) -> li
                 points=tuple(points),
                 cutoffs=cutoff_lines(name, definition_id, patient.sex),
                 rule=rule,
+                better=spec["better"],
             )
         )
     return series

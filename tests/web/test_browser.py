@@ -349,6 +349,18 @@ def test_visit_result_in_two_languages_pdf_and_history(
         assert stroke == "rgb(179, 38, 30)", (measure, stroke)
     _shoot(page, tmp_path, "patient-history.png")
 
+    # A correction: gait re-timed. The visit shows what changed, who changed it and why.
+    page.goto(f"{clinic_server.url}/visits/{visit_id}/edit")
+    page.fill('input[name="gait_speed_m_s"]', "0.75")
+    page.fill('input[name="reason"]', "gait speed re-timed with a stopwatch")
+    assert _submit_visit(page) == visit_id
+    correction = page.locator("section.correction")
+    assert correction.count() == 1
+    assert "gait speed re-timed with a stopwatch" in correction.inner_text()
+    assert correction.locator("del").first.inner_text().strip() == "0.7 m/s"
+    assert correction.locator("ins").first.inner_text().strip() == "0.75 m/s"
+    _shoot(page, tmp_path, "correction-diff.png")
+
     assert watch.errors == [], "\n".join(watch.errors)
     context.close()
 

@@ -13,7 +13,7 @@ from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
 
 from sarcokit.web.catalogues import all_messages
-from sarcokit.web.i18n import catalogue
+from sarcokit.web.i18n import catalogue, plural_catalogue, plural_translator
 from web.support import Clinic, add_patient, add_visit, csrf_of, make_app
 
 LANGUAGES = {"en": "en", "zh-CN": "zh_CN"}
@@ -41,8 +41,12 @@ def test_every_message_has_a_translation(language: str) -> None:
     # The extraction itself must find the interface, or the check below would pass vacuously.
     assert len(messages) > 100
     assert {"Sign in", "Patients", "Grip strength", "Measured by"} <= messages
-    table = catalogue(language)
-    missing = sorted(m for m in messages if not table.get(m, "").strip())
+    table, plurals = catalogue(language), plural_catalogue(language)
+    missing = sorted(
+        str(m)
+        for m in messages
+        if not (table.get(m, "").strip() if isinstance(m, str) else plurals.get(m[0]))
+    )
     assert not missing, f"{language}: no translation for {missing}"
     fuzzy = sorted(m for m, (_, flags) in _po_entries(language).items() if "fuzzy" in flags)
     assert not fuzzy, f"{language}: fuzzy (unreviewed) translations for {fuzzy}"
@@ -57,6 +61,35 @@ def test_translations_keep_the_placeholders(language: str) -> None:
         if sorted(PLACEHOLDER.findall(message)) != sorted(PLACEHOLDER.findall(translated))
     }
     assert not wrong, f"{language}: placeholders differ in {wrong}"
+
+
+@pytest.mark.parametrize("language", list(LANGUAGES))
+def test_plural_messages_have_every_form_with_the_count(language: str) -> None:
+    plural = [m for m in all_messages() if isinstance(m, tuple)]
+    assert (
+        "Corrected once; the earlier version is kept",
+        "Corrected %(n)s times; earlier versions are kept",
+    ) in plural
+    forms = plural_catalogue(language)
+    # English has two forms (one, other); Chinese one (Plural-Forms nplurals=1).
+    expected = {"en": 2, "zh-CN": 1}[language]
+    for singular, many in plural:
+        assert len(forms[singular]) == expected, (language, singular)
+        # Every form but English's "one" names the count.
+        for index, form in enumerate(forms[singular]):
+            if not (language == "en" and index == 0):
+                assert "%(n)s" in form, (language, singular, form)
+        assert sorted(PLACEHOLDER.findall(many)) == sorted(PLACEHOLDER.findall(forms[singular][-1]))
+
+
+def test_plural_forms_follow_the_count() -> None:
+    english, chinese = plural_translator("en"), plural_translator("zh-CN")
+    once = "Corrected once; the earlier version is kept"
+    many = "Corrected %(n)s times; earlier versions are kept"
+    assert english(once, many, 1, n=1) == once
+    assert english(once, many, 3, n=3) == "Corrected 3 times; earlier versions are kept"
+    assert chinese(once, many, 1, n=1) == "已更正 1 次；先前的版本均已保留"
+    assert chinese(once, many, 3, n=3) == "已更正 3 次；先前的版本均已保留"
 
 
 @pytest.mark.parametrize("language", list(LANGUAGES))

@@ -43,21 +43,26 @@ def data_messages() -> set[str]:
     return found
 
 
-def code_messages() -> set[str]:
-    """Messages in `_()` and `gettext()` calls of the templates and web modules."""
+Message = str | tuple[str, str]
+
+
+def code_messages() -> set[Message]:
+    """Messages in `_()`, `gettext()` and `ngettext()` calls of the templates and web modules;
+    a plural message is its (singular, plural) pair."""
     root = Path(str(files("sarcokit.web")))
-    found = set()
-    for _, _, message, _, _ in extract_from_dir(
-        root, method_map=_METHODS, keywords={"_": None, "gettext": None}
-    ):
+    found: set[Message] = set()
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2)}
+    for _, _, message, _, _ in extract_from_dir(root, method_map=_METHODS, keywords=keywords):
         if isinstance(message, str) and message:
             found.add(message)
+        elif isinstance(message, tuple) and len(message) == 2 and all(message):
+            found.add((str(message[0]), str(message[1])))
     return found
 
 
-def all_messages() -> set[str]:
+def all_messages() -> set[Message]:
     """Every message the interface can show."""
-    return code_messages() | data_messages()
+    return code_messages() | set(data_messages())
 
 
 def _path(language: str) -> Path:
@@ -67,7 +72,7 @@ def _path(language: str) -> Path:
 
 def update() -> dict[str, int]:
     """Add new messages to every catalogue (English ones translate to themselves)."""
-    messages = sorted(all_messages())
+    messages = sorted(all_messages(), key=lambda m: m if isinstance(m, str) else m[0])
     untranslated: dict[str, int] = {}
     for language in _CATALOGUE_DIRS:
         path = _path(language)
@@ -89,14 +94,27 @@ def update() -> dict[str, int]:
         )
         for message in messages:
             if message not in catalog:
-                catalog.add(message, message if language == "en" else "")
-        for stale in [m.id for m in catalog if m.id and m.id not in messages]:
+                empty = ("",) * catalog.num_plurals if isinstance(message, tuple) else ""
+                catalog.add(message, message if language == "en" else empty)
+        for stale in [m.id for m in catalog if m.id and _key(m.id) not in messages]:
             catalog.delete(stale)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:
             write_po(handle, catalog, width=100, sort_output=True, omit_header=False)
-        untranslated[language] = sum(1 for m in catalog if m.id and not m.string)
+        untranslated[language] = sum(1 for m in catalog if m.id and not _translated(m.string))
     return untranslated
+
+
+def _key(message_id: str | tuple[str, ...] | list[str]) -> Message:
+    if isinstance(message_id, str):
+        return message_id
+    return (str(message_id[0]), str(message_id[1]))
+
+
+def _translated(string: str | tuple[str, ...] | list[str] | None) -> bool:
+    if isinstance(string, tuple | list):
+        return all(string)
+    return bool(string)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gettext as gnu
 from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
+from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
 from sarcokit.i18n import Lang
@@ -19,18 +21,56 @@ CORE_LANG: dict[str, Lang] = {"en": "en", "zh-CN": "zh"}
 
 
 @cache
-def catalogue(language: str) -> dict[str, str]:
-    """msgid → translation for one language, read from its .po file."""
+def _parsed(language: str) -> Catalog:
     path = files("sarcokit.web").joinpath(
         f"locales/{_CATALOGUE_DIRS[language]}/LC_MESSAGES/messages.po"
     )
     with path.open("rb") as handle:
-        parsed = read_po(handle)
+        return read_po(handle)
+
+
+@cache
+def catalogue(language: str) -> dict[str, str]:
+    """msgid → translation for one language, read from its .po file."""
     return {
         str(message.id): str(message.string)
-        for message in parsed
+        for message in _parsed(language)
         if message.id and isinstance(message.id, str) and message.string
     }
+
+
+@cache
+def plural_catalogue(language: str) -> dict[str, tuple[str, ...]]:
+    """singular msgid → its translated forms (as many as the language has), for plurals."""
+    return {
+        str(message.id[0]): tuple(str(form) for form in message.string)
+        for message in _parsed(language)
+        if isinstance(message.id, tuple | list)
+        and isinstance(message.string, tuple | list)
+        and all(message.string)
+    }
+
+
+@cache
+def plural_rule(language: str) -> Callable[[int], int]:
+    """Which plural form a count takes, from the catalogue's Plural-Forms header."""
+    return gnu.c2py(_parsed(language).plural_expr)
+
+
+def plural_translator(language: str) -> Callable[..., str]:
+    """ngettext for one language: `ngettext("%(n)s visit", "%(n)s visits", 3, n=3)`."""
+    chosen = language if language in LANGUAGES else "en"
+    table, rule = plural_catalogue(chosen), plural_rule(chosen)
+
+    def ngettext(singular: str, plural: str, count: int, **values: Any) -> str:
+        forms = table.get(singular)
+        if forms:
+            text = forms[min(rule(count), len(forms) - 1)]
+        else:
+            text = singular if count == 1 else plural  # untranslated: stays as written
+        return text % values if values else text
+
+    return ngettext
 
 
 def translator(language: str) -> Callable[..., str]:

@@ -161,6 +161,7 @@ class VisitRevision(VisitContent, Base):
     replaced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     replaced_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(Text)
+    replacer: Mapped[User] = relationship(lazy="joined")
 
 
 class AuditEvent(Base):

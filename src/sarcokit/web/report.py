@@ -101,6 +101,9 @@ def answer_rows(measurements: dict[str, Any], language: str) -> list[tuple[str, 
 
 def report_context(visit: Visit, language: str) -> dict[str, Any]:
     """Everything the visit page and the report show, with the result in the reader's language."""
+    # Imported here: the corrections are read with this module's rows (an import cycle else).
+    from sarcokit.web.corrections import corrections
+
     patient = visit.patient
     [result] = assess_visits([visit], CORE_LANG[language])
     stored = visit.result.get("definitions", {})
@@ -121,6 +124,7 @@ def report_context(visit: Visit, language: str) -> dict[str, Any]:
         "answers": answer_rows(visit.measurements, language),
         "secondary": secondary_rows(result),
         "changed_since_saved": changed,
+        "corrections": corrections(visit, language),
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 

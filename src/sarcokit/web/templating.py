@@ -13,7 +13,14 @@ from sarcokit import __version__
 from sarcokit.i18n import text as core_text
 from sarcokit.web.deps import Principal
 from sarcokit.web.forms import field_label
-from sarcokit.web.i18n import CORE_LANG, LANGUAGE_NAMES, LANGUAGES, best_language, translator
+from sarcokit.web.i18n import (
+    CORE_LANG,
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    best_language,
+    plural_translator,
+    translator,
+)
 
 LANGUAGE_COOKIE = "sarcokit_lang"
 
@@ -65,6 +72,7 @@ def base_context(language: str) -> dict[str, Any]:
     gettext = translator(language)
     return {
         "_": gettext,
+        "ngettext": plural_translator(language),
         "field_label": lambda name: field_label(name, gettext, language),
         "core": lambda key, **values: core_text(core, key, **values),
         "lang": language,

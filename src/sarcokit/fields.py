@@ -85,15 +85,20 @@ class FieldSpec:
             return "true or false"
         if self.kind == "text":
             return "text"
-        low, high, unit = self.min, self.max, self.unit
+        low, high, unit = self.plausible(unit_name)
+        what = "a whole number" if self.kind == "integer" else "a number"
+        suffix = f" {unit}" if unit else ""
+        return f"{what} from {_fmt(low)} to {_fmt(high)}{suffix}"
+
+    def plausible(self, unit_name: str | None = None) -> tuple[float | None, float | None, str]:
+        """The plausible range in the unit of this input name: (low, high, unit)."""
+        low, high, unit = self.min, self.max, self.unit or ""
         alternative = self.alternative(unit_name) if unit_name else None
         if alternative is not None and low is not None and high is not None:
             low = _from_canonical(alternative, low)
             high = _from_canonical(alternative, high)
             unit = alternative.unit
-        what = "a whole number" if self.kind == "integer" else "a number"
-        suffix = f" {unit}" if unit else ""
-        return f"{what} from {_fmt(low)} to {_fmt(high)}{suffix}"
+        return low, high, unit
 
     def alternative(self, name: str | None) -> Alternative | None:
         """The alternative unit with this input name, if any."""
@@ -160,6 +165,11 @@ class Problem:
     value: Any
     expected: str
     message: str
+    # What kind of problem, for a reader-language message at the edge: "range", "not_number",
+    # "not_whole", "not_recognised", "conflict" (empty when only the message says).
+    code: str = ""
+    # For a value plausible in another of the field's units: that unit's input name.
+    suggestion: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The problem as JSON-ready data."""
@@ -185,7 +195,7 @@ def _fold(label: str) -> str:
 
 def _parse_number(name: str, spec: FieldSpec, value: Any) -> float | int:
     if isinstance(value, bool):
-        raise _problem(name, value, spec, "a boolean is not a number")
+        raise _problem(name, value, spec, "a boolean is not a number", "not_number")
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -197,21 +207,20 @@ def _parse_number(name: str, spec: FieldSpec, value: Any) -> float | int:
         except ValueError:
             value = None
         if value is None:
-            raise _problem(name, text, spec, "not a number")
+            raise _problem(name, text, spec, "not a number", "not_number")
     if not isinstance(value, int | float) or not math.isfinite(value):
-        raise _problem(name, value, spec, "not a finite number")
+        raise _problem(name, value, spec, "not a finite number", "not_number")
     if spec.kind == "integer":
         if float(value) != int(value):
-            raise _problem(name, value, spec, "not a whole number")
+            raise _problem(name, value, spec, "not a whole number", "not_whole")
         return int(value)
     return float(value)
 
 
-def _problem(name: str, value: Any, spec: FieldSpec, why: str) -> InputError:
+def _problem(name: str, value: Any, spec: FieldSpec, why: str, code: str = "") -> InputError:
     expected = spec.expected(name if name != spec.name else None)
-    return InputError(
-        [Problem(name, value, expected, f"{name} = {value!r}: {why}; expected {expected}")]
-    )
+    message = f"{name} = {value!r}: {why}; expected {expected}"
+    return InputError([Problem(name, value, expected, message, code)])
 
 
 def _parse_value(name: str, spec: FieldSpec, value: Any, sex_coding: Mapping[Any, str]) -> Any:
@@ -344,6 +353,7 @@ def _conflict(first: str, second: str, value: Any) -> Problem:
         value,
         f"either {first} or {second}, not both",
         f"{first} and {second} are both given; give one of them",
+        "conflict",
     )
 
 
@@ -419,16 +429,18 @@ def describe_token(token: str, row: Mapping[str, Any]) -> Problem:
     value = row.get(token)
     expected = spec.expected(alternative_name)
     message = f"{token} = {value!r} is outside the plausible range; expected {expected}"
+    code = "range"
     if spec.kind == "category":
         message = f"{token} = {value!r} is not recognised; expected {expected}"
-    hint = _unit_slip(spec, alternative_name, value)
-    if hint:
-        message += f". Did you mean {hint}?"
-    return Problem(token, value, expected, message)
+        code = "not_recognised"
+    slip = unit_slip(spec, alternative_name, value)
+    if slip:
+        message += f". Did you mean {slip[0]} (the value in {slip[1]})?"
+    return Problem(token, value, expected, message, code, slip[0] if slip else None)
 
 
-def _unit_slip(spec: FieldSpec, given: str | None, value: Any) -> str | None:
-    """Another unit of the same field in which the value would be plausible."""
+def unit_slip(spec: FieldSpec, given: str | None, value: Any) -> tuple[str, str] | None:
+    """Another unit of the same field in which the value would be plausible: (input, unit)."""
     if not isinstance(value, int | float) or spec.min is None or spec.max is None:
         return None
     units = [(spec.name, spec.unit or "", None), *((a.name, a.unit, a) for a in spec.alternatives)]
@@ -437,7 +449,7 @@ def _unit_slip(spec: FieldSpec, given: str | None, value: Any) -> str | None:
             continue
         canonical = value if alternative is None else alternative.to_canonical(value)
         if spec.min <= canonical <= spec.max:
-            return f"{name} (the value in {unit})"
+            return name, unit
     return None
 
 

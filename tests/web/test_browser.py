@@ -187,7 +187,7 @@ def _fill_visit(
 
 def _submit_visit(page: Page) -> int:
     with page.expect_navigation():
-        page.click('form.visit button[type="submit"]')
+        page.click('form.visit button.primary[type="submit"]')
     found = re.search(r"/visits/(\d+)$", page.url)
     assert found, f"saving the visit did not lead to its result page but to {page.url}"
     return int(found.group(1))
@@ -278,6 +278,21 @@ def test_visit_result_in_two_languages_pdf_and_history(
         },
     )
     _shoot(page, tmp_path, "visit-form.png")
+    # Enter in an input does not submit the visit (the form's default button is disabled);
+    # a submission would fire the form's submit event while the key is handled.
+    page.evaluate(
+        """() => { window.submitted = false;
+            window.watchSubmit = (event) => { window.submitted = true; event.preventDefault(); };
+            document.querySelector("form.visit")
+                .addEventListener("submit", window.watchSubmit); }"""
+    )
+    page.press('input[name="gait_speed_m_s"]', "Enter")
+    assert page.evaluate("window.submitted") is False
+    page.evaluate(
+        """() => document.querySelector("form.visit")
+            .removeEventListener("submit", window.watchSubmit)"""
+    )
+    assert page.url.endswith("/visits/new")
     visit_id = _submit_visit(page)
 
     awgs = page.locator('[data-definition="awgs2019"]')

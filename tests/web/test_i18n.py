@@ -268,9 +268,10 @@ def test_a_refused_value_is_named_by_its_translated_label(sqlite_clinic: Clinic)
     assert switched.status_code == 200
     patient = add_patient(sqlite_clinic.api("clinician"), "ZH-ERR")
     url = f"/patients/{patient['id']}/visits/new"
-    for field, value, label in (
-        ("height_m", "158", "身高"),
-        ("sarc_f_falls", "3", "SARC-F 肌少症筛查问卷: 跌倒"),
+    for field, value, message in (
+        # 158 m is implausible; 158 cm is not (fields.toml: height 0.9-2.5 m).
+        ("height_m", "158", "身高 158 m 不合理——是否应为 cm？"),
+        ("sarc_f_falls", "3", "SARC-F 肌少症筛查问卷: 跌倒：“3”不是可选项之一。"),
     ):
         refused = browser.post(
             url,
@@ -283,4 +284,6 @@ def test_a_refused_value_is_named_by_its_translated_label(sqlite_clinic: Clinic)
         )
         assert refused.status_code == 422
         problems = refused.text[refused.text.index('class="problems"') :]
-        assert f'<li data-field="{field}"><strong>{label}</strong>' in problems
+        # In the summary at the top and beside the input itself.
+        assert f'<li data-field="{field}">{message}</li>' in problems
+        assert f'<p class="field-problem" data-field="{field}">{message}' in problems

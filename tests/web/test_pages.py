@@ -368,6 +368,65 @@ def test_a_refused_value_shows_the_form_again_and_saves_nothing(sqlite_clinic: C
     assert visits_of(sqlite_clinic, patient_id) == []
 
 
+def _field_problems(page: str) -> dict[str, str]:
+    return {
+        field: re.sub(r"<[^>]+>", "", text).split("Switch to")[0].strip()
+        for field, text in re.findall(
+            r'<p class="field-problem" data-field="([^"]+)">(.*?)</p>', page, re.S
+        )
+    }
+
+
+def test_every_problem_is_shown_in_one_round_beside_its_input(sqlite_clinic: Clinic) -> None:
+    patient_id = new_patient(sqlite_clinic)
+    browser, token = sqlite_clinic.browser("clinician")
+    form = {
+        **SEVERE_AWGS,
+        "csrf_token": token,
+        # A form-level problem (not a number) and two the engine finds (out of range) at once.
+        "grip_kg__1": "abc",
+        "height_m": "175",
+        "height_m__unit": "height_m",
+        "gait_speed_m_s": "9",
+    }
+    response = post(browser, f"/patients/{patient_id}/visits/new", form)
+    assert response.status_code == 422
+    shown = _field_problems(response.text)
+    # Gait speed is plausible from 0 to 4 m/s (fields.toml); 175 m is plausible as cm.
+    assert shown == {
+        "grip_kg": "Grip strength (dominant hand): “abc” is not a number.",
+        "height_m": "Height 175 m is not plausible — did you mean cm?",
+        "gait_speed_m_s": "Usual gait speed 9 m/s is not plausible: expected 0 to 4 m/s.",
+    }
+    assert visits_of(sqlite_clinic, patient_id) == []
+
+
+def test_the_offered_unit_is_one_click_and_saves_nothing(sqlite_clinic: Clinic) -> None:
+    patient_id = new_patient(sqlite_clinic)
+    browser, token = sqlite_clinic.browser("clinician")
+    form = {**SEVERE_AWGS, "csrf_token": token, "height_m": "175", "height_m__unit": "height_m"}
+    refused = post(browser, f"/patients/{patient_id}/visits/new", form)
+    assert 'name="switch_unit" value="height_m=height_cm"' in refused.text
+    switched = post(
+        browser, f"/patients/{patient_id}/visits/new", {**form, "switch_unit": "height_m=height_cm"}
+    )
+    assert switched.status_code == 200
+    assert '<option value="height_cm" selected>' in switched.text
+    assert 'name="height_m" aria-label="Height" value="175"' in switched.text
+    assert "field-problem" not in switched.text
+    assert visits_of(sqlite_clinic, patient_id) == []
+    # An offer the form did not make changes no unit.
+    forged = post(
+        browser, f"/patients/{patient_id}/visits/new", {**form, "switch_unit": "height_m=grip_lb"}
+    )
+    assert '<option value="height_m" selected>' in forged.text
+    saved = post(
+        browser, f"/patients/{patient_id}/visits/new", {**form, "height_m__unit": "height_cm"}
+    )
+    assert saved.status_code == 303
+    assert len(visits_of(sqlite_clinic, patient_id)) == 1
+
+
 def test_grip_entered_in_pounds_is_converted(sqlite_clinic: Clinic) -> None:
     patient_id = new_patient(sqlite_clinic)
     browser, token = sqlite_clinic.browser("clinician")

@@ -225,7 +225,9 @@ def questionnaires() -> tuple[Questionnaire, ...]:
 
 
 def _problem(field: str, value: Any, expected: str) -> Problem:
-    return Problem(field, value, expected, f"{field} = {value!r}; expected {expected}")
+    return Problem(
+        field, value, expected, f"{field} = {value!r}; expected {expected}", "not_recognised"
+    )
 
 
 def _boolean(name: str, text: str) -> bool:
@@ -248,8 +250,9 @@ def _trials(form_field: FormField, unit: Unit, form: Mapping[str, str]) -> dict[
     return {unit.field: max(values)}
 
 
-def measurements_from_form(form: Mapping[str, str]) -> dict[str, Any]:
-    """The visit form's answers as subject-record fields; blank inputs are left out, not zero."""
+def read_measurements(form: Mapping[str, str]) -> tuple[dict[str, Any], list[Problem]]:
+    """The visit form's answers as subject-record fields (blank inputs are left out, not zero),
+    and every problem with the others, all in one round."""
     record: dict[str, Any] = {}
     problems: list[Problem] = []
     for section in sections():
@@ -268,9 +271,7 @@ def measurements_from_form(form: Mapping[str, str]) -> dict[str, Any]:
                 record[item.field] = allowed[text]
             else:
                 problems.append(_problem(item.field, text, f"one of {', '.join(allowed)}"))
-    if problems:
-        raise InputError(problems)
-    return record
+    return record, problems
 
 
 def _field_value(form_field: FormField, form: Mapping[str, str]) -> dict[str, Any]:
@@ -335,3 +336,45 @@ def field_label(name: str, gettext: Callable[..., str], language: str) -> str | 
             if item.field == name:
                 return f"{questionnaire.title[key]}: {item.component[key]}"
     return None
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def problem_text(problem: Problem, gettext: Callable[..., str], language: str) -> str:
+    """A refused value as a clinician reads it, in the reader's language, naming the input."""
+    label = field_label(problem.field, gettext, language) or problem.field
+    columns = input_columns()
+    spec, unit_name = columns.get(problem.field, (None, None))
+    unit = _unit_symbol(problem.field) if spec is not None else ""
+    value = _shown(problem.value)
+    if problem.code == "range" and problem.suggestion:
+        return gettext(
+            "%(label)s %(value)s %(unit)s is not plausible — did you mean %(suggested)s?",
+            label=label,
+            value=value,
+            unit=unit,
+            suggested=_unit_symbol(problem.suggestion),
+        )
+    if problem.code == "range" and spec is not None:
+        low, high, _ = spec.plausible(unit_name)
+        return gettext(
+            "%(label)s %(value)s %(unit)s is not plausible: expected %(low)s to %(high)s %(unit)s.",
+            label=label,
+            value=value,
+            unit=unit,
+            low=_shown(low),
+            high=_shown(high),
+        )
+    if problem.code == "not_number":
+        return gettext("%(label)s: “%(value)s” is not a number.", label=label, value=value)
+    if problem.code == "not_whole":
+        return gettext("%(label)s: %(value)s is not a whole number.", label=label, value=value)
+    if problem.code == "not_recognised":
+        return gettext(
+            "%(label)s: “%(value)s” is not one of the choices.", label=label, value=value
+        )
+    if problem.code == "conflict":
+        return gettext("%(label)s is given in two ways; give it once.", label=label)
+    return gettext("%(label)s: %(detail)s", label=label, detail=problem.message)

@@ -33,7 +33,7 @@ from sarcokit.web.deps import (
     visit_or_404,
 )
 from sarcokit.web.export import ExportKind
-from sarcokit.web.forms import form_values, measurements_from_form, questionnaires, sections
+from sarcokit.web.forms import form_values, questionnaires, read_measurements, sections
 from sarcokit.web.history import history
 from sarcokit.web.i18n import LANGUAGES, translator
 from sarcokit.web.identity import REASON_LENGTH, TOKEN_NAME_LENGTH, free_text
@@ -470,14 +470,26 @@ def _save_visit(
 ) -> Response:
     if form.problems:
         return _visit_form(request, principal, patient, form, form.problems, 422, visit)
+    if "switch_unit" in form:
+        # The clinician took the offered unit: the form again with it chosen, nothing saved.
+        return _visit_form(request, principal, patient, _unit_switched(form), None, 200, visit)
+    problems: list[Problem] = []
+    given = form.get("visit_date", "")
     try:
-        when = date.fromisoformat(form.get("visit_date", ""))
+        when = date.fromisoformat(given)
     except ValueError:
-        given = form.get("visit_date")
-        problem = Problem("visit_date", given, "a date (YYYY-MM-DD)", f"visit_date = {given!r}")
-        return _visit_form(request, principal, patient, form, [problem], 422, visit)
+        when = None
+        problems.append(
+            Problem("visit_date", given, "a date (YYYY-MM-DD)", f"visit_date = {given!r}")
+        )
+    measurements, unread = read_measurements(form)
+    if problems or unread:
+        # Every problem in one round: the values that could be read are checked too.
+        problems += unread
+        problems += store.value_problems(patient, when or date.today(), measurements)
+        return _visit_form(request, principal, patient, form, problems, 422, visit)
+    assert when is not None
     try:
-        measurements = measurements_from_form(form)
         if visit is None:
             visit, _ = store.create_visit(db, principal.user, patient, when, measurements)
         else:
@@ -488,6 +500,16 @@ def _save_visit(
             request, principal, patient, form, _problems(error), _status(error), visit
         )
     return _redirect(f"/visits/{visit.id}")
+
+
+def _unit_switched(form: FormIn) -> dict[str, str]:
+    """The form's values with one input's unit changed, as `field=unit` names it."""
+    field, _, unit = form.get("switch_unit", "").partition("=")
+    values = {k: v for k, v in form.items() if k != "switch_unit"}
+    allowed = {u.field for s in sections() for f in s.fields if f.field == field for u in f.units}
+    if unit in allowed:
+        values[f"{field}__unit"] = unit
+    return values
 
 
 @router.get("/visits/{visit_id}")

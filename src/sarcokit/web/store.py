@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from sarcokit import __version__
 from sarcokit.definitions import DEFINITION_IDS
-from sarcokit.fields import InputError
+from sarcokit.fields import InputError, Problem
 from sarcokit.i18n import Lang
 from sarcokit.result import Result
 from sarcokit.web import audit, export
@@ -398,6 +398,20 @@ def _assess_for_saving(
     stored = assess_visit(patient, visit_date, record, chosen, "en")
     shown = stored if lang == "en" else assess_visit(patient, visit_date, record, chosen, lang)
     return _Assessed(record, chosen, stored, shown)
+
+
+def value_problems(
+    patient: Patient, visit_date: date, measurements: Mapping[str, Any]
+) -> list[Problem]:
+    """The problems the engine finds with values that could be read (nothing is saved)."""
+    if not measurements:
+        return []
+    try:
+        record = check_measurements(measurements)
+        assess_visit(patient, visit_date, record, DEFINITION_IDS[:1], "en")
+    except InputError as error:
+        return error.problems
+    return []
 
 
 def create_visit(

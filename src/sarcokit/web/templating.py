@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 from sarcokit import __version__
 from sarcokit.i18n import text as core_text
 from sarcokit.web.deps import Principal
-from sarcokit.web.forms import field_label
+from sarcokit.web.forms import field_label, problem_text
 from sarcokit.web.i18n import (
     CORE_LANG,
     LANGUAGE_NAMES,
@@ -74,6 +74,7 @@ def base_context(language: str) -> dict[str, Any]:
         "_": gettext,
         "ngettext": plural_translator(language),
         "field_label": lambda name: field_label(name, gettext, language),
+        "problem_text": lambda problem: problem_text(problem, gettext, language),
         "core": lambda key, **values: core_text(core, key, **values),
         "lang": language,
         "core_lang": core,

@@ -65,6 +65,9 @@ class FieldSpec:
     labels: Mapping[str, Any] = field(default_factory=dict)
     alternatives: tuple[Alternative, ...] = ()
     group: str = "primary"
+    # A repeated test (grip): at most this many trials per record, in any of its units, as
+    # `<input>_trials` (grip_kg_trials, grip_lb_trials); the best (highest) is the value. 0: none.
+    trials: int = 0
 
     def dtype(self) -> nw.dtypes.DType:
         """The column type of the field in a frame."""
@@ -142,8 +145,29 @@ def field_specs() -> dict[str, FieldSpec]:
             labels=dict(entry.get("labels", {})),
             alternatives=alternatives,
             group=entry.get("group", "primary"),
+            trials=int(entry.get("trials", 0)),
         )
     return specs
+
+
+TRIALS_SUFFIX = "_trials"
+
+
+@cache
+def trial_inputs() -> dict[str, tuple[FieldSpec, str]]:
+    """Every list of trials a record may carry: its name → (field, the unit input it is in)."""
+    found: dict[str, tuple[FieldSpec, str]] = {}
+    for spec in field_specs().values():
+        if spec.trials:
+            for name in (spec.name, *(a.name for a in spec.alternatives)):
+                found[f"{name}{TRIALS_SUFFIX}"] = (spec, name)
+    return found
+
+
+def trials_name(input_name: str) -> str | None:
+    """The name of the list of trials of this unit input, if its field is a repeated test."""
+    name = f"{input_name}{TRIALS_SUFFIX}"
+    return name if name in trial_inputs() else None
 
 
 @cache
@@ -194,6 +218,7 @@ def _fold(label: str) -> str:
 
 
 def _parse_number(name: str, spec: FieldSpec, value: Any) -> float | int:
+    given = value.strip() if isinstance(value, str) else value
     if isinstance(value, bool):
         raise _problem(name, value, spec, "a boolean is not a number", "not_number")
     if isinstance(value, str):
@@ -209,7 +234,8 @@ def _parse_number(name: str, spec: FieldSpec, value: Any) -> float | int:
         if value is None:
             raise _problem(name, text, spec, "not a number", "not_number")
     if not isinstance(value, int | float) or not math.isfinite(value):
-        raise _problem(name, value, spec, "not a finite number", "not_number")
+        # Named as typed: "1e309", not the infinity it overflowed to.
+        raise _problem(name, given, spec, "not a finite number", "not_number")
     if spec.kind == "integer":
         if float(value) != int(value):
             raise _problem(name, value, spec, "not a whole number", "not_whole")
@@ -277,9 +303,9 @@ def parse_record(
     for name, value in record.items():
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
-        if name == GRIP_TRIALS:
+        if name in trial_inputs():
             try:
-                row[GRIP_TRIALS] = _parse_trials(value)
+                row[name] = _parse_trials(name, value)
             except InputError as error:
                 problems.extend(error.problems)
             continue
@@ -297,31 +323,61 @@ def parse_record(
             row[name] = _parse_value(name, spec, value, sex_coding or {})
         except InputError as error:
             problems.extend(error.problems)
-    if GRIP_TRIALS in row:
-        trials = row.pop(GRIP_TRIALS)
-        if GRIP in row:
-            problems.append(_conflict(GRIP, GRIP_TRIALS, row[GRIP]))
+    for name in [n for n in row if n in trial_inputs()]:
+        # The best trial is the value, in the unit the trials were given in.
+        spec, unit_input = trial_inputs()[name]
+        trials = row.pop(name)
+        given = [n for n in (spec.name, *(a.name for a in spec.alternatives)) if n in row]
+        if given:
+            problems.append(_conflict(given[0], name, row[given[0]]))
         else:
-            row[GRIP] = max(trials)
+            row[unit_input] = max(trials)
     if problems:
         raise InputError(problems)
     return row
 
 
-def _parse_trials(value: Any) -> list[float]:
-    spec = field_specs()[GRIP]
-    if not isinstance(value, list | tuple) or not value:
-        raise InputError(
-            [
+def _parse_trials(name: str, value: Any) -> list[float]:
+    spec, unit_input = trial_inputs()[name]
+    unit = spec.plausible(unit_input)[2]
+    expected = f"a list of 1 to {spec.trials} values in {unit}"
+    if not isinstance(value, list | tuple) or not value or len(value) > spec.trials:
+        shown = f"{len(value)} trials" if isinstance(value, list | tuple) and value else value
+        message = f"{name} = {shown!r}: expected {expected}"
+        raise InputError([Problem(name, shown, expected, message, "trials")])
+    problems: list[Problem] = []
+    trials: list[float] = []
+    low, high, _ = spec.plausible(unit_input)
+    for number, trial in enumerate(value, start=1):
+        # Each trial is named with its number, so a clinician knows which one to fix.
+        where = f"{name}[{number}]"
+        try:
+            parsed = float(_parse_number(unit_input, spec, trial))
+        except InputError as error:
+            problems.extend(
+                Problem(where, p.value, p.expected, f"trial {number}: {p.message}", p.code)
+                for p in error.problems
+            )
+            continue
+        if (low is not None and parsed < low) or (high is not None and parsed > high):
+            slip = unit_slip(spec, unit_input if unit_input != spec.name else None, parsed)
+            message = f"trial {number} of {name} = {parsed:g} is outside the plausible range"
+            hint = f". Did you mean {slip[0]} (the value in {slip[1]})?" if slip else ""
+            problems.append(
                 Problem(
-                    GRIP_TRIALS,
-                    value,
-                    "a non-empty list of grip values in kg",
-                    f"{GRIP_TRIALS} = {value!r}: expected a non-empty list of grip values in kg",
+                    where,
+                    parsed,
+                    spec.expected(unit_input),
+                    f"{message}; expected {spec.expected(unit_input)}{hint}",
+                    "range",
+                    slip[0] if slip else None,
                 )
-            ]
-        )
-    return [float(_parse_number(GRIP_TRIALS, spec, trial)) for trial in value]
+            )
+            continue
+        trials.append(parsed)
+    if problems:
+        raise InputError(problems)
+    return trials
 
 
 def _parse_conditions(value: Any) -> list[str]:
@@ -341,7 +397,7 @@ def _parse_conditions(value: Any) -> list[str]:
 def _unknown_field(name: str, value: Any) -> Problem:
     # Canonical names first: 'grip' should suggest grip_kg, not the alternative grip_lb.
     close = difflib.get_close_matches(name, list(field_specs()), n=1) or difflib.get_close_matches(
-        name, [*input_columns(), GRIP_TRIALS, CONDITIONS], n=1
+        name, [*input_columns(), *trial_inputs(), CONDITIONS], n=1
     )
     hint = f"; did you mean {close[0]}?" if close else ""
     return Problem(name, value, "a field of the subject record", f"unknown field {name!r}{hint}")

@@ -163,9 +163,10 @@ def test_no_route_answers_in_another_error_shape(clinic: Clinic) -> None:
 @pytest.mark.parametrize(
     ("value", "why"),
     [
-        ("NaN", "not a number"),
-        ("Infinity", "not a number"),
-        ("1e309", "not a finite number"),
+        ("NaN", "“NaN” is not a number."),
+        ("Infinity", "“Infinity” is not a number."),
+        # 1e309 overflows to infinity: for a clinician, that is no number either.
+        ("1e309", "“1e309” is not a number."),
         ("9" * 400, ""),
     ],
 )

@@ -447,6 +447,46 @@ def test_grip_entered_in_pounds_is_converted(sqlite_clinic: Clinic) -> None:
     assert "16.01 kg" in grip
 
 
+def test_every_trial_in_pounds_is_kept_and_the_best_counts(sqlite_clinic: Clinic) -> None:
+    patient_id = new_patient(sqlite_clinic)
+    browser, token = sqlite_clinic.browser("clinician")
+    form = {
+        "csrf_token": token,
+        "visit_date": "2025-01-10",
+        "grip_kg__1": "35.3",
+        "grip_kg__2": "36",
+        "grip_kg__3": "34",
+        "grip_kg__unit": "grip_lb",
+    }
+    saved = post(browser, f"/patients/{patient_id}/visits/new", form)
+    assert saved.status_code == 303
+    [visit] = visits_of(sqlite_clinic, patient_id)
+    assert visit["measurements"] == {"grip_lb_trials": [35.3, 36.0, 34.0]}
+    page = get(browser, saved.headers["location"]).text
+    assert "35.3 / 36 / 34 lb (best 36)" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page))
+    # Best 36 lb × 0.45359237 = 16.33 kg: < 18 kg (AWGS 2019, women), ≥ 16 kg (EWGSOP2).
+    assert states_of(page, "awgs2019")["strength"] == "low"
+    assert states_of(page, "ewgsop2")["strength"] == "normal"
+    # The correction form shows the three trials in pounds again.
+    edit = get(browser, f"{saved.headers['location']}/edit").text
+    assert '<option value="grip_lb" selected>' in edit
+    assert all(f'value="{v}"' in edit for v in ("35.3", "36", "34"))
+
+
+def test_an_implausible_trial_is_named_by_its_number(sqlite_clinic: Clinic) -> None:
+    api = sqlite_clinic.api("clinician")
+    # Grip is plausible from 0 to 100 kg (fields.toml); 500 kg is not.
+    response = api.post(
+        "/api/v1/assess", json={"sex": "male", "age": 70, "grip_kg_trials": [30, 500, "x"]}
+    )
+    assert response.status_code == 422
+    problems = response.json()["error"]["problems"]
+    assert [(p["field"], p["value"]) for p in problems] == [
+        ("grip_kg_trials[2]", 500.0),
+        ("grip_kg_trials[3]", "x"),
+    ]
+
+
 def test_a_blank_form_is_never_read_as_normal(sqlite_clinic: Clinic) -> None:
     patient_id = new_patient(sqlite_clinic)
     browser, token = sqlite_clinic.browser("clinician")

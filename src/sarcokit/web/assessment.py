@@ -9,11 +9,11 @@ from typing import Any
 
 from sarcokit.fields import (
     CONDITIONS,
-    GRIP_TRIALS,
     InputError,
     Problem,
     input_columns,
     parse_record,
+    trial_inputs,
 )
 from sarcokit.i18n import Lang
 from sarcokit.result import Result
@@ -33,24 +33,20 @@ def invalid(field: str, value: Any, expected: str) -> InputError:
     )
 
 
-# Bounded work per request: the best of at most this many grip trials is used (the form asks
-# three), and a record names each subject-record field at most once.
-MAX_GRIP_TRIALS = 10
+# Bounded work per request: a record names each subject-record field at most once, and gives at
+# most as many trials of a repeated test as fields.toml allows (checked when it is read).
 MAX_CONDITIONS = 20
 
 
 def bounded_record(record: Mapping[str, Any]) -> None:
     """Refuse a record that would make the engine do unbounded work, or holds free text.
 
-    At most one entry per subject-record field, at most MAX_GRIP_TRIALS grip trials, and
-    `conditions` only as codes or names the engine recognises (at most MAX_CONDITIONS).
+    At most one entry per subject-record field (trial lists included), and `conditions` only
+    as codes or names the engine recognises (at most MAX_CONDITIONS).
     """
-    limit = len(input_columns()) + 2
+    limit = len(input_columns()) + len(trial_inputs()) + 1
     if len(record) > limit:
         raise invalid("measurements", f"{len(record)} fields", f"at most {limit} fields")
-    trials = record.get(GRIP_TRIALS)
-    if isinstance(trials, list | tuple) and len(trials) > MAX_GRIP_TRIALS:
-        raise invalid(GRIP_TRIALS, f"{len(trials)} trials", f"at most {MAX_GRIP_TRIALS} trials")
     given = record.get(CONDITIONS)
     if given is None or given == "":
         return
@@ -97,10 +93,10 @@ def check_measurements(measurements: Mapping[str, Any]) -> dict[str, Any]:
             "measurements", {}, "at least one measurement or questionnaire answer; none was given"
         )
     typed = parse_record(given)
-    # Stored typed, under the names (and so the units) they were entered in; grip trials stay
-    # a list, so the chart shows every trial while the engine uses the best.
+    # Stored typed, under the names (and so the units) they were entered in; trials stay a list
+    # in their own unit, so every trial is kept while the engine uses the best.
     return {
-        name: [float(t) for t in value] if name == GRIP_TRIALS else typed[name]
+        name: [float(t) for t in value] if name in trial_inputs() else typed[name]
         for name, value in given.items()
     }
 

@@ -18,7 +18,7 @@ import polars as pl
 from fastapi import Response
 
 from sarcokit.equations import UNITS
-from sarcokit.fields import CONDITIONS, GRIP, GRIP_TRIALS, FieldSpec, field_specs, input_columns
+from sarcokit.fields import CONDITIONS, FieldSpec, field_specs, input_columns, trial_inputs
 from sarcokit.i18n import catalogue
 from sarcokit.secondary.conditions import recognise
 
@@ -41,7 +41,7 @@ _KINDS: dict[str, ColumnType] = {
 }
 # The patient record owns these; the export has its own de-identified forms of them.
 _FROM_PATIENT = frozenset({"id", "sex", "age"})
-# The form asks three grip trials: the export always has at least their three columns.
+# The form asks three trials: the export always has at least their three columns.
 MIN_TRIAL_COLUMNS = 3
 _SUBJECT = ("subject", "sex", "age", "days_since_first_visit", "visit")
 # A constant of the instrument, not of the visit.
@@ -69,9 +69,9 @@ class Column:
         }
 
 
-def trial_column(number: int) -> str:
-    """The name of one grip trial's column (1-based)."""
-    return f"{GRIP}_trial_{number}"
+def trial_column(field: str, number: int) -> str:
+    """The name of one trial's column (1-based), in the field's canonical unit."""
+    return f"{field}_trial_{number}"
 
 
 def canonical_measurements(measurements: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,13 +81,19 @@ def canonical_measurements(measurements: Mapping[str, Any]) -> dict[str, Any]:
     converts them (rounded at 1e-9, which removes binary conversion error only); conditions
     become the engine's condition ids, never the text as typed.
     """
-    columns = input_columns()
+    columns, listed = input_columns(), trial_inputs()
     row: dict[str, Any] = {}
     for name, value in measurements.items():
-        if name == GRIP_TRIALS:
-            for number, trial in enumerate(value, start=1):
-                row[trial_column(number)] = float(trial)
-            row.setdefault(GRIP, max(float(t) for t in value))
+        if name in listed:
+            spec, unit_input = listed[name]
+            alternative = spec.alternative(unit_input)
+            trials = [
+                float(t) if alternative is None else round(alternative.to_canonical(float(t)), 9)
+                for t in value
+            ]
+            for number, trial in enumerate(trials, start=1):
+                row[trial_column(spec.name, number)] = trial
+            row.setdefault(spec.name, max(trials))
         elif name == CONDITIONS:
             recognised, _ = recognise(value if isinstance(value, list) else [str(value)])
             row[CONDITIONS] = "; ".join(recognised)
@@ -175,16 +181,22 @@ def dictionary(visits: Sequence[Mapping[str, Any]]) -> list[Column]:
     found: dict[str, Origin] = {}
     for values in results:
         found.update({name: origin for name, (origin, _) in values.items()})
-    trials = max([MIN_TRIAL_COLUMNS, *(_trial_count(visit) for visit in visits)])
+    trials = _trial_counts(visits)
     for spec in specs.values():
         # A value the result also holds (gait speed, from a timed walk too) is exported once.
         if spec.name in _FROM_PATIENT or spec.name in found:
             continue
         columns.append(_field_column(spec, messages))
-        if spec.name == GRIP:
+        if spec.trials:
             columns.extend(
-                Column(trial_column(n), "number", "kg", f"grip strength, trial {n}", "measurement")
-                for n in range(1, trials + 1)
+                Column(
+                    trial_column(spec.name, n),
+                    "number",
+                    spec.unit or "",
+                    f"{messages.get(f'input.{spec.name}', spec.name)}, trial {n}",
+                    "measurement",
+                )
+                for n in range(1, trials.get(spec.name, 0) + 1)
             )
     columns.append(
         Column(CONDITIONS, "string", "", "recognised conditions ('; '-separated)", "measurement")
@@ -198,9 +210,14 @@ def dictionary(visits: Sequence[Mapping[str, Any]]) -> list[Column]:
     return columns
 
 
-def _trial_count(visit: Mapping[str, Any]) -> int:
-    trials = visit.get("measurements", {}).get(GRIP_TRIALS)
-    return len(trials) if isinstance(trials, list) else 0
+def _trial_counts(visits: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many trial columns each repeated test needs: the most any visit has, at least
+    MIN_TRIAL_COLUMNS."""
+    counts: dict[str, int] = {}
+    for name, (spec, _) in trial_inputs().items():
+        given = [len(v["measurements"].get(name) or ()) for v in visits if "measurements" in v]
+        counts[spec.name] = max([counts.get(spec.name, MIN_TRIAL_COLUMNS), *given])
+    return counts
 
 
 def table(visits: Sequence[Mapping[str, Any]]) -> tuple[pl.DataFrame, list[Column]]:

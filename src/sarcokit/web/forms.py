@@ -10,14 +10,13 @@ from importlib.resources import files
 from typing import Any
 
 from sarcokit.fields import (
-    GRIP,
-    GRIP_TRIALS,
     FieldSpec,
     InputError,
     Problem,
     field_specs,
     input_columns,
     parse_record,
+    trials_name,
 )
 
 YES, NO = "yes", "no"
@@ -243,11 +242,11 @@ def _trials(form_field: FormField, unit: Unit, form: Mapping[str, str]) -> dict[
     given = [t for t in given if t]
     if not given:
         return {}
-    # Each trial is checked by the core, so a bad one is named like any other field.
+    # Each trial is checked by the core, so a bad one is named like any other field; every
+    # trial is kept, in the unit it was entered in.
     values = [float(parse_record({unit.field: t})[unit.field]) for t in given]
-    if unit.field == GRIP:
-        return {GRIP_TRIALS: values}
-    return {unit.field: max(values)}
+    listed = trials_name(unit.field)
+    return {listed: values} if listed else {unit.field: max(values)}
 
 
 def read_measurements(form: Mapping[str, str]) -> tuple[dict[str, Any], list[Problem]]:
@@ -300,10 +299,11 @@ def form_values(measurements: Mapping[str, Any]) -> dict[str, str]:
                 if unit.field in measurements:
                     values[f"{form_field.field}__unit"] = unit.field
                     values[_input_name(form_field)] = _form_text(measurements[unit.field])
-            if form_field.trials > 1 and GRIP_TRIALS in measurements:
-                values[f"{form_field.field}__unit"] = GRIP
-                for n, trial in enumerate(measurements[GRIP_TRIALS], start=1):
-                    values[f"{form_field.field}__{n}"] = _form_text(trial)
+                listed = trials_name(unit.field)
+                if form_field.trials > 1 and listed is not None and listed in measurements:
+                    values[f"{form_field.field}__unit"] = unit.field
+                    for n, trial in enumerate(measurements[listed], start=1):
+                        values[f"{form_field.field}__{n}"] = _form_text(trial)
     for questionnaire in questionnaires():
         for item in questionnaire.items:
             if item.field in measurements:

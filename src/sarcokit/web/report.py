@@ -14,7 +14,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from sarcokit.definitions import definition
-from sarcokit.fields import GRIP, GRIP_TRIALS
+from sarcokit.fields import trials_name
 from sarcokit.result import Result
 from sarcokit.screening import instruments
 from sarcokit.web.assessment import age_at, assess_visits
@@ -46,7 +46,8 @@ def measurement_rows(measurements: dict[str, Any]) -> list[Row]:
     for section in sections():
         for form_field in section.fields:
             for unit in form_field.units:
-                trials = measurements.get(GRIP_TRIALS) if unit.field == GRIP else None
+                listed = trials_name(unit.field)
+                trials = measurements.get(listed) if listed else None
                 if form_field.trials > 1 and trials:
                     shown = " / ".join(_number(t) for t in trials)
                     rows.append(

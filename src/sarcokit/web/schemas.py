@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sarcokit.fields import CONDITIONS, GRIP_TRIALS, input_columns
-from sarcokit.web.assessment import MAX_CONDITIONS, MAX_GRIP_TRIALS
+from sarcokit.fields import CONDITIONS, GRIP, field_specs, input_columns, trial_inputs
+from sarcokit.web.assessment import MAX_CONDITIONS
 from sarcokit.web.identity import (
     NAME_LENGTH,
     PASSWORD_LENGTH,
@@ -21,7 +21,8 @@ from sarcokit.web.identity import (
 
 _MEASUREMENTS = (
     "Subject-record fields except id, sex and age (see POST /api/v1/assess). At least one"
-    f" measurement or answer; `grip_kg_trials` at most {MAX_GRIP_TRIALS} trials; `conditions`"
+    " measurement or answer; grip as trials (`grip_kg_trials` or `grip_lb_trials`, at most"
+    f" {field_specs()[GRIP].trials}; the best counts); `conditions`"
     f" at most {MAX_CONDITIONS} recognised ICD-10 codes or condition names."
 )
 
@@ -50,13 +51,17 @@ def subject_record_schema() -> dict[str, Any]:
         else:
             entry["type"] = kind
         properties[name] = entry
-    properties[GRIP_TRIALS] = {
-        "type": "array",
-        "items": {"type": "number"},
-        "minItems": 1,
-        "maxItems": MAX_GRIP_TRIALS,
-        "description": f"grip trials in kg (at most {MAX_GRIP_TRIALS}); the best is used",
-    }
+    for name, (spec, unit_input) in trial_inputs().items():
+        unit = spec.plausible(unit_input)[2]
+        properties[name] = {
+            "type": "array",
+            "items": {"type": "number"},
+            "minItems": 1,
+            "maxItems": spec.trials,
+            "description": (
+                f"{spec.name} trials in {unit} (at most {spec.trials}); the best is used"
+            ),
+        }
     properties[CONDITIONS] = {
         "type": ["array", "string"],
         "items": {"type": "string"},

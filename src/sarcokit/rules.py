@@ -9,8 +9,8 @@ Spark do natively.
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
 
 import narwhals as nw
 

@@ -20,7 +20,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import narwhals as nw
@@ -28,10 +28,13 @@ import polars as pl
 
 from sarcokit.definitions import definitions, on_local_load
 from sarcokit.engine import (
+    INVALID,
     PIPELINE_CACHE_SIZE,
     EstimateAsm,
     _output_columns,
     _polars_stages,
+    render_problems,
+    word_columns,
 )
 from sarcokit.fields import check_frame_types, input_columns
 
@@ -328,7 +331,12 @@ def _compiled(
             bound[expr.meta.output_name()] = emitter.expr(tree, columns)
         columns = {**columns, **bound}
     results = []
+    words = [columns[name] for name in word_columns(given) if name in columns]
     for name in output:
+        if name == INVALID and words:
+            # The problem text from the same bit words the columnar engine renders.
+            results.append(f"        {name!r}: _render(({', '.join(words)},)),")
+            continue
         convert = _converter(out_schema[name])
         value = columns[name]
         if convert and emitter.known(value):
@@ -341,13 +349,17 @@ def _compiled(
     source = "\n".join(
         [
             f"def evaluate_row(row{defaults}):",
-            *emitter.live([columns[name] for name in output]),
+            *emitter.live([columns[name] for name in output] + words),
             "    return {",
             *results,
             "    }",
         ]
     )
-    namespace: dict[str, Any] = {**_HELPERS, **emitter.constants}
+    namespace: dict[str, Any] = {
+        **_HELPERS,
+        **emitter.constants,
+        "_render": partial(render_problems, given),
+    }
     exec(compile(source, f"<sarcokit pipeline {'+'.join(definition_ids)}>", "exec"), namespace)
     function: Callable[[Mapping[str, Any]], Row] = namespace["evaluate_row"]
     return function

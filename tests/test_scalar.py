@@ -205,3 +205,26 @@ def test_problem_words_spell_the_text_of_the_columnar_text_column() -> None:
     parsed = [{k: v for k, v in row.items() if v is not None} for row in rows]
     scalar_rows = scalar.evaluate_rows(parsed, schema, None)
     assert [row["invalid_fields"] for row in scalar_rows] == text
+
+
+# Values with a 5 in the tenth decimal: rounding them to 9 decimals is a tie whose answer
+# depends on the method (Python's round(x, 9) rounds the decimal value; Polars scales, rounds
+# half to even and scales back), so the scalar path must round exactly as Polars does.
+TIES = [0.9891951495, 2.8910126185, 1.1254409895, 0.9391435765, 2.3734018445]
+
+
+def test_rounding_ties_as_polars() -> None:
+    expected = pl.Series(TIES).round(9).to_list()
+    assert [scalar._round(value, 9) for value in TIES] == expected
+    assert [round(value, 9) for value in TIES] != expected  # the trap is real
+
+
+def test_unit_conversion_on_a_rounding_tie() -> None:
+    """height_cm → height_m is rounded at 9 decimals; on a tie both paths agree."""
+    records = [{"sex": "male", "age": 70.0, "height_cm": value * 100} for value in TIES]
+    parsed = _parsed(records)
+    schema = api._frame_schema(parsed)
+    frame = pl.DataFrame(parsed, schema=schema, orient="row")
+    expected = evaluate(frame, ["awgs2019"], explain=True)["height_m"].to_list()
+    rows = scalar.evaluate_rows(parsed, schema, ["awgs2019"], explain=True)
+    assert [row["height_m"] for row in rows] == expected

@@ -18,6 +18,8 @@ import numpy as np
 import polars as pl
 
 import sarcokit
+from sarcokit import api
+from sarcokit.fields import parse_record
 from sarcokit.screening import sarc_f_items
 
 
@@ -71,6 +73,19 @@ def main() -> None:
     first_s = time.perf_counter() - start
     one_s = median_seconds(lambda: sarcokit.assess(clinic, definitions=["awgs2019"]), 100)
     all_s = median_seconds(lambda: sarcokit.assess(clinic), 100)
+    # The engine alone on the clinic's record, all ten definitions with the explain columns:
+    # the plain-Python evaluator (sarcokit.scalar; absent in code before it) and Polars.
+    parsed = [parse_record(clinic)]
+    polars_s = median_seconds(lambda: sarcokit.evaluate(api._frame(parsed), explain=True), 50)
+    try:
+        from sarcokit import scalar
+    except ImportError:
+        scalar_s = None
+    else:
+        schema = api._frame_schema(parsed)
+        scalar_s = median_seconds(
+            lambda: scalar.evaluate_rows(parsed, schema, None, explain=True), 500
+        )
     machine = f"{platform.machine()}, {platform.processor() or 'cpu'}"
     print(f"machine: {machine}, python {platform.python_version()}, polars {pl.__version__}")
     print("| measure | median | rate |")
@@ -85,6 +100,11 @@ def main() -> None:
     print(f"| {what} | {one_s * 1000:.1f} ms | {1 / one_s:,.0f} records/s |")
     what = "assess(), one clinic record, 10 definitions"
     print(f"| {what} | {all_s * 1000:.1f} ms | {1 / all_s:,.0f} records/s |")
+    what = "engine only, clinic record, 10 definitions: Polars one-row frame"
+    print(f"| {what} | {polars_s * 1000:.2f} ms | {1 / polars_s:,.0f} records/s |")
+    if scalar_s is not None:
+        what = "engine only, clinic record, 10 definitions: plain-Python evaluator"
+        print(f"| {what} | {scalar_s * 1000:.3f} ms | {1 / scalar_s:,.0f} records/s |")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from sarcokit.fields import (
     check_frame_types,
     field_specs,
     input_columns,
+    problem_tokens,
     validation_error_column,
 )
 from sarcokit.rules import compile_rule
@@ -323,7 +324,14 @@ def _polars_stages(
     compiled: list[tuple[pl.Expr, ...]] = [
         tuple(pl.lit(None, dtype=c.dtype).alias(name) for name, c in constants.items())
     ]
-    for stage in stages(definition_ids, estimate_asm, present, enum=True):
+    pipeline = list(stages(definition_ids, estimate_asm, present, enum=True))
+    # Validation as bit words and a Boolean (null when valid) instead of text for every row;
+    # the text is rendered at the end for the rejected rows only (`render_problems`).
+    words = _problem_words(present)
+    if words:
+        compiled.append(words)
+        pipeline[0] = (_to_nw_invalid(len(words)),)
+    for stage in pipeline:
         exprs = []
         folded: dict[str, pl.Series] = {}
         varying: list[str] = []
@@ -344,6 +352,78 @@ def _polars_stages(
             constants.pop(name, None)
         compiled.append(tuple(exprs))
     return tuple(compiled)
+
+
+# Validation on Polars: each problem check is one bit of an unsigned 64-bit word, so a row's
+# problems cost a few integer operations; building the problem text for every row was the
+# largest single stage of a large frame although almost every row is valid.
+WORD_BITS = 64
+
+
+def _word_column(index: int) -> str:
+    return f"__invalid_word_{index}"
+
+
+@lru_cache(maxsize=PIPELINE_CACHE_SIZE)
+def problem_checks(present: frozenset[str]) -> tuple[str, ...]:
+    """The problem tokens checked for a set of input columns, in bit order."""
+    return tuple(token for token, _ in problem_tokens(present))
+
+
+def _problem_words(present: frozenset[str]) -> tuple[pl.Expr, ...]:
+    """The bit words of the row's problems (0 where the row has none)."""
+    flags = [_to_polars(bad.fill_null(False)) for _, bad in problem_tokens(present)]
+    words = []
+    for index, start in enumerate(range(0, len(flags), WORD_BITS)):
+        word = pl.lit(0, dtype=pl.UInt64)
+        for bit, flag in enumerate(flags[start : start + WORD_BITS]):
+            one = pl.lit(1 << bit, dtype=pl.UInt64)
+            word = word + pl.when(flag).then(one).otherwise(pl.lit(0, dtype=pl.UInt64))
+        words.append(word.alias(_word_column(index)))
+    return tuple(words)
+
+
+def word_columns(present: frozenset[str]) -> list[str]:
+    """The internal columns holding the problem bit words for a set of input columns."""
+    count = -(-len(problem_checks(present)) // WORD_BITS)
+    return [_word_column(i) for i in range(count)]
+
+
+def _to_nw_invalid(count: int) -> nw.Expr:
+    """`invalid_fields` during the pipeline: true (not yet the text) on a rejected row."""
+    any_problem = nw.any_horizontal(
+        [nw.col(_word_column(i)) != 0 for i in range(count)], ignore_nulls=False
+    )
+    return nw.when(any_problem).then(nw.lit(True)).alias(INVALID)
+
+
+def render_problems(present: frozenset[str], words: Sequence[int]) -> str | None:
+    """The `invalid_fields` text of one row from its problem words (None when valid)."""
+    checks = problem_checks(present)
+    tokens = [
+        token
+        for position, token in enumerate(checks)
+        if words[position // WORD_BITS] >> (position % WORD_BITS) & 1
+    ]
+    return " ".join(tokens) if tokens else None
+
+
+def _render_invalid(present: frozenset[str]) -> pl.Expr:
+    """`invalid_fields` as text, built in Python for the rejected rows of each batch only."""
+    count = len(_problem_words(present))
+    if not count:
+        return pl.lit(None, dtype=pl.String).alias(INVALID)
+
+    def render(batch: pl.Series) -> pl.Series:
+        words = batch.struct.unnest()
+        rejected = words.select(pl.any_horizontal(pl.all() != 0)).to_series()
+        text: list[str | None] = [None] * len(batch)
+        for index in rejected.arg_true().to_list():
+            text[index] = render_problems(present, words.row(index))
+        return pl.Series(INVALID, text, dtype=pl.String)
+
+    columns = pl.struct([_word_column(i) for i in range(count)])
+    return columns.map_batches(render, return_dtype=pl.String, is_elementwise=True).alias(INVALID)
 
 
 def polars_dtype(dtype: nw.dtypes.DType) -> pl.DataType:
@@ -418,7 +498,7 @@ def evaluate(
         lazy = native.lazy()
         for polars_stage in _polars_stages(key, estimate_asm, given):
             lazy = lazy.with_columns(*polars_stage)
-        result = lazy.select(columns)
+        result = lazy.with_columns(_render_invalid(given)).select(columns)
         if isinstance(native, pl.LazyFrame):
             return result  # type: ignore[return-value]
         if native.height <= SMALL_FRAME_ROWS:
@@ -442,6 +522,7 @@ def _forget_pipelines() -> None:
     stages.cache_clear()
     _polars_stages.cache_clear()
     secondary_columns.cache_clear()
+    problem_checks.cache_clear()
 
 
 on_local_load(_forget_pipelines)

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from sarcokit.definitions import definitions, definitions_hash
+from sarcokit.definitions import DefinitionRef, definitions, definitions_hash
 from sarcokit.engine import INVALID, EstimateAsm, evaluate, polars_dtype
 from sarcokit.fields import (
     CONDITIONS,
@@ -56,12 +56,14 @@ def records_frame(records: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
 def assess_many(
     records: Iterable[Mapping[str, Any]],
     *,
-    definitions: Sequence[str] | None = None,
+    definitions: Sequence[DefinitionRef] | None = None,
     lang: Lang = "en",
     estimate_asm: EstimateAsm | None = None,
     sex_coding: Mapping[Any, str] | None = None,
 ) -> list[Result]:
-    """Assess records in order; a bad record gives a Result carrying its problems, in place."""
+    """Assess records in order; a bad record gives a Result carrying its problems, in place.
+
+    `definitions` are ids (the current version of each) or exact Definition versions."""
     chosen = _definitions(definitions)
     parsed: list[dict[str, Any]] = []
     problems: list[list[Any]] = []
@@ -84,11 +86,9 @@ def assess_many(
             parsed.append({"id": record.get("id")} if isinstance(record.get("id"), str) else {})
             problems.append(error.problems)
             diagnoses.append([])
-    evaluated = evaluate(
-        _frame(parsed), [d.id for d in chosen], estimate_asm=estimate_asm, explain=True
-    )
+    evaluated = evaluate(_frame(parsed), chosen, estimate_asm=estimate_asm, explain=True)
     results: list[Result] = []
-    digest = definitions_hash([d.id for d in chosen])
+    digest = definitions_hash(chosen)
     rows = evaluated.iter_rows(named=True)
     for record, row, found, given in zip(originals, rows, problems, diagnoses, strict=True):
         subject = record.get("id") if isinstance(record, Mapping) else None
@@ -114,7 +114,7 @@ def assess_many(
 def assess(
     record: Mapping[str, Any],
     *,
-    definitions: Sequence[str] | None = None,
+    definitions: Sequence[DefinitionRef] | None = None,
     lang: Lang = "en",
     estimate_asm: EstimateAsm | None = None,
     sex_coding: Mapping[Any, str] | None = None,
@@ -129,5 +129,5 @@ def assess(
     )[0]
 
 
-def _definitions(ids: Sequence[str] | None) -> list[Any]:
+def _definitions(ids: Sequence[DefinitionRef] | None) -> list[Any]:
     return definitions(tuple(ids) if ids else None)

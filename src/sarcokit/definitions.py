@@ -7,7 +7,7 @@ import ast
 import hashlib
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
@@ -440,15 +440,34 @@ def _load(definition_id: str) -> Definition:
     return loaded
 
 
-# Local definitions loaded in this process, by id; and callbacks that drop compiled pipelines
-# when one is (re)loaded, since they are cached by definition id.
+# Local definitions: the current one of each id in this process, and every version ever read,
+# by (id, SHA-256), so a result can be reproduced under the exact text that produced it while
+# a newer text of the same id is current (the clinic keeps every uploaded version).
 _LOCAL: dict[str, Definition] = {}
-_ON_LOAD: list[Callable[[], None]] = []
+_VERSIONS: dict[tuple[str, str], Definition] = {}
+
+# A definition id (its current version) or one exact version of a definition.
+DefinitionRef = str | Definition
 
 
-def on_local_load(callback: Callable[[], None]) -> None:
-    """Run `callback` whenever a local definition is loaded (to clear caches keyed by id)."""
-    _ON_LOAD.append(callback)
+def local_from_text(text: str, where: str) -> Definition:
+    """Check a user's definition text and keep this exact version for the engine (not made
+    current: see use_local); raises DefinitionError listing every problem with its line."""
+    parsed = parse_definition(text, where, local=True)
+    known = _VERSIONS.get((parsed.id, parsed.sha256))
+    if known is not None:
+        return known
+    loaded = Definition(**{**parsed.__dict__, "path": where})
+    for lang, labels in loaded.labels.items():
+        register_labels(lang, {str(k): str(v) for k, v in labels.items()})
+    _VERSIONS[(loaded.id, loaded.sha256)] = loaded
+    return loaded
+
+
+def use_local(loaded: Definition) -> None:
+    """Make a local definition the current one of its id in this process."""
+    _VERSIONS.setdefault((loaded.id, loaded.sha256), loaded)
+    _LOCAL[loaded.id] = loaded
 
 
 def load_definition(path: str | Path) -> Definition:
@@ -459,15 +478,8 @@ def load_definition(path: str | Path) -> Definition:
         text = Path(path).read_text("utf-8")
     except OSError as error:
         raise DefinitionError(where, [(None, f"cannot read the file: {error.strerror}")]) from None
-    loaded = parse_definition(text, where, local=True)
-    loaded = Definition(**{**loaded.__dict__, "path": where})
-    for lang, labels in loaded.labels.items():
-        register_labels(lang, {str(k): str(v) for k, v in labels.items()})
-    previous = _LOCAL.get(loaded.id)
-    _LOCAL[loaded.id] = loaded
-    if previous is None or previous.sha256 != loaded.sha256:
-        for callback in _ON_LOAD:
-            callback()
+    loaded = local_from_text(text, where)
+    use_local(loaded)
     return loaded
 
 
@@ -501,15 +513,43 @@ def definition(definition_id: str) -> Definition:
     return _builtin(definition_id)
 
 
-def definitions(ids: tuple[str, ...] | None = None) -> list[Definition]:
+def resolve(ref: DefinitionRef) -> Definition:
+    """A definition given by id (its current version) or as one exact version."""
+    return ref if isinstance(ref, Definition) else definition(ref)
+
+
+def definitions(ids: Sequence[DefinitionRef] | None = None) -> list[Definition]:
     """The requested definitions (all built-in ones by default), in the order given."""
-    return [definition(i) for i in (ids or DEFINITION_IDS)]
+    return [resolve(i) for i in (ids or DEFINITION_IDS)]
 
 
-def definitions_hash(ids: Sequence[str]) -> str:
+# Identifies one exact version of a definition: (id, SHA-256 of its file).
+DefinitionKey = tuple[str, str]
+
+
+def definition_key(ref: DefinitionRef) -> DefinitionKey:
+    """The (id, SHA-256) of a definition: compiled pipelines are cached by it, so two versions
+    of one local id never share one."""
+    chosen = resolve(ref)
+    return (chosen.id, chosen.sha256)
+
+
+def definition_version(key: DefinitionKey) -> Definition:
+    """The definition of an exact (id, SHA-256); KeyError when this process never read it."""
+    definition_id, sha256 = key
+    if (definition_id, sha256) in _VERSIONS:
+        return _VERSIONS[(definition_id, sha256)]
+    chosen = definition(definition_id)
+    if chosen.sha256 != sha256:
+        raise KeyError(f"definition {definition_id!r} with SHA-256 {sha256} was never read")
+    return chosen
+
+
+def definitions_hash(ids: Sequence[DefinitionRef]) -> str:
     """SHA-256 over the files of the given definitions (id and file hash, in the order given):
     stored with every result so it can be traced to the exact cut-offs that produced it."""
     digest = hashlib.sha256()
-    for definition_id in ids:
-        digest.update(f"{definition_id}:{definition(definition_id).sha256}\n".encode())
+    for ref in ids:
+        chosen = resolve(ref)
+        digest.update(f"{chosen.id}:{chosen.sha256}\n".encode())
     return digest.hexdigest()

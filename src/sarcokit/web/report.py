@@ -13,11 +13,11 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-from sarcokit.definitions import definition
+from sarcokit.definitions import resolve
 from sarcokit.fields import GRIP, GRIP_TRIALS
 from sarcokit.result import Result
 from sarcokit.screening import instruments
-from sarcokit.web.assessment import age_at, assess_visits
+from sarcokit.web.assessment import age_at, assess_visits, visit_definitions
 from sarcokit.web.forms import derived_labels, questionnaires, secondary_results, sections
 from sarcokit.web.i18n import CORE_LANG
 from sarcokit.web.models import Visit
@@ -103,6 +103,8 @@ def report_context(visit: Visit, language: str) -> dict[str, Any]:
     """Everything the visit page and the report show, with the result in the reader's language."""
     patient = visit.patient
     [result] = assess_visits([visit], CORE_LANG[language])
+    # Each definition as the visit used it: a local one in the exact uploaded version.
+    used = {chosen.id: chosen for chosen in map(resolve, visit_definitions(visit))}
     stored = visit.result.get("definitions", {})
     changed = [
         name
@@ -114,7 +116,7 @@ def report_context(visit: Visit, language: str) -> dict[str, Any]:
         "patient": patient,
         "age": age_at(patient.date_of_birth, visit.visit_date),
         "result": result,
-        "definition_of": definition,
+        "definition_of": used.__getitem__,
         "instruments": instruments(),
         "measurements": measurement_rows(visit.measurements),
         "derived_labels": derived_labels(),

@@ -103,7 +103,7 @@ def test_an_uploaded_definition_assesses_visits_with_its_hash_and_badge(clinic: 
     page = clinic.browser("clinician")[0].get(f"/visits/{visit['id']}")
     assert page.status_code == 200
     assert BADGE_EN in page.text and _sha(_example()) in page.text
-    assert ["definition.upload"] == [a for a in _actions(clinic) if a.startswith("definition.")]
+    assert [a for a in _actions(clinic) if a.startswith("definition.")] == ["definition.upload"]
 
 
 def test_a_file_with_several_mistakes_is_refused_whole_and_nothing_is_stored(
@@ -135,6 +135,19 @@ def test_a_file_with_several_mistakes_is_refused_whole_and_nothing_is_stored(
     assert all(p["field"] == "file" for p in problems)
     assert _stored_rows(clinic) == 0
     assert not [a for a in _actions(clinic) if a.startswith("definition.")]
+
+    # In Chinese: the same problems, each on its line.
+    response = clinic.api("admin").post(
+        "/api/v1/definitions?lang=zh-CN",
+        files={"file": ("broken.toml", broken_text.encode(), "application/toml")},
+    )
+    assert response.status_code == 422
+    chinese = {p["value"]: p["message"] for p in response.json()["error"]["problems"]}
+    assert chinese.keys() == by_line.keys()
+    grip = chinese[line_of("grip_strength")]
+    assert grip.startswith(f"第 {line_of('grip_strength')} 行：")
+    assert "未知的输入字段 'grip_strength'" in grip
+    assert "source 为空" in chinese[line_of('source = ""')]
 
     # The settings page shows the same list, every problem with its line.
     browser, csrf = clinic.browser("admin")

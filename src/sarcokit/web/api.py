@@ -475,8 +475,12 @@ def list_definitions(db: Db, principal: Admin) -> list[LocalDefinitionOut]:
         }
     },
 )
-async def upload_definition(request: Request, db: Db, principal: Admin) -> LocalDefinitionOut:
-    """The stored version; the clinic uses it wherever its settings name the id."""
+async def upload_definition(
+    request: Request, db: Db, principal: Admin, lang: Language = None
+) -> LocalDefinitionOut:
+    """The stored version; the clinic uses it wherever its settings name the id. The problems
+    of a refused file are in `lang` (the user's language by default)."""
+    language = CORE_LANG[_language(principal, lang)]
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         raw, filename = await uploaded_file(request)
     else:
@@ -487,7 +491,7 @@ async def upload_definition(request: Request, db: Db, principal: Admin) -> Local
         raw, filename = body.text.encode("utf-8", "surrogatepass"), body.filename
 
     def stored() -> LocalDefinitionOut:
-        row = store.upload_definition(db, principal.user, raw, filename)
+        row = store.upload_definition(db, principal.user, raw, filename, language)
         return local_definition_out(row, True)
 
     out = await run_in_threadpool(stored)

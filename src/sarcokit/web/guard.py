@@ -77,7 +77,7 @@ class GuardMiddleware:
 
 
 def _is_multipart(scope: Scope) -> bool:
-    content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
+    content_type: bytes = dict(scope.get("headers", [])).get(b"content-type", b"")
     return content_type.lower().startswith(b"multipart/form-data")
 
 

@@ -36,7 +36,7 @@ from sarcokit.web.deps import (
 )
 from sarcokit.web.forms import form_values, measurements_from_form, questionnaires, sections
 from sarcokit.web.history import history
-from sarcokit.web.i18n import LANGUAGES, translator
+from sarcokit.web.i18n import CORE_LANG, LANGUAGES, translator
 from sarcokit.web.identity import REASON_LENGTH, TOKEN_NAME_LENGTH, free_text
 from sarcokit.web.models import AuditEvent, Patient, User, Visit
 from sarcokit.web.report import report_context, visit_pdf
@@ -691,7 +691,8 @@ async def admin_upload_definition(
 
     def stored() -> Response:
         try:
-            store.upload_definition(db, principal.user, raw, filename)
+            language = CORE_LANG[principal.user.language]
+            store.upload_definition(db, principal.user, raw, filename, language)
         except (InputError, store.Conflict) as error:
             return _admin_page(
                 request, db, principal, _status(error), problems=_problems(error), refused=filename

@@ -25,7 +25,7 @@ from sarcokit.definitions import (
     use_local,
 )
 from sarcokit.fields import CONDITIONS, GRIP_TRIALS, InputError, Problem, input_columns
-from sarcokit.i18n import Lang
+from sarcokit.i18n import Lang, text
 from sarcokit.result import Result
 from sarcokit.secondary.conditions import recognise
 from sarcokit.web import audit
@@ -184,24 +184,24 @@ def definition_lookup(db: Session) -> dict[str, Definition]:
     return found
 
 
-def _loader_problems(error: DefinitionError) -> InputError:
-    # Every problem the loader found, each with its line, as the CLI prints them.
+def _loader_problems(error: DefinitionError, lang: Lang) -> InputError:
+    # Every problem the loader found, each with its line, as the CLI lists them, in `lang`.
     return InputError(
         [
             Problem(
                 "file",
                 line,
                 "a definition file the loader accepts",
-                f"line {line or '?'}: {message}",
+                text(lang, "loader.at_line", line=line or "?", message=message),
             )
-            for line, message in error.problems
+            for line, message in error.in_language(lang)
         ]
     )
 
 
-def check_definition_file(raw: bytes, filename: str) -> tuple[str, Definition]:
+def check_definition_file(raw: bytes, filename: str, lang: Lang = "en") -> tuple[str, Definition]:
     """A definition file's text and definition, checked as `sarcokit criteria check` does;
-    raises InputError (field `file`) listing every problem with its line."""
+    raises InputError (field `file`) listing every problem with its line, in `lang`."""
     if len(raw) > MAX_DEFINITION_BYTES:
         raise invalid(
             "file", f"{len(raw)} bytes", f"a file of at most {MAX_DEFINITION_BYTES} bytes"
@@ -209,25 +209,27 @@ def check_definition_file(raw: bytes, filename: str) -> tuple[str, Definition]:
     if not raw.strip():
         raise invalid("file", "an empty file", "a definition file (TOML, schema = 1)")
     try:
-        text = raw.decode("utf-8")
+        content = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise invalid("file", f"byte {error.start} is not UTF-8", "text in UTF-8") from None
     try:
-        parsed = local_from_text(text, filename)
+        parsed = local_from_text(content, filename)
     except DefinitionError as error:
-        raise _loader_problems(error) from None
+        raise _loader_problems(error, lang) from None
     if len(parsed.id) > DEFINITION_ID_LENGTH:
         raise invalid(
             "file", parsed.id, f"a definition id of at most {DEFINITION_ID_LENGTH} characters"
         )
-    return text, parsed
+    return content, parsed
 
 
-def upload_definition(db: Session, user: User, raw: bytes, filename: str) -> LocalDefinition:
+def upload_definition(
+    db: Session, user: User, raw: bytes, filename: str, lang: Lang = "en"
+) -> LocalDefinition:
     """Store a new version of a local definition (the first of its id, or a changed text);
     the clinic uses it at once wherever it reports that id. Nothing is stored if the file has
     any problem; the same text as the version in use is a Conflict."""
-    text, parsed = check_definition_file(raw, filename)
+    content, parsed = check_definition_file(raw, filename, lang)
     current = current_local(db).get(parsed.id)
     if current is not None and current.sha256 == parsed.sha256:
         raise Conflict(
@@ -238,7 +240,7 @@ def upload_definition(db: Session, user: User, raw: bytes, filename: str) -> Loc
         )
     row = LocalDefinition(
         definition_id=parsed.id,
-        text=text,
+        text=content,
         sha256=parsed.sha256,
         uploaded_by=user.id,
         uploaded_at=now(),

@@ -103,6 +103,12 @@ def test_an_uploaded_definition_assesses_visits_with_its_hash_and_badge(clinic: 
     page = clinic.browser("clinician")[0].get(f"/visits/{visit['id']}")
     assert page.status_code == 200
     assert BADGE_EN in page.text and _sha(_example()) in page.text
+    # The stateless assessment takes the uploaded id too, in the version in use.
+    record = {**WOMAN, "sex": "female", "age": 80}
+    assessed = api.post(f"/api/v1/assess?definitions={LOCAL}", json=record)
+    assert assessed.status_code == 200, assessed.text
+    assert assessed.json()["definitions"][LOCAL]["sha256"] == _sha(_example())
+    assert api.post("/api/v1/assess?definitions=no_such_id", json=record).status_code == 422
     assert [a for a in _actions(clinic) if a.startswith("definition.")] == ["definition.upload"]
 
 

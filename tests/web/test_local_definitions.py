@@ -103,6 +103,8 @@ def test_an_uploaded_definition_assesses_visits_with_its_hash_and_badge(clinic: 
     page = clinic.browser("clinician")[0].get(f"/visits/{visit['id']}")
     assert page.status_code == 200
     assert BADGE_EN in page.text and _sha(_example()) in page.text
+    history = clinic.browser("clinician")[0].get(f"/patients/{patient['id']}")
+    assert history.status_code == 200 and BADGE_EN in history.text
     # The stateless assessment takes the uploaded id too, in the version in use.
     record = {**WOMAN, "sex": "female", "age": 80}
     assessed = api.post(f"/api/v1/assess?definitions={LOCAL}", json=record)

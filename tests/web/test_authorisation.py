@@ -69,6 +69,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/settings"): ADMIN,
     ("PUT", "/api/v1/settings"): ADMIN,
     ("GET", "/api/v1/audit"): ADMIN,
+    ("GET", "/api/v1/definitions"): ADMIN,
+    ("POST", "/api/v1/definitions"): ADMIN,
+    ("POST", "/api/v1/definitions/{upload_id}/retire"): ADMIN,
     # CDS Hooks: discovery is public; the calls take the EHR's client JWT.
     ("GET", "/cds-services"): EVERYONE,
     ("POST", "/cds-services/{service_id}"): CDS_CLIENT,
@@ -110,6 +113,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/admin/settings"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
     ("GET", "/admin/voided"): ADMIN,
+    ("POST", "/admin/definitions"): ADMIN,
+    ("POST", "/admin/definitions/{upload_id}/retire"): ADMIN,
 }
 PRE_SESSION_CSRF_COOKIE = "sarcokit_csrf"
 
@@ -163,6 +168,7 @@ def _concrete(path: str, records: Records) -> str:
         visit_id=records.visit_id,
         user_id=records.user_id,
         token_id=records.token_id,
+        upload_id=1,
         language="zh-CN",
         service_id="sarcopenia",
     )
@@ -276,7 +282,7 @@ def test_a_browser_session_does_not_open_the_api(sqlite_clinic: Clinic) -> None:
     browser, _ = sqlite_clinic.browser("clinician")
     for method, path in sorted(app_routes(sqlite_clinic.app)):
         if _is_api(path) and ANONYMOUS not in PERMISSIONS[(method, path)]:
-            url = path.format(patient_id=1, visit_id=1, user_id=1, token_id=1)
+            url = path.format(patient_id=1, visit_id=1, user_id=1, token_id=1, upload_id=1)
             response = browser.request(method, url, follow_redirects=False)
             assert response.status_code == 401, (method, path, response.status_code)
 

@@ -687,15 +687,26 @@ async def admin_upload_definition(
 ) -> Response:
     """Upload a local definition file; a file with problems is shown back with every one."""
     _check_csrf(principal.csrf, form)
-    raw, filename = await uploaded_file(request)
+    refused: InputError | None = None
+    try:
+        raw, filename = await uploaded_file(request)
+    except InputError as missing:
+        raw, filename, refused = b"", "", missing
 
     def stored() -> Response:
         try:
+            if refused is not None:
+                raise refused
             language = CORE_LANG[principal.user.language]
             store.upload_definition(db, principal.user, raw, filename, language)
         except (InputError, store.Conflict) as error:
             return _admin_page(
-                request, db, principal, _status(error), problems=_problems(error), refused=filename
+                request,
+                db,
+                principal,
+                _status(error),
+                problems=_problems(error),
+                refused=filename or None,
             )
         forget_definitions(request)
         return _redirect("/admin#definitions")

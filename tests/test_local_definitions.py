@@ -238,3 +238,22 @@ def test_cli_cohort_with_criteria_records_the_hash(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "r.summary" / "definitions.json").read_text("utf-8"))
     assert summary["definitions_sha256"] == expected
     assert [d["local"] for d in summary["definitions"]] == [False, True]
+
+
+def test_the_loader_lists_its_problems_in_chinese_too(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text(BROKEN, "utf-8")
+    with pytest.raises(DefinitionError) as caught:
+        sarcokit.load_definition(path)
+    english = caught.value.in_language("en")
+    chinese = caught.value.in_language("zh")
+    # The same problems on the same lines; the English ones are the messages as raised.
+    assert [line for line, _ in chinese] == [line for line, _ in english]
+    assert [message for _, message in english] == [m for _, m in caught.value.problems]
+    line = next(i for i, row in enumerate(BROKEN.splitlines(), 1) if "grip_strength" in row)
+    assert (
+        line,
+        "检测 'grip' 读取未知的输入字段 'grip_strength'（不是受检者记录字段、派生值或评分）",
+    ) in chinese
+    # A rule's problem inside a category's: both parts translated.
+    assert any(m.startswith("类别 'no_sarcopenia'：规则 ") for _, m in chinese)

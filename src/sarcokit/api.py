@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from sarcokit.definitions import definitions, definitions_hash
+from sarcokit.definitions import DefinitionRef, definitions, definitions_hash
 from sarcokit.engine import INVALID, EstimateAsm, evaluate, polars_dtype
 from sarcokit.fields import (
     CONDITIONS,
@@ -61,12 +61,14 @@ def records_frame(records: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
 def assess_many(
     records: Iterable[Mapping[str, Any]],
     *,
-    definitions: Sequence[str] | None = None,
+    definitions: Sequence[DefinitionRef] | None = None,
     lang: Lang = "en",
     estimate_asm: EstimateAsm | None = None,
     sex_coding: Mapping[Any, str] | None = None,
 ) -> list[Result]:
-    """Assess records in order; a bad record gives a Result carrying its problems, in place."""
+    """Assess records in order; a bad record gives a Result carrying its problems, in place.
+
+    `definitions` are ids (the current version of each) or exact Definition versions."""
     chosen = _definitions(definitions)
     parsed: list[dict[str, Any]] = []
     problems: list[list[Any]] = []
@@ -89,9 +91,9 @@ def assess_many(
             parsed.append({"id": record.get("id")} if isinstance(record.get("id"), str) else {})
             problems.append(error.problems)
             diagnoses.append([])
-    rows = _evaluated(parsed, [d.id for d in chosen], estimate_asm)
+    rows = _evaluated(parsed, chosen, estimate_asm)
     results: list[Result] = []
-    digest = definitions_hash([d.id for d in chosen])
+    digest = definitions_hash(chosen)
     for record, row, found, given in zip(originals, rows, problems, diagnoses, strict=True):
         subject = record.get("id") if isinstance(record, Mapping) else None
         if not found and row[INVALID] is not None:
@@ -119,23 +121,25 @@ SCALAR_MAX_ROWS = 64
 
 
 def _evaluated(
-    parsed: Sequence[Mapping[str, Any]], ids: Sequence[str], estimate_asm: EstimateAsm | None
+    parsed: Sequence[Mapping[str, Any]],
+    chosen: Sequence[DefinitionRef],
+    estimate_asm: EstimateAsm | None,
 ) -> Iterable[dict[str, Any]]:
     """The explained result row of each parsed record, by the faster path for their number."""
     if len(parsed) <= SCALAR_MAX_ROWS:
         schema = _frame_schema(parsed)
         try:
-            return evaluate_rows(parsed, schema, ids, estimate_asm=estimate_asm, explain=True)
+            return evaluate_rows(parsed, schema, chosen, estimate_asm=estimate_asm, explain=True)
         except Unsupported:  # the columnar engine is the reference and runs every pipeline
             pass
-    evaluated = evaluate(_frame(parsed), ids, estimate_asm=estimate_asm, explain=True)
+    evaluated = evaluate(_frame(parsed), chosen, estimate_asm=estimate_asm, explain=True)
     return evaluated.iter_rows(named=True)
 
 
 def assess(
     record: Mapping[str, Any],
     *,
-    definitions: Sequence[str] | None = None,
+    definitions: Sequence[DefinitionRef] | None = None,
     lang: Lang = "en",
     estimate_asm: EstimateAsm | None = None,
     sex_coding: Mapping[Any, str] | None = None,
@@ -150,5 +154,5 @@ def assess(
     )[0]
 
 
-def _definitions(ids: Sequence[str] | None) -> list[Any]:
+def _definitions(ids: Sequence[DefinitionRef] | None) -> list[Any]:
     return definitions(tuple(ids) if ids else None)

@@ -7,13 +7,13 @@ import ast
 import hashlib
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
-from sarcokit.i18n import register_labels
+from sarcokit.i18n import Lang, Message, register_labels, translated
 from sarcokit.rules import components_named, rule_problems
 from sarcokit.thresholds import (
     CriteriaError,
@@ -62,6 +62,10 @@ class DefinitionError(CriteriaError):
         lines = [f"{where}:{line or '?'}: {message}" for line, message in self.problems]
         count = len(self.problems)
         super().__init__(f"{count} problem{'s' if count != 1 else ''}\n" + "\n".join(lines))
+
+    def in_language(self, lang: Lang) -> list[tuple[int | None, str]]:
+        """Every problem with its line, each message in `lang`."""
+        return [(line, translated(message, lang)) for line, message in self.problems]
 
 
 @dataclass(frozen=True)
@@ -219,6 +223,10 @@ _TOP_KEYS = frozenset(
 _REQUIRED = ("schema", "id", "name", "title", "citation", "population")
 
 
+def _in_category(category_id: str, message: str) -> Message:
+    return Message("loader.in_category", category=category_id, message=message)
+
+
 def parse_definition(text: str, where: str, *, local: bool) -> Definition:
     """Check a whole criteria file and build the definition; raises DefinitionError listing
     every problem found, each with its line, rather than stopping at the first."""
@@ -227,7 +235,9 @@ def parse_definition(text: str, where: str, *, local: bool) -> Definition:
     except tomllib.TOMLDecodeError as error:
         match = re.search(r"line (\d+)", str(error))
         line = int(match.group(1)) if match else None
-        raise DefinitionError(where, [(line, f"not valid TOML: {error}")]) from None
+        raise DefinitionError(
+            where, [(line, Message("loader.not_toml", error=str(error)))]
+        ) from None
     at = _Lines(text)
     problems: list[tuple[int | None, str]] = []
 
@@ -236,54 +246,60 @@ def parse_definition(text: str, where: str, *, local: bool) -> Definition:
 
     for key in _REQUIRED:
         if key not in raw:
-            problem(1, f"missing top-level key {key!r}")
+            problem(1, Message("loader.missing_key", key=key))
     for key in sorted(set(raw) - _TOP_KEYS):
-        problem(at.find(rf"^\s*{re.escape(key)}\s*="), f"unknown top-level key {key!r}")
+        problem(at.find(rf"^\s*{re.escape(key)}\s*="), Message("loader.unknown_key", key=key))
     schema = raw.get("schema")
     if schema is not None and schema != SCHEMA_VERSION:
         problem(
             at.find(r"^\s*schema\s*="),
-            f"schema = {schema!r}; this sarcokit reads schema {SCHEMA_VERSION}",
+            Message("loader.schema", schema=schema, version=SCHEMA_VERSION),
         )
     definition_id = str(raw.get("id", ""))
     if "id" in raw and not re.fullmatch(r"[a-z][a-z0-9_]*", definition_id):
         problem(
             at.find(r"^\s*id\s*="),
-            f"id {definition_id!r} must be lower-case letters, digits and _ (a column prefix)",
+            Message("loader.id_form", id=definition_id),
         )
     if local and definition_id in DEFINITION_IDS:
         problem(
             at.find(r"^\s*id\s*="),
-            f"id {definition_id!r} is a built-in definition; a local file needs its own id",
+            Message("loader.builtin_id", id=definition_id),
         )
 
     # Components
     components: list[Component] = []
     raw_components = raw.get("components", {})
     if not isinstance(raw_components, Mapping) or not raw_components:
-        problem(1, "no [components.<id>] tables")
+        problem(1, Message("loader.no_components"))
         raw_components = {}
     for cid, entry in raw_components.items():
         line = at.find(rf"^\s*\[components\.{re.escape(cid)}\]")
         if not isinstance(entry, Mapping):
-            problem(line, f"component {cid!r} is not a table")
+            problem(line, Message("loader.component_not_table", component=cid))
             continue
         role = entry.get("role", "diagnostic")
         normal_when = entry.get("normal_when", "measured")
         if "next_step" not in entry:
-            problem(line, f"component {cid!r} lacks next_step")
+            problem(line, Message("loader.component_lacks_next_step", component=cid))
         if role not in ROLES:
             problem(
-                at.key_in(line, "role"), f"component {cid!r} has role {role!r}; allowed: {ROLES}"
+                at.key_in(line, "role"),
+                Message("loader.component_role", component=cid, role=role, allowed=ROLES),
             )
         if normal_when not in NORMAL_WHEN:
             problem(
                 at.key_in(line, "normal_when"),
-                f"component {cid!r} has normal_when {normal_when!r}; allowed: {NORMAL_WHEN}",
+                Message(
+                    "loader.component_normal_when",
+                    component=cid,
+                    normal_when=normal_when,
+                    allowed=NORMAL_WHEN,
+                ),
             )
         states = tuple(entry.get("states", ("low", "normal")))
         if len(states) != 2:
-            problem(at.key_in(line, "states"), f"component {cid!r} needs two states")
+            problem(at.key_in(line, "states"), Message("loader.component_states", component=cid))
             states = ("low", "normal")
         applies = entry.get("applies_from_age")
         components.append(
@@ -304,29 +320,32 @@ def parse_definition(text: str, where: str, *, local: bool) -> Definition:
     tests: list[Test] = []
     raw_tests = raw.get("tests", [])
     if not raw_tests:
-        problem(1, "no [[tests]]")
+        problem(1, Message("loader.no_tests"))
     seen_tests: set[str] = set()
     for index, entry in enumerate(raw_tests):
         test_id = str(entry.get("id", f"#{index + 1}"))
         line = at.entry("tests", test_id) if "id" in entry else None
         if "id" not in entry:
-            problem(None, f"test number {index + 1} lacks an id")
+            problem(None, Message("loader.test_lacks_id", number=index + 1))
         if test_id in seen_tests:
-            problem(line, f"test id {test_id!r} is used twice")
+            problem(line, Message("loader.test_id_twice", test=test_id))
         seen_tests.add(test_id)
         component = entry.get("component")
         if component not in component_ids:
             problem(
                 at.key_in(line, "component"),
-                f"test {test_id!r} names unknown component {component!r}; "
-                f"declared: {', '.join(component_ids) or 'none'}",
+                Message(
+                    "loader.test_unknown_component",
+                    test=test_id,
+                    component=component,
+                    declared=", ".join(component_ids) or Message("loader.none"),
+                ),
             )
         input_name = entry.get("input")
         if input_name is not None and input_name not in inputs:
             problem(
                 at.key_in(line, "input"),
-                f"test {test_id!r} reads unknown input field {input_name!r} "
-                "(not a subject-record field, derived value or score)",
+                Message("loader.test_unknown_input", test=test_id, input=input_name),
             )
         found = threshold_problems(test_id, entry)
         for message in found:
@@ -344,22 +363,22 @@ def parse_definition(text: str, where: str, *, local: bool) -> Definition:
     categories: list[Category] = []
     raw_categories = raw.get("categories", [])
     if not raw_categories:
-        problem(1, "no [[categories]]")
+        problem(1, Message("loader.no_categories"))
     category_ids = [str(c.get("id")) for c in raw_categories]
     for index, entry in enumerate(raw_categories):
         category_id = str(entry.get("id", f"#{index + 1}"))
         line = at.entry("categories", category_id) if "id" in entry else None
         if category_ids.count(category_id) > 1 and category_ids.index(category_id) != index:
-            problem(line, f"category id {category_id!r} is used twice")
+            problem(line, Message("loader.category_id_twice", category=category_id))
         if category_id in (INDETERMINATE, NOT_APPLICABLE):
-            problem(line, f"category id {category_id!r} is reserved")
+            problem(line, Message("loader.category_reserved", category=category_id))
         for key in ("when", "source", "sarcopenia"):
             if key not in entry:
-                problem(line, f"category {category_id!r} lacks {key!r}")
+                problem(line, Message("loader.category_lacks", category=category_id, key=key))
         when = str(entry.get("when", "False"))
         messages, rule = rule_problems(when, diagnostic_ids, component_ids, category_ids)
         for message in messages:
-            problem(at.key_in(line, "when"), f"category {category_id!r}: {message}")
+            problem(at.key_in(line, "when"), _in_category(category_id, message))
         steps: list[str] = []
         conditional: list[tuple[str, str, ast.expr]] = []
         for step in entry.get("next_steps", []):
@@ -371,12 +390,13 @@ def parse_definition(text: str, where: str, *, local: bool) -> Definition:
                 step_when, diagnostic_ids, component_ids, category_ids
             )
             for message in step_messages:
-                problem(at.key_in(line, "next_steps"), f"category {category_id!r}: {message}")
+                problem(at.key_in(line, "next_steps"), _in_category(category_id, message))
             if step_rule is not None and "step" in step:
                 conditional.append((str(step["step"]), step_when, step_rule))
             elif "step" not in step:
                 problem(
-                    at.key_in(line, "next_steps"), f"category {category_id!r}: step lacks 'step'"
+                    at.key_in(line, "next_steps"),
+                    _in_category(category_id, Message("loader.step_lacks_step")),
                 )
         if rule is not None:
             categories.append(
@@ -398,17 +418,17 @@ def parse_definition(text: str, where: str, *, local: bool) -> Definition:
         } - {None}:
             continue  # its tests already reported their own problems
         if not any(t.component == component.id for t in tests):
-            problem(line, f"component {component.id!r} has no test")
+            problem(line, Message("loader.component_no_test", component=component.id))
         used = any(component.id in components_named(c.rule) for c in categories)
         if component.role == "diagnostic" and not used and len(categories) == len(raw_categories):
-            problem(line, f"component {component.id!r} is used by no category")
+            problem(line, Message("loader.component_unused", component=component.id))
 
     scope = raw.get("scope", {})
     min_age = scope.get("min_age") if isinstance(scope, Mapping) else None
     if scope and (not isinstance(min_age, int | float) or not scope.get("source")):
-        problem(at.find(r"^\s*\[scope\]"), "[scope] needs min_age (a number) and a source")
+        problem(at.find(r"^\s*\[scope\]"), Message("loader.scope"))
     for key in sorted(set(scope) - {"min_age", "source"}) if isinstance(scope, Mapping) else []:
-        problem(at.find(r"^\s*\[scope\]"), f"[scope] has unknown key {key!r}")
+        problem(at.find(r"^\s*\[scope\]"), Message("loader.scope_key", key=key))
     if problems:
         raise DefinitionError(where, sorted(problems, key=lambda p: (p[0] or 0, p[1])))
     return Definition(
@@ -440,15 +460,34 @@ def _load(definition_id: str) -> Definition:
     return loaded
 
 
-# Local definitions loaded in this process, by id; and callbacks that drop compiled pipelines
-# when one is (re)loaded, since they are cached by definition id.
+# Local definitions: the current one of each id in this process, and every version ever read,
+# by (id, SHA-256), so a result can be reproduced under the exact text that produced it while
+# a newer text of the same id is current (the clinic keeps every uploaded version).
 _LOCAL: dict[str, Definition] = {}
-_ON_LOAD: list[Callable[[], None]] = []
+_VERSIONS: dict[tuple[str, str], Definition] = {}
+
+# A definition id (its current version) or one exact version of a definition.
+DefinitionRef = str | Definition
 
 
-def on_local_load(callback: Callable[[], None]) -> None:
-    """Run `callback` whenever a local definition is loaded (to clear caches keyed by id)."""
-    _ON_LOAD.append(callback)
+def local_from_text(text: str, where: str) -> Definition:
+    """Check a user's definition text and keep this exact version for the engine (not made
+    current: see use_local); raises DefinitionError listing every problem with its line."""
+    parsed = parse_definition(text, where, local=True)
+    known = _VERSIONS.get((parsed.id, parsed.sha256))
+    if known is not None:
+        return known
+    loaded = Definition(**{**parsed.__dict__, "path": where})
+    for lang, labels in loaded.labels.items():
+        register_labels(lang, {str(k): str(v) for k, v in labels.items()})
+    _VERSIONS[(loaded.id, loaded.sha256)] = loaded
+    return loaded
+
+
+def use_local(loaded: Definition) -> None:
+    """Make a local definition the current one of its id in this process."""
+    _VERSIONS.setdefault((loaded.id, loaded.sha256), loaded)
+    _LOCAL[loaded.id] = loaded
 
 
 def load_definition(path: str | Path) -> Definition:
@@ -458,16 +497,10 @@ def load_definition(path: str | Path) -> Definition:
     try:
         text = Path(path).read_text("utf-8")
     except OSError as error:
-        raise DefinitionError(where, [(None, f"cannot read the file: {error.strerror}")]) from None
-    loaded = parse_definition(text, where, local=True)
-    loaded = Definition(**{**loaded.__dict__, "path": where})
-    for lang, labels in loaded.labels.items():
-        register_labels(lang, {str(k): str(v) for k, v in labels.items()})
-    previous = _LOCAL.get(loaded.id)
-    _LOCAL[loaded.id] = loaded
-    if previous is None or previous.sha256 != loaded.sha256:
-        for callback in _ON_LOAD:
-            callback()
+        message = Message("loader.cannot_read", error=error.strerror)
+        raise DefinitionError(where, [(None, message)]) from None
+    loaded = local_from_text(text, where)
+    use_local(loaded)
     return loaded
 
 
@@ -501,15 +534,43 @@ def definition(definition_id: str) -> Definition:
     return _builtin(definition_id)
 
 
-def definitions(ids: tuple[str, ...] | None = None) -> list[Definition]:
+def resolve(ref: DefinitionRef) -> Definition:
+    """A definition given by id (its current version) or as one exact version."""
+    return ref if isinstance(ref, Definition) else definition(ref)
+
+
+def definitions(ids: Sequence[DefinitionRef] | None = None) -> list[Definition]:
     """The requested definitions (all built-in ones by default), in the order given."""
-    return [definition(i) for i in (ids or DEFINITION_IDS)]
+    return [resolve(i) for i in (ids or DEFINITION_IDS)]
 
 
-def definitions_hash(ids: Sequence[str]) -> str:
+# Identifies one exact version of a definition: (id, SHA-256 of its file).
+DefinitionKey = tuple[str, str]
+
+
+def definition_key(ref: DefinitionRef) -> DefinitionKey:
+    """The (id, SHA-256) of a definition: compiled pipelines are cached by it, so two versions
+    of one local id never share one."""
+    chosen = resolve(ref)
+    return (chosen.id, chosen.sha256)
+
+
+def definition_version(key: DefinitionKey) -> Definition:
+    """The definition of an exact (id, SHA-256); KeyError when this process never read it."""
+    definition_id, sha256 = key
+    if (definition_id, sha256) in _VERSIONS:
+        return _VERSIONS[(definition_id, sha256)]
+    chosen = definition(definition_id)
+    if chosen.sha256 != sha256:
+        raise KeyError(f"definition {definition_id!r} with SHA-256 {sha256} was never read")
+    return chosen
+
+
+def definitions_hash(ids: Sequence[DefinitionRef]) -> str:
     """SHA-256 over the files of the given definitions (id and file hash, in the order given):
     stored with every result so it can be traced to the exact cut-offs that produced it."""
     digest = hashlib.sha256()
-    for definition_id in ids:
-        digest.update(f"{definition_id}:{definition(definition_id).sha256}\n".encode())
+    for ref in ids:
+        chosen = resolve(ref)
+        digest.update(f"{chosen.id}:{chosen.sha256}\n".encode())
     return digest.hexdigest()

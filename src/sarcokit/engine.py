@@ -19,9 +19,12 @@ from sarcokit.definitions import (
     INDETERMINATE,
     NOT_APPLICABLE,
     Definition,
+    DefinitionKey,
+    DefinitionRef,
     category_column,
+    definition_key,
+    definition_version,
     definitions,
-    on_local_load,
     sarcopenia_column,
 )
 from sarcokit.equations import DERIVED, body_exprs, estimate_asm_exprs, muscle_exprs
@@ -199,10 +202,12 @@ def output_names(exprs: Sequence[nw.Expr]) -> list[str]:
 
 
 @cache
-def secondary_columns(definition_ids: tuple[str, ...]) -> tuple[str, ...]:
-    """Public columns of the secondary-sarcopenia tools for a choice of definitions."""
+def secondary_columns(keys: tuple[DefinitionKey | str, ...]) -> tuple[str, ...]:
+    """Public columns of the secondary-sarcopenia tools for a choice of definitions (ids, or
+    (id, SHA-256) keys of exact versions)."""
     exprs = [e for stage in secondary_stages() for e in stage]
-    names = output_names([*exprs, *osteosarcopenia_exprs(definition_ids)])
+    chosen = [k if isinstance(k, str) else definition_version(k) for k in keys]
+    names = output_names([*exprs, *osteosarcopenia_exprs(chosen)])
     return tuple(name for name in names if not name.startswith("__"))
 
 
@@ -222,7 +227,7 @@ def public_columns(chosen: Sequence[Definition]) -> list[str]:
             *(component_column(d, c.id) for c in d.components),
         )
     ]
-    secondary = secondary_columns(tuple(d.id for d in chosen))
+    secondary = secondary_columns(tuple(definition_key(d) for d in chosen))
     return [INVALID, *DERIVED, ASM_ESTIMATED, *screening, *per_definition, *secondary]
 
 
@@ -238,18 +243,20 @@ PIPELINE_CACHE_SIZE = 64
 
 @lru_cache(maxsize=PIPELINE_CACHE_SIZE)
 def stages(
-    definition_ids: tuple[str, ...],
+    keys: tuple[DefinitionKey, ...],
     estimate_asm: EstimateAsm | None,
     present: frozenset[str],
     enum: bool = False,
 ) -> tuple[tuple[nw.Expr, ...], ...]:
     """The pipeline for a choice of definitions, as dependency-ordered stages of expressions.
 
-    It expects every input column to be present (absent ones are added as nulls first);
-    `present` names the columns the input really had, so no check is compiled for the rest.
-    With `enum`, categories and component states are Enum columns (Polars) instead of text.
+    The definitions are given by (id, SHA-256), so two versions of one local definition never
+    share a pipeline. It expects every input column to be present (absent ones are added as
+    nulls first); `present` names the columns the input really had, so no check is compiled
+    for the rest. With `enum`, categories and component states are Enum columns (Polars)
+    instead of text.
     """
-    chosen = definitions(definition_ids)
+    chosen = [definition_version(k) for k in keys]
     inputs = [name for name in input_columns() if name != "id"]
     if estimate_asm is None:
         asm: list[nw.Expr] = [nw.lit(False).alias(ASM_ESTIMATED)]
@@ -293,7 +300,7 @@ def stages(
             _valid(nw.col(ASM_ESTIMATED)).alias(ASM_ESTIMATED),
         ],
         [_sarcopenia(d).alias(sarcopenia_column(d)) for d in chosen if d.diagnoses],
-        osteosarcopenia_exprs(definition_ids),
+        osteosarcopenia_exprs(chosen),
     ]
     return tuple(tuple(stage) for stage in pipeline)
 
@@ -304,7 +311,7 @@ def _component_of(definition: Definition, component_id: str) -> nw.Expr:
 
 @lru_cache(maxsize=PIPELINE_CACHE_SIZE)
 def _polars_stages(
-    definition_ids: tuple[str, ...], estimate_asm: EstimateAsm | None, present: frozenset[str]
+    keys: tuple[DefinitionKey, ...], estimate_asm: EstimateAsm | None, present: frozenset[str]
 ) -> tuple[tuple[pl.Expr, ...], ...]:
     """The same stages translated to Polars once, so one-row calls do not re-translate them.
 
@@ -324,7 +331,7 @@ def _polars_stages(
     compiled: list[tuple[pl.Expr, ...]] = [
         tuple(pl.lit(None, dtype=c.dtype).alias(name) for name, c in constants.items())
     ]
-    pipeline = list(stages(definition_ids, estimate_asm, present, enum=True))
+    pipeline = list(stages(keys, estimate_asm, present, enum=True))
     # Validation as bit words and a Boolean (null when valid) instead of text for every row;
     # the text is rendered at the end for the rejected rows only (`render_problems`).
     words = _problem_words(present)
@@ -468,7 +475,7 @@ _SMALL_FRAME_FLAGS.comm_subexpr_elim = True
 
 def evaluate(
     frame: IntoFrameT,
-    definition_ids: Sequence[str] | None = None,
+    definition_ids: Sequence[DefinitionRef] | None = None,
     *,
     estimate_asm: EstimateAsm | None = None,
     explain: bool = False,
@@ -486,7 +493,7 @@ def evaluate(
     chosen = definitions(tuple(definition_ids) if definition_ids else None)
     if estimate_asm is not None and estimate_asm not in ASM_EQUATIONS:
         raise ValueError(f"estimate_asm={estimate_asm!r}; expected one of {sorted(ASM_EQUATIONS)}")
-    key = tuple(d.id for d in chosen)
+    key = tuple(definition_key(d) for d in chosen)
     nw_frame: Any = nw.from_native(frame)
     schema = nw_frame.collect_schema()
     check_frame_types(schema)
@@ -515,14 +522,3 @@ def evaluate(
         if stage:  # a choice of definitions may leave a stage empty (no osteosarcopenia)
             nw_frame = nw_frame.with_columns(*stage)
     return nw.to_native(nw_frame.select(columns))  # type: ignore[no-any-return]
-
-
-def _forget_pipelines() -> None:
-    """Compiled pipelines are cached by definition id; a (re)loaded local file replaces one."""
-    stages.cache_clear()
-    _polars_stages.cache_clear()
-    secondary_columns.cache_clear()
-    problem_checks.cache_clear()
-
-
-on_local_load(_forget_pipelines)

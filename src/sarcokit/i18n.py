@@ -46,3 +46,27 @@ def text(lang: Lang, key: str, **values: Any) -> str:
         local = _LOCAL_LABELS.get(lang, {})
         return local.get(key) or _LOCAL_LABELS.get("en", {}).get(key) or name.replace("_", " ")
     raise KeyError(key)
+
+
+class Message(str):
+    """A message in English that can be shown again in another language: it keeps its
+    catalogue key and values (a value may itself be a Message)."""
+
+    key: str
+    values: dict[str, Any]
+
+    def __new__(cls, message_key: str, /, **values: Any) -> Message:
+        """The English text of `message_key` with `values`, remembering both."""
+        made = super().__new__(cls, text("en", message_key, **values))
+        made.key, made.values = message_key, values
+        return made
+
+
+def translated(message: str, lang: Lang) -> str:
+    """A Message in `lang`; any other text as it is."""
+    if not isinstance(message, Message):
+        return message
+    values = {
+        k: translated(v, lang) if isinstance(v, str) else v for k, v in message.values.items()
+    }
+    return text(lang, message.key, **values)

@@ -46,8 +46,9 @@ class DefinitionResult:
     # case-finding screen), by component id; absent from the dict where a definition has none.
     outcomes: dict[str, str] = field(default_factory=dict)
     case_finding: dict[str, str] = field(default_factory=dict)
-    # A user's own definition file, not one shipped with sarcokit.
+    # A user's own definition file, not one shipped with sarcokit, and the SHA-256 of its text.
     local: bool = False
+    sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The contract's shape for one definition."""
@@ -63,6 +64,7 @@ class DefinitionResult:
             shaped["case_finding"] = dict(self.case_finding)
         if self.local:
             shaped["local"] = True
+            shaped["sha256"] = self.sha256
         return shaped
 
 
@@ -374,6 +376,7 @@ def explain(
             c.id: states[c.id] for c in definition.components if c.role == "case_finding"
         },
         local=definition.local,
+        sha256=definition.sha256 if definition.local else None,
     )
 
 

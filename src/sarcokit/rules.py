@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import narwhals as nw
 
+from sarcokit.i18n import Message
 from sarcokit.thresholds import CriteriaError
 
 
@@ -40,30 +41,25 @@ def rule_problems(
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError as error:
-        return [f"rule {text!r} does not parse: {error.msg}"], None
+        return [Message("loader.rule_parse", rule=text, error=error.msg)], None
     messages: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id not in {*allowed, "known"}:
             if node.id in components:
-                messages.append(
-                    f"rule {text!r} names {node.id!r}, a reported measure that may not decide "
-                    "the category"
-                )
+                messages.append(Message("loader.rule_outcome", rule=text, name=node.id))
             elif node.id in categories:
-                messages.append(
-                    f"rule {text!r} names category {node.id!r}; rules combine components"
-                )
+                messages.append(Message("loader.rule_category", rule=text, name=node.id))
             else:
+                declared = ", ".join(allowed) or Message("loader.none")
                 messages.append(
-                    f"rule {text!r} names {node.id!r}, which is no declared component "
-                    f"(declared: {', '.join(allowed) or 'none'})"
+                    Message("loader.rule_unknown", rule=text, name=node.id, declared=declared)
                 )
         if not isinstance(
             node, ast.BoolOp | ast.UnaryOp | ast.Name | ast.Call | ast.And | ast.Or | ast.Not
         ) and not isinstance(node, ast.Load):
-            messages.append(f"rule {text!r} uses {type(node).__name__}")
+            messages.append(Message("loader.rule_node", rule=text, node=type(node).__name__))
         if isinstance(node, ast.UnaryOp) and not isinstance(node.op, ast.Not):
-            messages.append(f"rule {text!r} uses an operator other than not")
+            messages.append(Message("loader.rule_operator", rule=text))
         if isinstance(node, ast.Call) and not (
             isinstance(node.func, ast.Name)
             and node.func.id == "known"
@@ -71,7 +67,7 @@ def rule_problems(
             and isinstance(node.args[0], ast.Name)
             and not node.keywords
         ):
-            messages.append(f"rule {text!r}: only known(component) may be called")
+            messages.append(Message("loader.rule_call", rule=text))
     return messages, (None if messages else tree)
 
 

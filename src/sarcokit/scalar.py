@@ -26,7 +26,13 @@ from typing import Any
 import narwhals as nw
 import polars as pl
 
-from sarcokit.definitions import definitions, on_local_load
+from sarcokit.definitions import (
+    DefinitionKey,
+    DefinitionRef,
+    definition_key,
+    definition_version,
+    definitions,
+)
 from sarcokit.engine import (
     INVALID,
     PIPELINE_CACHE_SIZE,
@@ -298,7 +304,7 @@ def _converter(dtype: pl.DataType) -> str:
 
 @lru_cache(maxsize=PIPELINE_CACHE_SIZE)
 def _compiled(
-    definition_ids: tuple[str, ...],
+    keys: tuple[DefinitionKey, ...],
     estimate_asm: EstimateAsm | None,
     schema: tuple[tuple[str, pl.DataType], ...],
     explain: bool,
@@ -307,8 +313,9 @@ def _compiled(
     frame_schema = pl.Schema(dict(schema))
     check_frame_types(nw.from_native(pl.DataFrame(schema=frame_schema)).collect_schema())
     given = frozenset(name for name in input_columns() if name in frame_schema)
-    stages = _polars_stages(definition_ids, estimate_asm, given)
-    chosen = definitions(definition_ids)
+    stages = _polars_stages(keys, estimate_asm, given)
+    # Keyed by exact versions (id, SHA-256): two versions of one local definition never share.
+    chosen = [definition_version(k) for k in keys]
     output = _output_columns(chosen, set(frame_schema), explain, [])
     lazy = pl.LazyFrame(schema=frame_schema)
     for stage in stages:
@@ -360,7 +367,8 @@ def _compiled(
         **emitter.constants,
         "_render": partial(render_problems, given),
     }
-    exec(compile(source, f"<sarcokit pipeline {'+'.join(definition_ids)}>", "exec"), namespace)
+    label = "+".join(k[0] for k in keys)
+    exec(compile(source, f"<sarcokit pipeline {label}>", "exec"), namespace)
     function: Callable[[Mapping[str, Any]], Row] = namespace["evaluate_row"]
     return function
 
@@ -368,7 +376,7 @@ def _compiled(
 def evaluate_rows(
     rows: Sequence[Mapping[str, Any]],
     schema: Mapping[str, pl.DataType],
-    definition_ids: Sequence[str] | None = None,
+    definition_ids: Sequence[DefinitionRef] | None = None,
     *,
     estimate_asm: EstimateAsm | None = None,
     explain: bool = False,
@@ -380,9 +388,6 @@ def evaluate_rows(
     operation this evaluator does not implement (the columnar engine is then the way).
     """
     chosen = definitions(tuple(definition_ids) if definition_ids else None)
-    key = tuple(d.id for d in chosen)
-    function = _compiled(key, estimate_asm, tuple(schema.items()), explain)
+    keys = tuple(definition_key(d) for d in chosen)
+    function = _compiled(keys, estimate_asm, tuple(schema.items()), explain)
     return [function(row) for row in rows]
-
-
-on_local_load(_compiled.cache_clear)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import narwhals as nw
 
 from sarcokit.fields import field_specs
+from sarcokit.i18n import Message
 
 Op = Literal["<", "<=", ">", ">=", "is_true", "in"]
 OPS: tuple[str, ...] = ("<", "<=", ">", ">=", "is_true", "in")
@@ -104,52 +105,54 @@ _CUTOFF_KEYS = frozenset({"any", "male", "female", "methods", "low_when", *AGE_K
 def threshold_problems(test_id: str, raw: Mapping[str, Any]) -> list[str]:
     """Every problem of one test table, as sentences naming the test (empty when it is sound)."""
     problems: list[str] = []
-    name = f"test {test_id!r}"
+    name = test_id
     for key in ("low_when", "source", "input"):
         if key not in raw:
-            problems.append(f"{name} lacks {key!r}")
+            problems.append(Message("loader.test_lacks", test=name, key=key))
     op = raw.get("low_when")
     if op is not None and op not in OPS:
-        problems.append(f"{name} has low_when = {op!r}; allowed: {', '.join(map(repr, OPS))}")
+        allowed = ", ".join(map(repr, OPS))
+        problems.append(Message("loader.test_op", test=name, op=op, allowed=allowed))
     if "source" in raw and not str(raw["source"]).strip():
-        problems.append(f"{name} has an empty source: every cut-off needs its citation")
+        problems.append(Message("loader.test_empty_source", test=name))
     cutoffs: list[Any] = list(raw.get("cutoffs", [])) or (
         [raw["cutoff"]] if "cutoff" in raw else []
     )
     if op in ("is_true", "in") and cutoffs:
-        problems.append(f"{name} has cut-offs, which low_when = {op!r} does not use")
+        problems.append(Message("loader.test_unused_cutoffs", test=name, op=op))
     if op in ("<", "<=", ">", ">=") and not cutoffs:
-        problems.append(f"{name} needs cut-offs unless low_when is 'is_true' or 'in'")
+        problems.append(Message("loader.test_needs_cutoffs", test=name))
     if op == "in" and not raw.get("codes"):
-        problems.append(f"{name} with low_when = 'in' needs codes (the values that count as low)")
+        problems.append(Message("loader.test_needs_codes", test=name))
     methods_known = set(mass_methods())
     keys: list[tuple[Any, ...]] = []
     for cutoff in cutoffs:
         if not isinstance(cutoff, Mapping):
-            problems.append(f"{name} has a cut-off {cutoff!r} that is not a table")
+            problems.append(Message("loader.test_cutoff_not_table", test=name, cutoff=cutoff))
             continue
         unknown = sorted(set(cutoff) - _CUTOFF_KEYS)
         if unknown:
-            problems.append(f"{name} has unknown cut-off keys {unknown}")
+            problems.append(Message("loader.test_cutoff_keys", test=name, keys=unknown))
         methods = tuple(cutoff["methods"]) if "methods" in cutoff else None
         if methods is not None and not set(methods) <= methods_known:
+            known = ", ".join(sorted(methods_known))
             problems.append(
-                f"{name} names methods {list(methods)}; known: {', '.join(sorted(methods_known))}"
+                Message("loader.test_methods", test=name, methods=list(methods), known=known)
             )
         values = {k: cutoff[k] for k in ("any", "male", "female") if k in cutoff}
         for key, value in values.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
-                problems.append(f"{name} has {key} = {value!r}; expected a number")
+                problems.append(Message("loader.test_not_number", test=name, key=key, value=value))
         if cutoff.get("low_when", op) != op and cutoff.get("low_when") not in (
             "<",
             "<=",
             ">",
             ">=",
         ):
-            problems.append(f"{name} has a cut-off with low_when = {cutoff.get('low_when')!r}")
+            problems.append(Message("loader.test_cutoff_op", test=name, op=cutoff.get("low_when")))
         low, high = cutoff.get("age_from"), cutoff.get("age_below")
         if low is not None and high is not None and not low < high:
-            problems.append(f"{name} has an empty age band {low}-{high}")
+            problems.append(Message("loader.test_empty_band", test=name, low=low, high=high))
         sexes: tuple[str | None, ...] = (
             (None,) if "any" in cutoff else tuple(x for x in ("male", "female") if x in cutoff)
         )
@@ -162,14 +165,14 @@ def threshold_problems(test_id: str, raw: Mapping[str, Any]) -> list[str]:
         if None not in sexes_found:
             for sex in ("male", "female"):
                 if sex not in sexes_found:
-                    problems.append(f"{name} lacks a {sex} cut-off")
+                    problems.append(Message(f"loader.test_lacks_{sex}", test=name))
     problems.extend(_overlaps(name, keys))
     return problems
 
 
 def _overlaps(name: str, keys: Sequence[tuple[Any, ...]]) -> list[str]:
     """Two cut-offs that could apply to one subject (same sex, method and age) overlap."""
-    found = []
+    found: list[str] = []
     for i, (sex_a, methods_a, low_a, high_a) in enumerate(keys):
         for sex_b, methods_b, low_b, high_b in keys[i + 1 :]:
             same_sex = sex_a is None or sex_b is None or sex_a == sex_b
@@ -193,7 +196,7 @@ def _overlaps(name: str, keys: Sequence[tuple[Any, ...]]) -> list[str]:
                         else "any age",
                     )
                 )
-                found.append(f"{name} has overlapping strata: two cut-offs apply to {who}")
+                found.append(Message("loader.test_overlap", test=name, who=who))
     return found
 
 

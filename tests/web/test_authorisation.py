@@ -71,6 +71,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/settings"): ADMIN,
     ("PUT", "/api/v1/settings"): ADMIN,
     ("GET", "/api/v1/audit"): ADMIN,
+    ("GET", "/api/v1/definitions"): ADMIN,
+    ("POST", "/api/v1/definitions"): ADMIN,
+    ("POST", "/api/v1/definitions/{upload_id}/retire"): ADMIN,
     # CDS Hooks: discovery is public; the calls take the EHR's client JWT.
     ("GET", "/cds-services"): EVERYONE,
     ("POST", "/cds-services/{service_id}"): CDS_CLIENT,
@@ -113,6 +116,8 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/admin/settings"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
     ("GET", "/admin/voided"): ADMIN,
+    ("POST", "/admin/definitions"): ADMIN,
+    ("POST", "/admin/definitions/{upload_id}/retire"): ADMIN,
 }
 PRE_SESSION_CSRF_COOKIE = "sarcokit_csrf"
 
@@ -166,6 +171,7 @@ def _concrete(path: str, records: Records) -> str:
         visit_id=records.visit_id,
         user_id=records.user_id,
         token_id=records.token_id,
+        upload_id=1,
         language="zh-CN",
         service_id="sarcopenia",
         kind="parquet",

@@ -48,6 +48,9 @@ SCREENSHOTS = REPO / "docs" / "screenshots"
 USERNAME = "dr_chen"
 RECORD_NUMBER = "BRW-2026-001"
 TODAY = date.today()
+# The documented local definition example (issue 11), uploaded in the browser.
+EXAMPLE = REPO / "examples" / "local_definition.toml"
+LOCAL_ID = "example_local_bia"
 # Six months before today, so the history chart spans a realistic follow-up interval.
 EARLIER = TODAY - timedelta(days=182)
 
@@ -405,5 +408,47 @@ def test_sign_in_page(
     with page.expect_navigation():
         page.click('form[action="/login"] button[type="submit"]')
     assert page.url == f"{clinic_server.url}/patients"
+    assert watch.errors == [], "\n".join(watch.errors)
+    context.close()
+
+
+def test_an_administrator_uploads_a_local_definition_and_sees_its_badge(
+    clinic_server: Clinic, browser: Browser, signed_in: StorageState, tmp_path: Path
+) -> None:
+    context = browser.new_context(viewport=VIEWPORT, storage_state=signed_in)
+    page = context.new_page()
+    watch = Watch()
+    watch.attach(page)
+    page.goto(f"{clinic_server.url}/admin")
+    page.set_input_files('form[action="/admin/definitions"] input[name="file"]', str(EXAMPLE))
+    with page.expect_navigation():
+        page.click('form[action="/admin/definitions"] button[type="submit"]')
+    uploaded = page.locator("#definitions table.list tbody tr")
+    assert uploaded.count() == 1
+    assert "local definition" in uploaded.inner_text()
+    assert USERNAME in uploaded.inner_text()
+    page.check(f'input[name="definition_{LOCAL_ID}"]')
+    with page.expect_navigation():
+        page.click('form[action="/admin/settings"] button[type="submit"]')
+    assert page.is_checked(f'input[name="definition_{LOCAL_ID}"]')
+
+    page.goto(f"{clinic_server.url}/patients/new")
+    page.fill('input[name="record_number"]', "BRW-LOCAL-1")
+    page.fill('input[name="name"]', "Zhou Lan")
+    page.check('input[name="sex"][value="female"]')
+    page.fill('input[name="date_of_birth"]', "1944-03-03")
+    with page.expect_navigation():
+        page.click('form[action="/patients/new"] button[type="submit"]')
+    page.goto(f"{page.url}/visits/new")
+    _fill_visit(page, TODAY, grip=("15", "14"), gait="0.9", asm="13", sarc_f={})
+    _submit_visit(page)
+    local = page.locator(f'[data-definition="{LOCAL_ID}"]')
+    assert local.locator(".badge.local-definition").inner_text().strip() == "local definition"
+    # The woman's best grip, 15 kg, is under the example file's 16 kg (EWGSOP2 Table 3).
+    assert local.locator("[data-category]").get_attribute("data-category") != "no_sarcopenia"
+    _switch_language(page, "zh-CN")
+    badge = page.locator(f'[data-definition="{LOCAL_ID}"] .badge.local-definition')
+    assert badge.inner_text().strip() == "本院定义"
+    _switch_language(page, "en")
     assert watch.errors == [], "\n".join(watch.errors)
     context.close()

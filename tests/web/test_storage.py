@@ -30,6 +30,7 @@ TABLES = {
     "api_tokens",
     "audit_log",
     "audit_head",
+    "local_definitions",
     "login_failures",
     "login_sessions",
     "patients",

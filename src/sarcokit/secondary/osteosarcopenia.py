@@ -6,7 +6,13 @@ from collections.abc import Sequence
 
 import narwhals as nw
 
-from sarcokit.definitions import INDETERMINATE, category_column, definition, sarcopenia_column
+from sarcokit.definitions import (
+    INDETERMINATE,
+    DefinitionRef,
+    category_column,
+    resolve,
+    sarcopenia_column,
+)
 from sarcokit.secondary._data import NULL_BOOL, banded_expr, cutoff_expr, reference, where_of
 
 NAME = "osteosarcopenia"
@@ -18,7 +24,7 @@ def bone_exprs() -> list[nw.Expr]:
     return [banded_expr(raw["bone_category"], where_of(NAME)).alias("bone_category")]
 
 
-def osteosarcopenia_exprs(definition_ids: Sequence[str]) -> list[nw.Expr]:
+def osteosarcopenia_exprs(definition_ids: Sequence[DefinitionRef]) -> list[nw.Expr]:
     """osteosarcopenia_{variant}_{definition}: three-valued, from the definitions' result columns.
 
     Definitions that diagnose no sarcopenia, and severe-only variants of definitions with no
@@ -27,8 +33,9 @@ def osteosarcopenia_exprs(definition_ids: Sequence[str]) -> list[nw.Expr]:
     raw = reference(NAME)
     where = where_of(NAME)
     exprs: list[nw.Expr] = []
-    for definition_id in definition_ids:
-        chosen = definition(definition_id)
+    for ref in definition_ids:
+        chosen = resolve(ref)
+        definition_id = chosen.id
         if not chosen.diagnoses:
             continue
         for variant, spec in raw["variants"].items():

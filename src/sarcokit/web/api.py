@@ -8,15 +8,17 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from sarcokit.definitions import DEFINITION_IDS
+from sarcokit.definitions import DEFINITION_IDS, DefinitionRef
 from sarcokit.fields import InputError
 from sarcokit.result import Result
 from sarcokit.web import audit, export, store
-from sarcokit.web.assessment import assess_visits, bounded_record, invalid
+from sarcokit.web.assessment import assess_visits, bounded_record, invalid, version_of
 from sarcokit.web.batching import engine_queue
 from sarcokit.web.deps import (
     Db,
@@ -32,11 +34,13 @@ from sarcokit.web.deps import (
 from sarcokit.web.export import ExportKind
 from sarcokit.web.i18n import CORE_LANG
 from sarcokit.web.identity import TOKEN_NAME_LENGTH, free_text
-from sarcokit.web.models import AuditEvent, User, Visit
+from sarcokit.web.models import AuditEvent, LocalDefinition, User, Visit
 from sarcokit.web.report import PDF_MAX_BYTES, PDF_TIMEOUT_S, visit_pdf
 from sarcokit.web.schemas import (
     AuditOut,
+    DefinitionUpload,
     ErrorOut,
+    LocalDefinitionOut,
     PatientIn,
     PatientOut,
     RevisionOut,
@@ -116,10 +120,7 @@ async def assess_record(
     bounded_record(body)
     language = _language(principal, lang)
     if definitions:
-        chosen = definitions.split(",")
-        unknown = [d for d in chosen if d not in DEFINITION_IDS]
-        if unknown:
-            raise invalid("definitions", definitions, f"ids among {', '.join(DEFINITION_IDS)}")
+        chosen = await run_in_threadpool(_requested_definitions, request, definitions)
     else:
         chosen = await run_in_threadpool(_clinic_definitions, request)
     # Concurrent requests share one engine call (see batching); the event loop stays free.
@@ -134,13 +135,25 @@ async def assess_record(
 DEFINITIONS_TTL_S = 1.0
 
 
-def _clinic_definitions(request: Request) -> list[str]:
-    cached: tuple[float, list[str]] | None = request.app.state.definitions_cache
+def _requested_definitions(request: Request, given: str) -> list[DefinitionRef]:
+    # Built-in ids, or uploaded ids in the version the clinic uses now.
+    factory: sessionmaker[Session] = request.app.state.sessions
+    with factory() as db:
+        local = store.current_local(db) if set(given.split(",")) - set(DEFINITION_IDS) else {}
+        known = (*DEFINITION_IDS, *local)
+        chosen = given.split(",")
+        if any(d not in known for d in chosen):
+            raise invalid("definitions", given, f"ids among {', '.join(known)}")
+        return [d if d in DEFINITION_IDS else version_of(local[d]) for d in chosen]
+
+
+def _clinic_definitions(request: Request) -> list[DefinitionRef]:
+    cached: tuple[float, list[DefinitionRef]] | None = request.app.state.definitions_cache
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
     factory: sessionmaker[Session] = request.app.state.sessions
     with factory() as db:
-        chosen = store.clinic_definitions(db)
+        chosen = store.clinic_chosen(db)
     request.app.state.definitions_cache = (time.monotonic() + DEFINITIONS_TTL_S, chosen)
     return chosen
 
@@ -427,6 +440,108 @@ def write_settings(request: Request, db: Db, principal: Admin, body: SettingsIO)
     store.set_clinic_definitions(db, principal.user, body.definitions)
     forget_definitions(request)
     return SettingsIO(definitions=store.clinic_definitions(db))
+
+
+def local_definition_out(row: LocalDefinition, in_use: bool) -> LocalDefinitionOut:
+    """An uploaded version as the API and the settings page show it."""
+    return LocalDefinitionOut(
+        upload_id=row.id,
+        definition_id=row.definition_id,
+        name=version_of(row).name,
+        sha256=row.sha256,
+        uploaded_by=row.uploader.username,
+        uploaded_at=row.uploaded_at,
+        retired_at=row.retired_at,
+        in_use=in_use,
+    )
+
+
+def local_definitions_out(db: Session) -> list[LocalDefinitionOut]:
+    """Every uploaded version, newest first within each definition id."""
+    current = {row.id for row in store.current_local(db).values()}
+    return [local_definition_out(r, r.id in current) for r in store.local_versions(db)]
+
+
+@router.get("/definitions", summary="Uploaded local definitions, every version (administrators)")
+def list_definitions(db: Db, principal: Admin) -> list[LocalDefinitionOut]:
+    """Every uploaded version, retired ones too; `in_use` marks the one the clinic uses."""
+    return local_definitions_out(db)
+
+
+@router.post(
+    "/definitions",
+    status_code=201,
+    summary="Upload a local definition file (administrators)",
+    description=(
+        'JSON `{"text": ..., "filename": ...}` or a multipart form with the file in field'
+        f" `file`: UTF-8, at most {store.MAX_DEFINITION_BYTES} bytes. The file is checked as"
+        " `sarcokit criteria check` does; a file with problems is refused (422) with every"
+        " problem and its line in `error.problems`, and nothing is stored. An id of a built-in"
+        " definition is refused; a changed text of an uploaded id is its new version."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": DefinitionUpload.model_json_schema()},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                },
+            },
+        }
+    },
+)
+async def upload_definition(
+    request: Request, db: Db, principal: Admin, lang: Language = None
+) -> LocalDefinitionOut:
+    """The stored version; the clinic uses it wherever its settings name the id. The problems
+    of a refused file are in `lang` (the user's language by default)."""
+    language = CORE_LANG[_language(principal, lang)]
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raw, filename = await uploaded_file(request)
+    else:
+        try:
+            body = DefinitionUpload.model_validate(await _json_body(request))
+        except ValidationError as error:
+            raise RequestValidationError(error.errors()) from None
+        raw, filename = body.text.encode("utf-8", "surrogatepass"), body.filename
+
+    def stored() -> LocalDefinitionOut:
+        row = store.upload_definition(db, principal.user, raw, filename, language)
+        return local_definition_out(row, True)
+
+    out = await run_in_threadpool(stored)
+    forget_definitions(request)
+    return out
+
+
+async def uploaded_file(request: Request) -> tuple[bytes, str]:
+    """The bytes and name of a multipart form's `file` field, read no further than the limit."""
+    form = await request.form()
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise invalid("file", None, "a multipart form field `file` holding the definition file")
+    raw = await upload.read(store.MAX_DEFINITION_BYTES + 1)
+    return raw, upload.filename or "upload.toml"
+
+
+@router.post(
+    "/definitions/{upload_id}/retire",
+    summary="Retire one uploaded version (kept, never deleted; administrators)",
+)
+def retire_definition(
+    request: Request, db: Db, principal: Admin, upload_id: int
+) -> LocalDefinitionOut:
+    """The retired version; the previous version of its id, if any, is in use again."""
+    row = store.retire_definition(db, principal.user, upload_id)
+    if row is None:
+        raise _not_found("uploaded definition", upload_id)
+    forget_definitions(request)
+    return local_definition_out(row, False)
 
 
 @router.get("/audit", summary="The audit log, newest first")

@@ -7,6 +7,17 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
+
+from sarcokit.definitions import (
+    DEFINITION_IDS,
+    Definition,
+    DefinitionError,
+    DefinitionRef,
+    definition_version,
+    local_from_text,
+)
 from sarcokit.fields import (
     CONDITIONS,
     InputError,
@@ -20,7 +31,7 @@ from sarcokit.result import Result
 from sarcokit.secondary.conditions import known_conditions, recognise
 from sarcokit.web.batching import engine_queue
 from sarcokit.web.identity import shown
-from sarcokit.web.models import Patient, Visit
+from sarcokit.web.models import LocalDefinition, Patient, Visit
 
 # Taken from the patient record, so a visit cannot contradict it.
 FROM_PATIENT = ("id", "sex", "age")
@@ -128,7 +139,7 @@ def assess_visit(
     patient: Patient,
     visit_date: date,
     measurements: Mapping[str, Any],
-    definitions: Sequence[str],
+    definitions: Sequence[DefinitionRef],
     lang: Lang,
 ) -> Result:
     """The core engine's result for a visit; a record it rejects raises InputError."""
@@ -136,12 +147,61 @@ def assess_visit(
     return _accepted(engine_queue.assess(record, definitions, lang))
 
 
+def version_of(row: LocalDefinition) -> Definition:
+    """The definition an uploaded version holds (read once per process)."""
+    try:
+        return definition_version((row.definition_id, row.sha256))
+    except KeyError:
+        pass
+    try:
+        return local_from_text(row.text, f"local definition {row.definition_id} (upload {row.id})")
+    except DefinitionError as error:
+        # Accepted on upload; a newer sarcokit whose schema it no longer meets cannot use it.
+        raise RuntimeError(
+            f"uploaded definition {row.id} ({row.definition_id}) no longer loads: {error}"
+        ) from None
+
+
+def visit_definitions(visit: Visit) -> list[DefinitionRef]:
+    """The definitions a saved visit was assessed under: built-in ids, and each local one as
+    the exact uploaded version whose SHA-256 the visit's stored result names."""
+    stored = visit.result.get("definitions", {}) if isinstance(visit.result, dict) else {}
+    chosen: list[DefinitionRef] = []
+    for definition_id in visit.definitions:
+        if definition_id in DEFINITION_IDS:
+            chosen.append(definition_id)
+            continue
+        answer = stored.get(definition_id)
+        sha256 = answer.get("sha256") if isinstance(answer, dict) else None
+        db = object_session(visit)
+        row = (
+            db.scalar(
+                select(LocalDefinition)
+                .where(
+                    LocalDefinition.definition_id == definition_id,
+                    LocalDefinition.sha256 == sha256,
+                )
+                .limit(1)
+            )
+            if isinstance(db, Session) and sha256
+            else None
+        )
+        if row is None:
+            raise RuntimeError(
+                f"visit {visit.id} was assessed under local definition {definition_id!r} "
+                f"(SHA-256 {sha256}), which is not stored"
+            )
+        chosen.append(version_of(row))
+    return chosen
+
+
 def assess_visits(visits: Sequence[Visit], lang: Lang) -> list[Result]:
-    """Saved visits' results under the definitions each was saved with, in one engine call."""
+    """Saved visits' results under the definitions each was saved with (a local definition in
+    the exact version the visit used), in one engine call."""
     # All are queued before any is awaited, so the engine thread answers them together.
     futures = [
         engine_queue.submit(
-            visit_record(v.patient, v.visit_date, v.measurements), v.definitions, lang
+            visit_record(v.patient, v.visit_date, v.measurements), visit_definitions(v), lang
         )
         for v in visits
     ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sarcokit.api import assess_many
+from sarcokit.definitions import DefinitionKey, DefinitionRef, definition_key
 from sarcokit.i18n import Lang
 from sarcokit.result import Result
 
@@ -24,7 +25,7 @@ MAX_BATCH = 256
 @dataclass
 class _Job:
     record: Mapping[str, Any]
-    definitions: tuple[str, ...]
+    definitions: tuple[DefinitionRef, ...]
     lang: Lang
     future: Future[Result] = field(default_factory=Future)
 
@@ -39,7 +40,7 @@ class AssessmentQueue:
         self._worker: threading.Thread | None = None
 
     def submit(
-        self, record: Mapping[str, Any], definitions: Sequence[str], lang: Lang
+        self, record: Mapping[str, Any], definitions: Sequence[DefinitionRef], lang: Lang
     ) -> Future[Result]:
         """Queue one record; the future holds its Result (or the error the engine raised)."""
         self._start()
@@ -47,7 +48,9 @@ class AssessmentQueue:
         self._jobs.put(job)
         return job.future
 
-    def assess(self, record: Mapping[str, Any], definitions: Sequence[str], lang: Lang) -> Result:
+    def assess(
+        self, record: Mapping[str, Any], definitions: Sequence[DefinitionRef], lang: Lang
+    ) -> Result:
         """Assess one record, blocking until its batch is done."""
         return self.submit(record, definitions, lang).result()
 
@@ -68,14 +71,20 @@ class AssessmentQueue:
                     batch.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
-            groups: dict[tuple[tuple[str, ...], Lang], list[_Job]] = {}
+            # Grouped by exact versions: two versions of one local definition are two calls.
+            groups: dict[tuple[tuple[DefinitionKey, ...], Lang], list[_Job]] = {}
             for job in batch:
-                groups.setdefault((job.definitions, job.lang), []).append(job)
-            for (definitions, lang), jobs in groups.items():
-                self._answer(jobs, definitions, lang)
+                try:
+                    keys = tuple(definition_key(d) for d in job.definitions)
+                except KeyError as error:  # an unknown id: the caller re-raises it
+                    job.future.set_exception(error)
+                    continue
+                groups.setdefault((keys, job.lang), []).append(job)
+            for (_, lang), jobs in groups.items():
+                self._answer(jobs, jobs[0].definitions, lang)
 
     @staticmethod
-    def _answer(jobs: list[_Job], definitions: tuple[str, ...], lang: Lang) -> None:
+    def _answer(jobs: list[_Job], definitions: tuple[DefinitionRef, ...], lang: Lang) -> None:
         try:
             results = assess_many([j.record for j in jobs], definitions=definitions, lang=lang)
         except Exception as error:  # handed to every waiting caller, which re-raises it

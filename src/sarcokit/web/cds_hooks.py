@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from sarcokit.api import assess
-from sarcokit.definitions import definition
+from sarcokit.definitions import DefinitionRef, resolve
 from sarcokit.fhir.inbound import read_resources
 from sarcokit.fhir.mapping import fhir_mapping
 from sarcokit.fhir.outbound import result_resources
@@ -247,7 +247,7 @@ def _card_summary(text: str, limit: int) -> str:
 
 
 def cards_for(
-    resources: list[Mapping[str, Any]], lead: str, clinic_url: str, patient_id: str
+    resources: list[Mapping[str, Any]], lead: DefinitionRef, clinic_url: str, patient_id: str
 ) -> list[dict[str, Any]]:
     """The cards for one patient: none unless the lead definition's answer is actionable."""
     settings = _settings()
@@ -256,8 +256,8 @@ def cards_for(
     result = assess(read.record, definitions=[lead])
     if not result.ok:
         return []
-    answer = result.definitions[lead]
-    chosen = definition(lead)
+    chosen = resolve(lead)
+    answer = result.definitions[chosen.id]
     indicator = settings["indicators"].get(answer.category or "")
     sarc_f = result.screening.get("sarc_f", {})
     label = words.get(f"category.{answer.category}", str(answer.category))
@@ -319,10 +319,10 @@ def cards_for(
     ]
 
 
-def _lead_definition(request: Request) -> str:
+def _lead_definition(request: Request) -> DefinitionRef:
     factory: sessionmaker[Session] = request.app.state.sessions
     with factory() as db:
-        return store.clinic_definitions(db)[0]
+        return store.clinic_chosen(db)[0]
 
 
 async def _admitted_body(service_id: str, request: Request) -> Any:

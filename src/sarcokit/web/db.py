@@ -116,9 +116,9 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 def grant_runtime(engine: Engine, role: str) -> None:
     """Let a PostgreSQL role run the clinic without owning it: the audit log only grows.
 
-    The role may read and write the clinic's tables but only SELECT and INSERT on audit_log
-    and only read alembic_version. Not being the owner, it cannot alter, disable or drop the
-    audit log's triggers, nor truncate or drop the table.
+    The role may read and write the clinic's tables but only SELECT and INSERT on audit_log,
+    no DELETE on local_definitions, and only read alembic_version. Not being the owner, it
+    cannot alter, disable or drop the audit log's triggers, nor truncate or drop the table.
     """
     from sarcokit.web.models import Base
 
@@ -129,6 +129,8 @@ def grant_runtime(engine: Engine, role: str) -> None:
     quote = engine.dialect.identifier_preparer.quote
     grants = {name: "SELECT, INSERT, UPDATE, DELETE" for name in Base.metadata.tables}
     grants["audit_log"] = "SELECT, INSERT"
+    # Uploaded definition versions are retired, never removed (visits are traced to them).
+    grants["local_definitions"] = "SELECT, INSERT, UPDATE"
     grants["alembic_version"] = "SELECT"
     with engine.begin() as connection:
         schema = connection.exec_driver_sql("SELECT current_schema()").scalar_one()

@@ -12,6 +12,8 @@ from sarcokit.web.strict_json import body_problems
 
 NO_STORE = (b"cache-control", b"no-store")
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# API routes that also take a file as multipart/form-data (the route bounds and checks it).
+MULTIPART_PATHS = frozenset({"/api/v1/definitions"})
 
 
 def error_body(problems: list[Problem]) -> bytes:
@@ -43,7 +45,9 @@ class GuardMiddleware:
                 message["headers"] = [*headers, NO_STORE]
             await send(message)
 
-        if not (path.startswith("/api/") and scope.get("method") in _WITH_BODY):
+        if not (path.startswith("/api/") and scope.get("method") in _WITH_BODY) or (
+            path in MULTIPART_PATHS and _is_multipart(scope)
+        ):
             await self.app(scope, receive, send_marked)
             return
         chunks: list[bytes] = []
@@ -70,6 +74,11 @@ class GuardMiddleware:
             return await receive()
 
         await self.app(scope, replay, send_marked)
+
+
+def _is_multipart(scope: Scope) -> bool:
+    content_type: bytes = dict(scope.get("headers", [])).get(b"content-type", b"")
+    return content_type.lower().startswith(b"multipart/form-data")
 
 
 async def _refuse(send: Any, problems: list[Problem]) -> None:

@@ -12,11 +12,11 @@ from importlib.resources import files
 from typing import Any
 
 from sarcokit.api import records_frame
-from sarcokit.definitions import definition
+from sarcokit.definitions import DefinitionRef, resolve
 from sarcokit.engine import evaluate
 from sarcokit.screening import instruments
 from sarcokit.thresholds import SYMBOL, Threshold, applicable_variants
-from sarcokit.web.assessment import visit_record
+from sarcokit.web.assessment import visit_definitions, visit_record
 from sarcokit.web.forms import history_specs
 from sarcokit.web.models import Patient, Visit
 
@@ -80,13 +80,13 @@ def meaningful_changes() -> dict[str, Meaningful]:
     }
 
 
-def _thresholds(input_name: str, definition_id: str) -> list[Threshold]:
+def _thresholds(input_name: str, definition_id: DefinitionRef) -> list[Threshold]:
     if input_name == "sarc_f_total":
         return [instruments()["sarc_f"].test]
-    return [t.threshold for t in definition(definition_id).tests if t.threshold.input == input_name]
+    return [t.threshold for t in resolve(definition_id).tests if t.threshold.input == input_name]
 
 
-def cutoff_lines(input_name: str, definition_id: str, sex: str) -> tuple[CutoffLine, ...]:
+def cutoff_lines(input_name: str, definition_id: DefinitionRef, sex: str) -> tuple[CutoffLine, ...]:
     """The lead definition's cut-offs for this measure and sex, one line per distinct value."""
     lines: dict[float, list[str]] = {}
     for threshold in _thresholds(input_name, definition_id):
@@ -104,11 +104,14 @@ def canonical_values(
     """Each visit's measures in canonical units, computed by the engine (grip in lb → kg, …)."""
     records = [visit_record(patient, v.visit_date, v.measurements) for v in visits]
     frame = records_frame(records)
-    evaluated = evaluate(frame, [visits[0].definitions[0]] if visits else None, explain=True)
+    chosen = visit_definitions(visits[0])[:1] if visits else None
+    evaluated = evaluate(frame, chosen, explain=True)
     return evaluated.select(columns).to_dicts() if len(evaluated) else []
 
 
-def history(patient: Patient, visits: Sequence[Visit], definition_id: str) -> list[Series]:
+def history(
+    patient: Patient, visits: Sequence[Visit], definition_id: DefinitionRef
+) -> list[Series]:
     """Every charted measure over the visits, with cut-off lines and meaningful-change flags."""
     specs = history_specs()
     rows = canonical_values(patient, visits, [s["input"] for s in specs]) if visits else []

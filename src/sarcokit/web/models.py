@@ -192,3 +192,32 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class LocalDefinition(Base):
+    """One uploaded version of a local definition file: the exact text, never changed or
+    removed (triggers refuse both), so every visit can be traced to the text that produced it.
+
+    A newer upload of the same definition id is a new row; the clinic uses the newest row of
+    each id that is not retired.
+    """
+
+    __tablename__ = "local_definitions"
+    __table_args__ = (
+        Index("ix_local_definitions_definition", "definition_id", "sha256"),
+        _NEVER_REUSE,
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition_id: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retired_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    uploader: Mapped[User] = relationship(foreign_keys=[uploaded_by], lazy="joined")
+
+    @property
+    def retired(self) -> bool:
+        """Whether an administrator withdrew this version (it stays stored)."""
+        return self.retired_at is not None

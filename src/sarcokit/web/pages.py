@@ -8,12 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
-from sarcokit.definitions import DEFINITION_IDS, definition
+from sarcokit.definitions import DEFINITION_IDS, resolve
 from sarcokit.fields import InputError, Problem
 from sarcokit.web import audit, export, store
-from sarcokit.web.api import forget_definitions
-from sarcokit.web.assessment import age_at
+from sarcokit.web.api import forget_definitions, local_definitions_out, uploaded_file
+from sarcokit.web.assessment import age_at, visit_definitions
 from sarcokit.web.charts import chart
 from sarcokit.web.config import secret_file
 from sarcokit.web.deps import (
@@ -35,7 +36,7 @@ from sarcokit.web.deps import (
 from sarcokit.web.export import ExportKind
 from sarcokit.web.forms import form_values, questionnaires, read_measurements, sections
 from sarcokit.web.history import history
-from sarcokit.web.i18n import LANGUAGES, translator
+from sarcokit.web.i18n import CORE_LANG, LANGUAGES, translator
 from sarcokit.web.identity import REASON_LENGTH, TOKEN_NAME_LENGTH, free_text
 from sarcokit.web.models import AuditEvent, Patient, User, Visit
 from sarcokit.web.report import report_context, visit_pdf
@@ -349,7 +350,8 @@ def patient_page(request: Request, db: Db, principal: Clinician, patient_id: int
     """A patient: details, visits and history charts."""
     patient = patient_or_404(db, principal, patient_id)
     visits = store.patient_visits(db, principal.user, patient)
-    lead = visits[-1].definitions[0] if visits else store.clinic_definitions(db)[0]
+    # The lead definition in the version the newest visit used (a local one may have changed).
+    lead = visit_definitions(visits[-1])[0] if visits else store.clinic_chosen(db)[0]
     gettext = translator(principal.user.language)
     series = history(patient, visits, lead)
     voided = store.voided_visits(db, principal.user, patient) if principal.has("admin") else []
@@ -362,8 +364,8 @@ def patient_page(request: Request, db: Db, principal: Clinician, patient_id: int
         voided=voided,
         age=age_at(patient.date_of_birth, date.today()),
         charts=[(s, chart(s, gettext)) for s in series],
-        lead=definition(lead),
-        definition_of=definition,
+        lead=resolve(lead),
+        definition_of=store.definition_lookup(db).__getitem__,
     )
 
 
@@ -621,11 +623,18 @@ def _admin_page(
         status_code,
         users=users,
         roles=ROLES,
-        definition_ids=DEFINITION_IDS,
-        definitions={d: definition(d) for d in DEFINITION_IDS},
+        definition_ids=_offered(db),
+        definitions=store.definition_lookup(db),
         chosen=store.clinic_definitions(db),
+        uploads=local_definitions_out(db),
+        max_definition_kib=store.MAX_DEFINITION_BYTES // 1024,
         **context,
     )
+
+
+def _offered(db: Db) -> list[str]:
+    # Built-in definitions, then the uploaded ones with a version in use.
+    return [*DEFINITION_IDS, *sorted(store.current_local(db))]
 
 
 @router.get("/admin")
@@ -686,13 +695,62 @@ def admin_settings(request: Request, db: Db, principal: Admin, form: Form) -> Re
     """Choose the clinic's definitions; the lead one comes first."""
     _check_csrf(principal.csrf, form)
     lead = form.get("lead", "")
-    others = [d for d in DEFINITION_IDS if form.get(f"definition_{d}") and d != lead]
+    others = [d for d in _offered(db) if form.get(f"definition_{d}") and d != lead]
     try:
         store.set_clinic_definitions(db, principal.user, [lead, *others] if lead else others)
         forget_definitions(request)
     except InputError as error:
         return _admin_page(request, db, principal, 422, problems=error.problems)
     return _redirect("/admin")
+
+
+@router.post("/admin/definitions")
+async def admin_upload_definition(
+    request: Request, db: Db, principal: Admin, form: Form
+) -> Response:
+    """Upload a local definition file; a file with problems is shown back with every one."""
+    _check_csrf(principal.csrf, form)
+    refused: InputError | None = None
+    try:
+        raw, filename = await uploaded_file(request)
+    except InputError as missing:
+        raw, filename, refused = b"", "", missing
+
+    def stored() -> Response:
+        try:
+            if refused is not None:
+                raise refused
+            language = CORE_LANG[principal.user.language]
+            store.upload_definition(db, principal.user, raw, filename, language)
+        except (InputError, store.Conflict) as error:
+            return _admin_page(
+                request,
+                db,
+                principal,
+                _status(error),
+                problems=_problems(error),
+                refused=filename or None,
+            )
+        forget_definitions(request)
+        return _redirect("/admin#definitions")
+
+    return await run_in_threadpool(stored)
+
+
+@router.post("/admin/definitions/{upload_id}/retire")
+def admin_retire_definition(
+    request: Request, db: Db, principal: Admin, upload_id: int, form: Form
+) -> Response:
+    """Retire one uploaded version (it stays stored; old visits still show it)."""
+    _check_csrf(principal.csrf, form)
+    try:
+        retired = store.retire_definition(db, principal.user, upload_id)
+    except store.Conflict as error:
+        return _admin_page(request, db, principal, 409, problems=_problems(error))
+    if retired is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no uploaded definition {upload_id}")
+    forget_definitions(request)
+    return _redirect("/admin#definitions")
 
 
 @router.get("/admin/voided")

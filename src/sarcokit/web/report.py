@@ -13,11 +13,11 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-from sarcokit.definitions import definition
+from sarcokit.definitions import resolve
 from sarcokit.fields import trials_name
 from sarcokit.result import Result
 from sarcokit.screening import instruments
-from sarcokit.web.assessment import age_at, assess_visits
+from sarcokit.web.assessment import age_at, assess_visits, visit_definitions
 from sarcokit.web.forms import derived_labels, questionnaires, secondary_results, sections
 from sarcokit.web.i18n import CORE_LANG
 from sarcokit.web.models import Visit
@@ -107,6 +107,8 @@ def report_context(visit: Visit, language: str) -> dict[str, Any]:
 
     patient = visit.patient
     [result] = assess_visits([visit], CORE_LANG[language])
+    # Each definition as the visit used it: a local one in the exact uploaded version.
+    used = {chosen.id: chosen for chosen in map(resolve, visit_definitions(visit))}
     stored = visit.result.get("definitions", {})
     changed = [
         name
@@ -118,7 +120,8 @@ def report_context(visit: Visit, language: str) -> dict[str, Any]:
         "patient": patient,
         "age": age_at(patient.date_of_birth, visit.visit_date),
         "result": result,
-        "definition_of": definition,
+        # A correction may name a definition the visit no longer uses: looked up by its id.
+        "definition_of": lambda name: used[name] if name in used else resolve(name),
         "instruments": instruments(),
         "measurements": measurement_rows(visit.measurements),
         "derived_labels": derived_labels(),

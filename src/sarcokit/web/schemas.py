@@ -262,3 +262,26 @@ class AuditOut(BaseModel):
     entity: str
     entity_id: int | None
     detail: str
+
+
+class DefinitionUpload(BaseModel):
+    """A local definition file's text (or send it as multipart form field `file`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(description="the TOML text of a criteria file (schema = 1), UTF-8")
+    filename: str = Field("upload.toml", max_length=200, description="named in the problems")
+
+
+class LocalDefinitionOut(BaseModel):
+    """One uploaded version of a local definition; `in_use` marks the version the clinic uses
+    for its id (the newest one not retired)."""
+
+    upload_id: int
+    definition_id: str
+    name: str
+    sha256: str
+    local: Literal[True] = True
+    uploaded_by: str
+    uploaded_at: Any
+    retired_at: Any
+    in_use: bool

@@ -17,12 +17,26 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from sarcokit import __version__
-from sarcokit.definitions import DEFINITION_IDS
+from sarcokit.definitions import (
+    DEFINITION_IDS,
+    Definition,
+    DefinitionError,
+    DefinitionRef,
+    local_from_text,
+    resolve,
+    use_local,
+)
 from sarcokit.fields import InputError, Problem
-from sarcokit.i18n import Lang
+from sarcokit.i18n import Lang, text
 from sarcokit.result import Result
 from sarcokit.web import audit, export
-from sarcokit.web.assessment import age_at, assess_visit, check_measurements, invalid
+from sarcokit.web.assessment import (
+    age_at,
+    assess_visit,
+    check_measurements,
+    invalid,
+    version_of,
+)
 from sarcokit.web.i18n import LANGUAGES
 from sarcokit.web.identity import (
     NAME_LENGTH,
@@ -37,6 +51,7 @@ from sarcokit.web.identity import (
 )
 from sarcokit.web.models import (
     ApiToken,
+    LocalDefinition,
     LoginSession,
     Patient,
     Setting,
@@ -91,10 +106,11 @@ def clinic_definitions(db: Session) -> list[str]:
 
 
 def set_clinic_definitions(db: Session, user: User, ids: Sequence[str]) -> None:
-    """Choose the definitions the clinic reports."""
-    unknown = [i for i in ids if i not in DEFINITION_IDS]
+    """Choose the definitions the clinic reports (built-in ids and uploaded local ones)."""
+    known = (*DEFINITION_IDS, *current_local(db))
+    unknown = [i for i in ids if i not in known]
     if not ids or unknown:
-        raise invalid("definitions", list(ids), f"one or more of {', '.join(DEFINITION_IDS)}")
+        raise invalid("definitions", list(ids), f"one or more of {', '.join(known)}")
     chosen = list(dict.fromkeys(ids))
     stored = db.get(Setting, "definitions")
     if stored is None:
@@ -102,6 +118,171 @@ def set_clinic_definitions(db: Session, user: User, ids: Sequence[str]) -> None:
     else:
         stored.value = chosen
     audit.record(db, user, "settings.update", "settings", detail=",".join(chosen))
+
+
+def clinic_chosen(db: Session) -> list[DefinitionRef]:
+    """The clinic's definitions as the engine takes them: built-in ids, and each local one as
+    its newest version not retired (made current in this process too)."""
+    ids = clinic_definitions(db)
+    local = current_local(db) if set(ids) - set(DEFINITION_IDS) else {}
+    chosen: list[DefinitionRef] = []
+    for definition_id in ids:
+        if definition_id in DEFINITION_IDS:
+            chosen.append(definition_id)
+            continue
+        row = local.get(definition_id)
+        if row is None:  # retire_definition refuses this; a hand-edited database may not
+            raise Conflict(
+                "definitions",
+                f"the clinic reports {definition_id!r}, which has no version in use; "
+                "choose the clinic's definitions again",
+                definition_id,
+            )
+        version = version_of(row)
+        use_local(version)
+        chosen.append(version)
+    return chosen
+
+
+# -- local definitions (administrators) -----------------------------------------------------
+
+# An uploaded definition file: at most this many bytes, UTF-8 text. The largest built-in
+# criteria file is ~9 KiB; the limit stays under the clinic's request-body limit (256 KiB by
+# default) so a file too large is refused by name, not as an oversized request.
+MAX_DEFINITION_BYTES = 128 * 1024
+DEFINITION_ID_LENGTH = 64
+
+
+def local_versions(db: Session) -> list[LocalDefinition]:
+    """Every uploaded version, retired ones too, by definition id and newest first."""
+    statement = select(LocalDefinition).order_by(
+        LocalDefinition.definition_id, LocalDefinition.id.desc()
+    )
+    return list(db.scalars(statement))
+
+
+def current_local(db: Session) -> dict[str, LocalDefinition]:
+    """The version in use of each uploaded definition id: its newest one not retired."""
+    current: dict[str, LocalDefinition] = {}
+    for row in db.scalars(
+        select(LocalDefinition)
+        .where(LocalDefinition.retired_at.is_(None))
+        .order_by(LocalDefinition.id)
+    ):
+        current[row.definition_id] = row
+    return current
+
+
+def definition_lookup(db: Session) -> dict[str, Definition]:
+    """Every definition a page may name, by id: the built-in ones and the newest version of
+    each uploaded id (retired ones too, for old visits)."""
+    found: dict[str, Definition] = {i: resolve(i) for i in DEFINITION_IDS}
+    for row in reversed(local_versions(db)):
+        found[row.definition_id] = version_of(row)
+    current = current_local(db)
+    for definition_id, row in current.items():
+        found[definition_id] = version_of(row)
+    return found
+
+
+def _loader_problems(error: DefinitionError, lang: Lang) -> InputError:
+    # Every problem the loader found, each with its line, as the CLI lists them, in `lang`.
+    return InputError(
+        [
+            Problem(
+                "file",
+                line,
+                "a definition file the loader accepts",
+                text(lang, "loader.at_line", line=line or "?", message=message),
+            )
+            for line, message in error.in_language(lang)
+        ]
+    )
+
+
+def check_definition_file(raw: bytes, filename: str, lang: Lang = "en") -> tuple[str, Definition]:
+    """A definition file's text and definition, checked as `sarcokit criteria check` does;
+    raises InputError (field `file`) listing every problem with its line, in `lang`."""
+    if len(raw) > MAX_DEFINITION_BYTES:
+        raise invalid(
+            "file", f"{len(raw)} bytes", f"a file of at most {MAX_DEFINITION_BYTES} bytes"
+        )
+    if not raw.strip():
+        raise invalid("file", "an empty file", "a definition file (TOML, schema = 1)")
+    try:
+        content = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise invalid("file", f"byte {error.start} is not UTF-8", "text in UTF-8") from None
+    try:
+        parsed = local_from_text(content, filename)
+    except DefinitionError as error:
+        raise _loader_problems(error, lang) from None
+    if len(parsed.id) > DEFINITION_ID_LENGTH:
+        raise invalid(
+            "file", parsed.id, f"a definition id of at most {DEFINITION_ID_LENGTH} characters"
+        )
+    return content, parsed
+
+
+def upload_definition(
+    db: Session, user: User, raw: bytes, filename: str, lang: Lang = "en"
+) -> LocalDefinition:
+    """Store a new version of a local definition (the first of its id, or a changed text);
+    the clinic uses it at once wherever it reports that id. Nothing is stored if the file has
+    any problem; the same text as the version in use is a Conflict."""
+    content, parsed = check_definition_file(raw, filename, lang)
+    current = current_local(db).get(parsed.id)
+    if current is not None and current.sha256 == parsed.sha256:
+        raise Conflict(
+            "file",
+            f"this text is already the version of {parsed.id!r} in use (upload {current.id})",
+            parsed.id,
+            "a file that differs from the version in use",
+        )
+    row = LocalDefinition(
+        definition_id=parsed.id,
+        text=content,
+        sha256=parsed.sha256,
+        uploaded_by=user.id,
+        uploaded_at=now(),
+    )
+    db.add(row)
+    db.flush()
+    audit.record(
+        db, user, "definition.upload", "local_definition", row.id, f"{parsed.id} {parsed.sha256}"
+    )
+    return row
+
+
+def retire_definition(db: Session, user: User, row_id: int) -> LocalDefinition | None:
+    """Withdraw one uploaded version (kept, never deleted); the previous version of its id, if
+    any, is in use again. None when there is no such upload."""
+    row = db.get(LocalDefinition, row_id) if 0 < row_id <= MAX_ID else None
+    if row is None:
+        return None
+    if row.retired:
+        raise Conflict("definition", f"upload {row.id} is already retired", row.id)
+    others = [
+        r for r in local_versions(db) if r.definition_id == row.definition_id and not r.retired
+    ]
+    if row.definition_id in clinic_definitions(db) and len(others) == 1:
+        raise Conflict(
+            "definition",
+            f"the clinic reports {row.definition_id!r} and this is its only version in use; "
+            "choose the clinic's definitions without it first",
+            row.id,
+            "a version the clinic can do without",
+        )
+    row.retired_at, row.retired_by = now(), user.id
+    audit.record(
+        db,
+        user,
+        "definition.retire",
+        "local_definition",
+        row.id,
+        f"{row.definition_id} {row.sha256}",
+    )
+    return row
 
 
 # -- users ----------------------------------------------------------------------------------
@@ -382,7 +563,7 @@ def get_patient(db: Session, user: User, patient_id: int) -> Patient | None:
 @dataclass(frozen=True)
 class _Assessed:
     record: dict[str, Any]
-    definitions: list[str]
+    definitions: list[DefinitionRef]
     stored: Result
     shown: Result
 
@@ -394,7 +575,7 @@ def _assess_for_saving(
     if visit_date < patient.date_of_birth or visit_date > date.today():
         raise invalid("visit_date", visit_date.isoformat(), "a date between birth and today")
     record = check_measurements(measurements)
-    chosen = clinic_definitions(db)
+    chosen = clinic_chosen(db)
     stored = assess_visit(patient, visit_date, record, chosen, "en")
     shown = stored if lang == "en" else assess_visit(patient, visit_date, record, chosen, lang)
     return _Assessed(record, chosen, stored, shown)
@@ -414,6 +595,11 @@ def value_problems(
     return []
 
 
+def _ids(chosen: Sequence[DefinitionRef]) -> list[str]:
+    # A visit stores ids; its result names each local definition's SHA-256 (the version).
+    return [ref if isinstance(ref, str) else ref.id for ref in chosen]
+
+
 def create_visit(
     db: Session,
     user: User,
@@ -429,7 +615,7 @@ def create_visit(
         visit_date=visit_date,
         measurements=assessed.record,
         result=assessed.stored.to_dict(),
-        definitions=assessed.definitions,
+        definitions=_ids(assessed.definitions),
         engine_version=__version__,
         created_at=now(),
         created_by=user.id,
@@ -468,7 +654,7 @@ def correct_visit(
         )
     )
     visit.visit_date, visit.measurements = visit_date, assessed.record
-    visit.result, visit.definitions = assessed.stored.to_dict(), assessed.definitions
+    visit.result, visit.definitions = assessed.stored.to_dict(), _ids(assessed.definitions)
     visit.engine_version = __version__
     # The reason may name clinical facts, so the audit keeps only that a correction happened.
     audit.record(db, user, "visit.correct", "visit", visit.id, detail=f"patient {visit.patient_id}")

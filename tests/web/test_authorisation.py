@@ -110,6 +110,13 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/admin/settings"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
     ("GET", "/admin/voided"): ADMIN,
+    # SMART on FHIR EHR launch: the EHR's redirects arrive without a clinic session; the launch
+    # then continues for a signed-in clinician only (tests/interop/test_smart.py).
+    ("GET", "/smart/launch"): EVERYONE,
+    ("GET", "/smart/callback"): EVERYONE,
+    ("GET", "/smart/launches/{handle}"): CLINICIAN,
+    ("POST", "/smart/launches/{handle}/visit"): CLINICIAN,
+    ("POST", "/visits/{visit_id}/write-back"): CLINICIAN,
 }
 PRE_SESSION_CSRF_COOKIE = "sarcokit_csrf"
 
@@ -165,6 +172,7 @@ def _concrete(path: str, records: Records) -> str:
         token_id=records.token_id,
         language="zh-CN",
         service_id="sarcopenia",
+        handle="unknown-launch",
     )
 
 

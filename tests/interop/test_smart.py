@@ -196,6 +196,14 @@ def sources_of(html: str) -> set[tuple[str, str, str]]:
     )
 
 
+def ready(fhir: str, auth: AuthServer, clinic: Clinic, pid: str) -> TestClient:
+    """The EHR patient loaded, the EHR allow-listed, and a clinician's browser."""
+    load(fhir, ehr_patient(pid, f"MRN-{pid}"))
+    configure(clinic, auth)
+    browser, _ = clinic.browser("clinician")
+    return browser
+
+
 def configure(clinic: Clinic, auth: AuthServer) -> None:
     """Allow-list the test EHR in the clinic."""
     clinic.app.state.smart_config = SmartConfig(
@@ -354,9 +362,7 @@ def test_a_failed_write_back_keeps_the_visit_and_a_retry_writes_once(
 ) -> None:
     clinic = sqlite_clinic
     pid = f"smart-fail-{failure}"
-    load(fhir_server, ehr_patient(pid, f"MRN-{pid}"))
-    configure(clinic, auth)
-    browser, _ = clinic.browser("clinician")
+    browser = ready(fhir_server, auth, clinic, pid)
     page = browser.get(launch_page_url(browser, authorise(browser, auth, pid)))
     action, values = visit_form(page.text)
     # "refuse": the EHR answers 503 and writes nothing; "lose": it writes, and the answer is lost.
@@ -545,12 +551,9 @@ def test_an_existing_clinic_patient_is_matched_by_record_number_and_checked(
 def test_writing_back_needs_the_scope(
     fhir_server: str, auth: AuthServer, sqlite_clinic: Clinic
 ) -> None:
-    clinic = sqlite_clinic
     pid = "smart-readonly"
-    load(fhir_server, ehr_patient(pid, f"MRN-{pid}"))
-    configure(clinic, auth)
+    browser = ready(fhir_server, auth, sqlite_clinic, pid)
     auth.granted_scope = "launch patient/Patient.r patient/Observation.rs"
-    browser, _ = clinic.browser("clinician")
     page = browser.get(launch_page_url(browser, authorise(browser, auth, pid)))
     assert "did not grant writing" in page.text
     action, values = visit_form(page.text)

@@ -40,7 +40,7 @@ from sarcokit.fields import InputError
 from sarcokit.web import audit, smart_store, store
 from sarcokit.web.assessment import FROM_PATIENT
 from sarcokit.web.deps import Db, Principal, optional_page_user, page_role, settings
-from sarcokit.web.forms import form_values, questionnaires, sections
+from sarcokit.web.forms import form_inputs, form_values, questionnaires
 from sarcokit.web.models import Patient, SmartLaunch
 from sarcokit.web.pages import (
     NEXT_COOKIE,
@@ -287,11 +287,7 @@ def _open(
 
 def _owners() -> dict[str, str]:
     """Record column → the visit-form input that holds it."""
-    owner: dict[str, str] = {}
-    for section in sections():
-        for form_field in section.fields:
-            owner[form_field.field] = form_field.field
-            owner.update((unit.field, form_field.field) for unit in form_field.units)
+    owner = {name: form_field.field for name, form_field in form_inputs().items()}
     for questionnaire in questionnaires():
         owner.update((item.field, item.field) for item in questionnaire.items)
     return owner

@@ -561,3 +561,20 @@ def test_writing_back_needs_the_scope(
     shown = browser.get(saved.headers["location"])
     assert 'data-write-back="failed"' in shown.text
     assert search(fhir_server, f"DiagnosticReport?patient={pid}") == []
+
+
+def test_an_expired_launch_asks_for_a_new_one_and_its_token_is_dropped(
+    fhir_server: str, auth: AuthServer, sqlite_clinic: Clinic
+) -> None:
+    pid = "smart-expired"
+    browser = ready(fhir_server, auth, sqlite_clinic, pid)
+    where = launch_page_url(browser, authorise(browser, auth, pid))
+    with sqlite_clinic.app.state.sessions() as db, db.begin():
+        db.execute(update(SmartLaunch).values(token_expires_at=datetime.now(UTC)))
+    page = browser.get(where)
+    assert page.status_code == 410 and "launch again" in page.text
+    # The next launch drops the tokens that can no longer be used.
+    start(browser, auth, pid)
+    with sqlite_clinic.app.state.sessions() as db:
+        tokens = db.scalars(select(SmartLaunch.access_token)).all()
+        assert tokens == [None, None]

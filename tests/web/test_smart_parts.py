@@ -3,6 +3,7 @@ the sign-in continuation path, what counts as kept from the EHR, the token kept 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,14 @@ from cryptography.fernet import InvalidToken
 from sarcokit.fhir.smart import SmartError, configuration, granted, token_response
 from sarcokit.web.config import Settings
 from sarcokit.web.pages import local_path
-from sarcokit.web.smart_store import SmartConfig, measurements_unchanged, seal, unseal
+from sarcokit.web.smart_store import (
+    CONFIG_ENV,
+    SmartConfig,
+    config_from_env,
+    measurements_unchanged,
+    seal,
+    unseal,
+)
 
 GOOD = {
     "redirect_uri": "https://clinic.example.org/smart/callback",
@@ -175,3 +183,20 @@ def test_the_access_token_is_kept_encrypted(tmp_path: Path) -> None:
     # Another clinic's key (another data directory) cannot open it.
     with pytest.raises(InvalidToken):
         unseal(other, sealed)
+
+
+def test_the_settings_file_is_read_when_the_clinic_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = tmp_path / "smart.json"
+    good.write_text(json.dumps(GOOD), "utf-8")
+    monkeypatch.setenv(CONFIG_ENV, str(good))
+    found = config_from_env()
+    assert found is not None and found.issuer("https://ehr.example.org/fhir") is not None
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({**GOOD, "redirect_uri": None}), "utf-8")
+    monkeypatch.setenv(CONFIG_ENV, str(wrong))
+    with pytest.raises(ValueError, match=r"wrong\.json: redirect_uri"):
+        config_from_env()
+    monkeypatch.delenv(CONFIG_ENV)
+    assert config_from_env() is None

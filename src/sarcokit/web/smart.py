@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import asdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -136,6 +136,13 @@ def launch(request: Request, db: Db, iss: str = "", launch: str = "") -> Respons
         write_back_detail="",
     )
     db.add(row)
+    # Tokens of launches that have expired are not kept (the rows stay, for the audit trail).
+    db.execute(
+        update(SmartLaunch)
+        .where(SmartLaunch.token_expires_at < now(), SmartLaunch.access_token.is_not(None))
+        .values(access_token=None)
+        .execution_options(synchronize_session=False)
+    )
     db.flush()
     audit.record(db, None, "smart.launch", "smart_launch", row.id, detail=f"iss {row.iss}")
     target = authorize_url(
@@ -358,7 +365,8 @@ def _read_ehr(request: Request, db: Session, row: SmartLaunch) -> dict[str, Any]
             "the EHR did not return the Patient",
         )
     try:
-        read = read_resources([patient, *found], datetime.now(UTC).date())
+        # The clinic's today, as the visit form's date: the look-back windows end on the visit.
+        read = read_resources([patient, *found], date.today())
     except InputError as error:
         return SmartError(502, error.problems[0].field, None, "", str(error))
     context = prefill(read)

@@ -87,12 +87,16 @@ class SmartConfig:
         return next((v for k, v in self.issuers.items() if same_url(k, iss)), None)
 
 
+def config_from_env() -> SmartConfig | None:
+    """The SMART settings in the file SARCOKIT_SMART_CONFIG names (None when it names none),
+    read when the clinic starts: a wrong file stops the start with the entry named."""
+    path = os.environ.get(CONFIG_ENV)
+    return SmartConfig.from_file(Path(path)) if path else None
+
+
 def smart_config(request: Request) -> SmartConfig | None:
-    """The clinic's SMART settings (read once), or None when SMART launch is not set up."""
-    if not hasattr(request.app.state, "smart_config"):
-        path = os.environ.get(CONFIG_ENV)
-        request.app.state.smart_config = SmartConfig.from_file(Path(path)) if path else None
-    found: SmartConfig | None = request.app.state.smart_config
+    """The clinic's SMART settings, or None when SMART launch is not set up."""
+    found: SmartConfig | None = getattr(request.app.state, "smart_config", None)
     return found
 
 

@@ -43,6 +43,7 @@ class AuthServer:
 
     base: str
     upstream: str
+    redirect_uri: str = REDIRECT_URI
     launches: dict[str, str] = field(default_factory=dict)
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -103,7 +104,7 @@ def build_app(server: AuthServer) -> Starlette:
         checks = {
             "response_type": q.get("response_type") == "code",
             "client_id": q.get("client_id") == CLIENT_ID,
-            "redirect_uri": q.get("redirect_uri") == REDIRECT_URI,
+            "redirect_uri": q.get("redirect_uri") == server.redirect_uri,
             "code_challenge_method": q.get("code_challenge_method") == "S256",
             "code_challenge": len(q.get("code_challenge", "")) == 43,
             "aud": q.get("aud") == server.fhir,
@@ -124,7 +125,7 @@ def build_app(server: AuthServer) -> Starlette:
             "used": False,
         }
         answer = urlencode({"code": code, "state": q["state"]})
-        return RedirectResponse(f"{REDIRECT_URI}?{answer}", status_code=302)
+        return RedirectResponse(f"{server.redirect_uri}?{answer}", status_code=302)
 
     async def token(request: Request) -> Response:
         form = await request.form()
@@ -138,7 +139,7 @@ def build_app(server: AuthServer) -> Starlette:
         used, grant["used"] = grant["used"], True
         if used or grant["expires"] < time.time():
             return _oauth_error("invalid_grant", "code already used or expired")
-        if form.get("client_id") != CLIENT_ID or form.get("redirect_uri") != REDIRECT_URI:
+        if form.get("client_id") != CLIENT_ID or form.get("redirect_uri") != server.redirect_uri:
             return _oauth_error("invalid_grant", "client_id or redirect_uri differ")
         if s256(str(form.get("code_verifier", ""))) != grant["challenge"]:
             return _oauth_error("invalid_grant", "PKCE verification failed")
@@ -178,8 +179,19 @@ def build_app(server: AuthServer) -> Starlette:
         text = forwarded.text.replace(server.upstream, server.fhir)
         return Response(text, forwarded.status_code, media_type="application/fhir+json")
 
+    def ehr_page(request: Request) -> Response:
+        # The EHR's chart page: a link that launches the app (`app` is its launch URL).
+        app, launch = request.query_params["app"], request.query_params["launch"]
+        target = f"{app}?{urlencode({'iss': server.fhir, 'launch': launch})}"
+        body = (
+            '<!doctype html><title>EHR</title><link rel="icon" href="data:,">'
+            f'<a id="launch" href="{target}">Open</a>'
+        )
+        return Response(body, media_type="text/html")
+
     return Starlette(
         routes=[
+            Route("/ehr", ehr_page),
             Route("/fhir/.well-known/smart-configuration", smart_configuration),
             Route("/authorize", authorize),
             Route("/token", token, methods=["POST"]),

@@ -118,6 +118,13 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/admin/voided"): ADMIN,
     ("POST", "/admin/definitions"): ADMIN,
     ("POST", "/admin/definitions/{upload_id}/retire"): ADMIN,
+    # SMART on FHIR EHR launch: the EHR's redirects arrive without a clinic session; the launch
+    # then continues for a signed-in clinician only (tests/interop/test_smart.py).
+    ("GET", "/smart/launch"): EVERYONE,
+    ("GET", "/smart/callback"): EVERYONE,
+    ("GET", "/smart/launches/{handle}"): CLINICIAN,
+    ("POST", "/smart/launches/{handle}/visit"): CLINICIAN,
+    ("POST", "/visits/{visit_id}/write-back"): CLINICIAN,
 }
 PRE_SESSION_CSRF_COOKIE = "sarcokit_csrf"
 
@@ -175,6 +182,7 @@ def _concrete(path: str, records: Records) -> str:
         language="zh-CN",
         service_id="sarcopenia",
         kind="parquet",
+        handle="unknown-launch",
     )
 
 

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -97,10 +98,21 @@ def _answers(url: str) -> bool:
 @pytest.fixture(scope="module")
 def clinic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
     """The real `sarcokit clinic serve` on a fresh SQLite database and a free loopback port."""
-    data_dir = tmp_path_factory.mktemp("clinic-data")
-    port = _free_port()
+    with serve_clinic(tmp_path_factory.mktemp("clinic-data")) as clinic:
+        yield clinic
+
+
+@contextmanager
+def serve_clinic(
+    data_dir: Path,
+    env_extra: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+) -> Iterator[Clinic]:
+    """`sarcokit clinic serve` on the data directory's SQLite database, reached as `host`."""
+    port = port or _free_port()
     executable = Path(sys.executable).parent / "sarcokit"
-    env = {**os.environ, "SARCOKIT_DATA_DIR": str(data_dir)}
+    env = {**os.environ, "SARCOKIT_DATA_DIR": str(data_dir), **(env_extra or {})}
     env.pop("SARCOKIT_DATABASE_URL", None)
     log = (data_dir / "server.log").open("wb")
     process = subprocess.Popen(
@@ -109,7 +121,7 @@ def clinic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     try:
         # A guard against a hang, not a speed target: a loaded machine takes a while to import.
         deadline = time.monotonic() + 180

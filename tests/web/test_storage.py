@@ -39,6 +39,8 @@ TABLES = {
     "visits",
     "visit_revisions",
     "visit_voids",
+    "patient_identifiers",
+    "smart_launches",
 }
 
 

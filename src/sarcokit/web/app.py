@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 
 from sarcokit import __version__
 from sarcokit.fields import InputError
-from sarcokit.web import api, cds_hooks, fhir_api, pages
+from sarcokit.web import api, cds_hooks, fhir_api, pages, smart, smart_store
 from sarcokit.web.config import Settings, secret_file, settings_from_env
 from sarcokit.web.db import session_factory, transaction
 from sarcokit.web.deps import LoginRequired, Principal, session_principal
@@ -171,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = session_factory(engine)
     app.state.db_slots = asyncio.Semaphore(DB_SLOTS)
     app.state.definitions_cache = None
+    app.state.smart_config = smart_store.config_from_env()
     _install_handlers(app)
     # Added first, so it runs inside the body-size limit of ClinicMiddleware.
     app.add_middleware(GuardMiddleware)
@@ -184,6 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir_api.router)
     app.include_router(cds_hooks.router)
     app.include_router(pages.router)
+    app.include_router(smart.router)
     with transaction(app.state.sessions) as db:
         if count_users(db) == 0:
             code = secret_file(chosen.setup_code_path, 12)

@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sarcokit.api import assess
 from sarcokit.definitions import DefinitionRef, resolve
+from sarcokit.fhir.client import entries
 from sarcokit.fhir.inbound import read_resources
 from sarcokit.fhir.mapping import fhir_mapping
 from sarcokit.fhir.outbound import result_resources
@@ -44,8 +45,6 @@ log = logging.getLogger("sarcokit.web.cds")
 router = APIRouter()
 ALGORITHMS = ("ES384", "RS384")
 CLIENTS_ENV = "SARCOKIT_CDS_CLIENTS"
-# Pages of search results followed when the service queries the FHIR server itself.
-MAX_PAGES = 20
 
 
 @dataclass
@@ -176,54 +175,19 @@ class PrefetchMissing(Exception):
     """Required prefetch data is missing and the FHIR server cannot be queried."""
 
 
-def _entries(bundle: Any) -> list[Mapping[str, Any]]:
-    if not isinstance(bundle, Mapping):
-        return []
-    return [
-        e["resource"]
-        for e in bundle.get("entry") or []
-        if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
-    ]
-
-
 def _query(body: Mapping[str, Any], query: str) -> Any:
     """One FHIR read or search on the EHR's server (following `next` links), or raise."""
-    import httpx
+    from sarcokit.fhir.client import FhirClient, FhirClientError
 
     server = body.get("fhirServer")
     if not isinstance(server, str) or not server:
         raise PrefetchMissing("no fhirServer to query")
     auth = body.get("fhirAuthorization")
-    headers = {"Accept": "application/fhir+json"}
-    if isinstance(auth, Mapping) and auth.get("access_token"):
-        headers["Authorization"] = f"Bearer {auth['access_token']}"
-    url: str | None = f"{server.rstrip('/')}/{query}"
-    collected: dict[str, Any] | None = None
+    token = auth.get("access_token") if isinstance(auth, Mapping) else None
     try:
-        with httpx.Client(timeout=10.0, headers=headers) as client:
-            for _ in range(MAX_PAGES):
-                if url is None:
-                    break
-                response = client.get(url)
-                response.raise_for_status()
-                page = response.json()
-                if page.get("resourceType") != "Bundle":
-                    return page
-                if collected is None:
-                    collected = page
-                else:
-                    collected.setdefault("entry", []).extend(page.get("entry") or [])
-                url = next(
-                    (
-                        link["url"]
-                        for link in page.get("link") or []
-                        if link.get("relation") == "next"
-                    ),
-                    None,
-                )
-    except (httpx.HTTPError, ValueError) as error:
+        return FhirClient(server, str(token) if token else None).read(query)
+    except FhirClientError as error:
         raise PrefetchMissing(f"the FHIR server could not be queried: {error}") from None
-    return collected
 
 
 def _fill(body: Mapping[str, Any], patient_id: str) -> list[Mapping[str, Any]]:
@@ -239,7 +203,7 @@ def _fill(body: Mapping[str, Any], patient_id: str) -> list[Mapping[str, Any]]:
     patient = found["patient"]
     if not isinstance(patient, Mapping) or patient.get("resourceType") != "Patient":
         raise PrefetchMissing("prefetch 'patient' is not a Patient resource")
-    return [patient, *_entries(found["observations"]), *_entries(found["sarcf"])]
+    return [patient, *entries(found["observations"]), *entries(found["sarcf"])]
 
 
 def _card_summary(text: str, limit: int) -> str:

@@ -317,13 +317,18 @@ def _input_name(form_field: FormField) -> str:
 
 
 @cache
-def _label_ids() -> dict[str, str]:
-    labels: dict[str, str] = {}
+def form_inputs() -> dict[str, FormField]:
+    """Record column (a field or one of its units) → the visit-form input that takes it."""
+    inputs: dict[str, FormField] = {}
     for section in sections():
         for form_field in section.fields:
-            labels[form_field.field] = form_field.label
-            labels.update((unit.field, form_field.label) for unit in form_field.units)
-    return labels
+            inputs[form_field.field] = form_field
+            inputs.update((unit.field, form_field) for unit in form_field.units)
+    return inputs
+
+
+def _label_ids() -> dict[str, str]:
+    return {name: form_field.label for name, form_field in form_inputs().items()}
 
 
 def field_label(name: str, gettext: Callable[..., str], language: str) -> str | None:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -221,3 +231,54 @@ class LocalDefinition(Base):
     def retired(self) -> bool:
         """Whether an administrator withdrew this version (it stays stored)."""
         return self.retired_at is not None
+
+
+class PatientIdentifier(Base):
+    """An EHR's identifier (system and value) of a clinic patient, linked at a SMART launch."""
+
+    __tablename__ = "patient_identifiers"
+    __table_args__ = (
+        UniqueConstraint("system", "value", name="uq_patient_identifiers_system_value"),
+        _NEVER_REUSE,
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    system: Mapped[str] = mapped_column(String(500))
+    value: Mapped[str] = mapped_column(String(200))
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    linked_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+class SmartLaunch(Base):
+    """One SMART on FHIR EHR launch: the state and PKCE verifier until the callback (single use),
+    then the access token (encrypted), the EHR patient, and the visit saved from it with the state
+    of its write-back to the EHR."""
+
+    __tablename__ = "smart_launches"
+    __table_args__ = _NEVER_REUSE
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Digests only: the state travels through the EHR, the handle names the launch in URLs.
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    handle_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The PKCE code verifier, erased once the code is exchanged.
+    verifier: Mapped[str] = mapped_column(String(128))
+    iss: Mapped[str] = mapped_column(String(500))
+    launch: Mapped[str] = mapped_column(String(500))
+    token_endpoint: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    access_token: Mapped[str | None] = mapped_column(Text)
+    token_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    scope: Mapped[str] = mapped_column(Text, default="")
+    fhir_patient: Mapped[str | None] = mapped_column(String(64))
+    # What the launch page read from the EHR: the Patient's identity and the pre-filled values
+    # with their sources, so saving the visit does not depend on the EHR answering again.
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), unique=True)
+    # "" (no visit yet), "pending", "written" or "failed".
+    write_back: Mapped[str] = mapped_column(String(16), default="")
+    write_back_detail: Mapped[str] = mapped_column(Text, default="")
+    write_back_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -49,6 +49,7 @@ from sarcokit.web.security import (
     same,
     tokens_of,
 )
+from sarcokit.web.smart_store import launch_of_visit
 from sarcokit.web.templating import LANGUAGE_COOKIE, render
 
 router = APIRouter(include_in_schema=False)
@@ -92,6 +93,18 @@ Form = Annotated[FormIn, Depends(_form)]
 
 def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+
+
+# Where to go after signing in, when a page sent the visitor to sign in first (a SMART launch).
+NEXT_COOKIE = "sarcokit_next"
+
+
+def local_path(text: str) -> str | None:
+    """The text when it is a path on this site; None for anything a browser could follow off-site
+    (`//host`, `/\\host`) or that is not a plain printable path."""
+    if not text.startswith("/") or text.startswith("//") or "\\" in text:
+        return None
+    return text if text.isprintable() and " " not in text else None
 
 
 def _check_csrf(expected: str | None, form: FormIn, shows_problems: bool = False) -> None:
@@ -223,7 +236,8 @@ def login(request: Request, db: Db, form: Form) -> Response:
             username=username,
         )
     token, _ = open_session(db, user, config.session_hours)
-    response = _redirect("/")
+    response = _redirect(local_path(request.cookies.get(NEXT_COOKIE, "")) or "/")
+    response.delete_cookie(NEXT_COOKIE, path="/")
     _set_session_cookie(response, request, token)
     return response
 
@@ -253,8 +267,7 @@ def change_language(request: Request, db: Db, principal: Signed, form: Form) -> 
     """Switch the signed-in user's language; the page they came from is shown again."""
     _check_csrf(principal.csrf, form)
     principal.user.language = store.check_language(form.get("language", ""))
-    back = form.get("next", "/")
-    return _redirect(back if back.startswith("/") and not back.startswith("//") else "/")
+    return _redirect(local_path(form.get("next", "/")) or "/")
 
 
 @router.get("/")
@@ -395,7 +408,7 @@ def edit_patient(
 # -- visits -----------------------------------------------------------------------------------
 
 
-def _visit_form(
+def visit_form_page(
     request: Request,
     principal: Principal,
     patient: Patient,
@@ -403,7 +416,9 @@ def _visit_form(
     problems: list[Problem] | None = None,
     status_code: int = 200,
     visit: Visit | None = None,
+    **extra: Any,
 ) -> HTMLResponse:
+    """The visit form; `extra` goes to the template (a SMART launch's action and sources)."""
     flagged = {p.field for p in problems or []}
     # A folded section opens again when it holds an answer or a refused value.
     opened = {
@@ -426,13 +441,14 @@ def _visit_form(
         problem_fields=flagged,
         opened=opened,
         visit=visit,
+        **extra,
     )
 
 
 @router.get("/patients/{patient_id}/visits/new")
 def new_visit_page(request: Request, db: Db, principal: Clinician, patient_id: int) -> HTMLResponse:
     """The visit form: questionnaires and measurements."""
-    return _visit_form(request, principal, patient_or_404(db, principal, patient_id), {})
+    return visit_form_page(request, principal, patient_or_404(db, principal, patient_id), {})
 
 
 @router.post("/patients/{patient_id}/visits/new")
@@ -449,7 +465,7 @@ def edit_visit_page(request: Request, db: Db, principal: Clinician, visit_id: in
     """The visit form filled with the visit as saved, to correct it."""
     visit = visit_or_404(db, principal, visit_id)
     values = {**form_values(visit.measurements), "visit_date": visit.visit_date.isoformat()}
-    return _visit_form(request, principal, visit.patient, values, visit=visit)
+    return visit_form_page(request, principal, visit.patient, values, visit=visit)
 
 
 @router.post("/visits/{visit_id}/edit")
@@ -462,6 +478,28 @@ def edit_visit(
     return _save_visit(request, db, principal, form, visit.patient, visit)
 
 
+def visit_from_form(form: FormIn, patient: Patient | None = None) -> tuple[date, dict[str, Any]]:
+    """A posted visit form's date and measurements; raises InputError naming every problem in
+    one round (with the patient known, the values that could be read are range-checked too)."""
+    _readable(form)
+    problems: list[Problem] = []
+    given = form.get("visit_date", "")
+    try:
+        when: date | None = date.fromisoformat(given)
+    except ValueError:
+        when = None
+        problems.append(
+            Problem("visit_date", given, "a date (YYYY-MM-DD)", f"visit_date = {given!r}")
+        )
+    measurements, unread = read_measurements(form)
+    if problems or unread or when is None:
+        problems += unread
+        if patient is not None:
+            problems += store.value_problems(patient, when or date.today(), measurements)
+        raise InputError(problems)
+    return when, measurements
+
+
 def _save_visit(
     request: Request,
     db: Db,
@@ -470,41 +508,24 @@ def _save_visit(
     patient: Patient,
     visit: Visit | None = None,
 ) -> Response:
-    if form.problems:
-        return _visit_form(request, principal, patient, form, form.problems, 422, visit)
     if "switch_unit" in form:
         # The clinician took the offered unit: the form again with it chosen, nothing saved.
-        return _visit_form(request, principal, patient, _unit_switched(form), None, 200, visit)
-    problems: list[Problem] = []
-    given = form.get("visit_date", "")
+        return visit_form_page(request, principal, patient, unit_switched(form), None, 200, visit)
     try:
-        when = date.fromisoformat(given)
-    except ValueError:
-        when = None
-        problems.append(
-            Problem("visit_date", given, "a date (YYYY-MM-DD)", f"visit_date = {given!r}")
-        )
-    measurements, unread = read_measurements(form)
-    if problems or unread:
-        # Every problem in one round: the values that could be read are checked too.
-        problems += unread
-        problems += store.value_problems(patient, when or date.today(), measurements)
-        return _visit_form(request, principal, patient, form, problems, 422, visit)
-    assert when is not None
-    try:
+        when, measurements = visit_from_form(form, patient)
         if visit is None:
             visit, _ = store.create_visit(db, principal.user, patient, when, measurements)
         else:
             reason = form.get("reason", "")
             store.correct_visit(db, principal.user, visit, when, measurements, reason)
     except (InputError, store.Conflict) as error:
-        return _visit_form(
+        return visit_form_page(
             request, principal, patient, form, _problems(error), _status(error), visit
         )
     return _redirect(f"/visits/{visit.id}")
 
 
-def _unit_switched(form: FormIn) -> dict[str, str]:
+def unit_switched(form: FormIn) -> dict[str, str]:
     """The form's values with one input's unit changed, as `field=unit` names it."""
     field, _, unit = form.get("switch_unit", "").partition("=")
     values = {k: v for k, v in form.items() if k != "switch_unit"}
@@ -519,7 +540,8 @@ def visit_page(request: Request, db: Db, principal: Clinician, visit_id: int) ->
     """A visit's result under the clinic's definitions, with reasons, citations, next steps."""
     visit = visit_or_404(db, principal, visit_id)
     context = report_context(visit, principal.user.language)
-    return render(request, "visit.html", principal, **context)
+    launch = launch_of_visit(db, visit)
+    return render(request, "visit.html", principal, launch=launch, **context)
 
 
 @router.get("/visits/{visit_id}/void")
@@ -840,3 +862,10 @@ def revoke_token(
     if not store.revoke_token(db, principal.user, token_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token with id {token_id}")
     return _redirect("/account")
+
+
+# -- for the other page modules (web/smart.py) --------------------------------------------------
+
+check_csrf = _check_csrf
+problems_of = _problems
+status_of = _status

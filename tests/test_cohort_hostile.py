@@ -209,18 +209,20 @@ def test_children_are_excluded_by_the_study_scope_not_implausible(tmp_path: Path
     assert dict(older.flow.excluded_by) == {"age under 70": 2, "age over 80": 1}
 
 
-def test_progress_reports_rows_done_and_chunks_keep_every_row(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_progress_reports_rows_done_and_every_row_is_kept(tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
     rows = [*GOOD, GOOD[0].replace("p1,male,72", "p5,male,3"), "p6,male,70,1.7,70,abc,1,20,dxa"]
     source = write(tmp_path / "a.csv", "\n".join([HEADER, *rows]) + "\n")
-    whole = run(tmp_path, source)
-    monkeypatch.setattr("sarcokit.cohort.run.CHUNK_ROWS", 2)
-    chunked = run(tmp_path, source, progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(0, 6), (2, 6), (4, 6), (6, 6)]
-    assert chunked.flow == whole.flow
-    assert pl.read_parquet(chunked.results)[ROW].to_list() == [1, 2, 3, 4]
+    result = run(tmp_path, source, progress=lambda done, total: calls.append((done, total)))
+    # Rows are reported as they stream through: from none to all, never backwards.
+    assert calls[0] == (0, 6) and calls[-1] == (6, 6)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert (result.flow.rows_scored, result.flow.rows_rejected, result.flow.rows_excluded) == (
+        4,
+        1,
+        1,
+    )
+    assert pl.read_parquet(result.results)[ROW].to_list() == [1, 2, 3, 4]
 
 
 def test_cli_declares_reading_options(tmp_path: Path) -> None:

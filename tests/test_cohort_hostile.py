@@ -237,3 +237,41 @@ def test_cli_declares_reading_options(tmp_path: Path) -> None:
     assert "extra" not in pl.read_csv(output).columns
     strict = CliRunner().invoke(app, [*args, "--strict"])
     assert strict.exit_code == 2 and "extra" in strict.output
+
+
+def test_quoted_delimiters_and_newlines_are_not_ragged(tmp_path: Path) -> None:
+    # A quoted field may hold the delimiter or a line break: one field, not two, and one row.
+    rows = [
+        GOOD[0] + ',"Smith, John"',
+        GOOD[1] + ',"first line\nsecond line"',
+        GOOD[2] + ',"said ""yes, later"""',
+        GOOD[3] + ",plain",
+    ]
+    source = write(tmp_path / "a.csv", "\n".join([HEADER + ",notes", *rows]) + "\n")
+    result = run(tmp_path, source)
+    assert (result.flow.rows_read, result.flow.rows_scored, result.flow.rows_rejected) == (4, 4, 0)
+    notes = pl.read_parquet(result.results)["notes"].to_list()
+    assert notes == ["Smith, John", "first line\nsecond line", 'said "yes, later"', "plain"]
+
+
+@pytest.mark.parametrize("note", ["first line\nsecond line", "one line"])
+def test_a_ragged_row_among_quoted_fields_is_rejected_with_its_row(
+    tmp_path: Path, note: str
+) -> None:
+    # A line break inside row 2's quotes makes lines and rows differ: row 4 is then on line 6.
+    rows = [
+        GOOD[0] + ',"Smith, John"',
+        GOOD[1] + f',"{note}"',
+        GOOD[2] + ',"a, b"',
+        'p9,male,70,1.7,70,30,1.0,20,dxa,"x, y",surplus',
+        GOOD[3] + ",plain",
+    ]
+    source = write(tmp_path / "a.csv", "\n".join([HEADER + ",notes", *rows]) + "\n")
+    result = run(tmp_path, source)
+    assert (result.flow.rows_read, result.flow.rows_scored, result.flow.rows_rejected) == (5, 4, 1)
+    reasons = pl.read_csv(result.rejects)
+    assert reasons[ROW].to_list() == [4]
+    assert reasons["reason"].to_list() == [
+        "row: the row has 11 fields but the header has 10 columns"
+    ]
+    assert pl.read_parquet(result.results)["id"].to_list() == ["p1", "p2", "p3", "p4"]

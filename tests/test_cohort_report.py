@@ -206,3 +206,42 @@ def test_report_in_a_browser(weighted_run: CohortRun, tmp_path: Path) -> None:
             page.screenshot(path=str(SCREENSHOTS / "cohort-report.png"), full_page=True)
         browser.close()
     assert np.isfinite(weighted_run.flow.rows_read)
+
+
+def test_nhanes_report_in_a_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's NHANES example (DEMO + BMX: nothing evaluable) renders and says why."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing; `make test` installs Debian's chromium package")
+    # Run from the repository as the README does, so the report names ../shared/... as given.
+    monkeypatch.chdir(REPO)
+    nhanes = Path("..") / "shared" / "data" / "nhanes"
+    assert nhanes.is_dir(), f"NHANES files not found at {nhanes.resolve()} (../shared)"
+    report = tmp_path / "nhanes.html"
+    run_cohort(
+        [nhanes / "DEMO_G.XPT", nhanes / "BMX_G.XPT"],
+        tmp_path / "nhanes.parquet",
+        key="SEQN",
+        mapping=Path("mappings") / "nhanes.toml",
+        design=SurveyDesign(weight="WTMEC2YR", strata="SDMVSTRA", psu="SDMVPSU"),
+        standard="us2000",
+        age_breaks=(60, 70, 80),
+        report=report,
+    )
+    with playwright_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(report.as_uri())
+        assert page.locator("h2", has_text="Table 1").is_visible()
+        assert page.get_by_text("EWGSOP2 cannot be evaluated").is_visible()
+        # No chart is drawn for a definition with no evaluable row.
+        assert page.locator("h2", has_text="Prevalence by sex").count() == 0
+        shot = tmp_path / "cohort-report-nhanes.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 50_000
+        if os.environ.get("SARCOKIT_SCREENSHOTS") == "1":
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "cohort-report-nhanes.png"), full_page=True)
+        browser.close()

@@ -209,18 +209,20 @@ def test_children_are_excluded_by_the_study_scope_not_implausible(tmp_path: Path
     assert dict(older.flow.excluded_by) == {"age under 70": 2, "age over 80": 1}
 
 
-def test_progress_reports_rows_done_and_chunks_keep_every_row(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_progress_reports_rows_done_and_every_row_is_kept(tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
     rows = [*GOOD, GOOD[0].replace("p1,male,72", "p5,male,3"), "p6,male,70,1.7,70,abc,1,20,dxa"]
     source = write(tmp_path / "a.csv", "\n".join([HEADER, *rows]) + "\n")
-    whole = run(tmp_path, source)
-    monkeypatch.setattr("sarcokit.cohort.run.CHUNK_ROWS", 2)
-    chunked = run(tmp_path, source, progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(0, 6), (2, 6), (4, 6), (6, 6)]
-    assert chunked.flow == whole.flow
-    assert pl.read_parquet(chunked.results)[ROW].to_list() == [1, 2, 3, 4]
+    result = run(tmp_path, source, progress=lambda done, total: calls.append((done, total)))
+    # Rows are reported as they stream through: from none to all, never backwards.
+    assert calls[0] == (0, 6) and calls[-1] == (6, 6)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert (result.flow.rows_scored, result.flow.rows_rejected, result.flow.rows_excluded) == (
+        4,
+        1,
+        1,
+    )
+    assert pl.read_parquet(result.results)[ROW].to_list() == [1, 2, 3, 4]
 
 
 def test_cli_declares_reading_options(tmp_path: Path) -> None:
@@ -235,3 +237,41 @@ def test_cli_declares_reading_options(tmp_path: Path) -> None:
     assert "extra" not in pl.read_csv(output).columns
     strict = CliRunner().invoke(app, [*args, "--strict"])
     assert strict.exit_code == 2 and "extra" in strict.output
+
+
+def test_quoted_delimiters_and_newlines_are_not_ragged(tmp_path: Path) -> None:
+    # A quoted field may hold the delimiter or a line break: one field, not two, and one row.
+    rows = [
+        GOOD[0] + ',"Smith, John"',
+        GOOD[1] + ',"first line\nsecond line"',
+        GOOD[2] + ',"said ""yes, later"""',
+        GOOD[3] + ",plain",
+    ]
+    source = write(tmp_path / "a.csv", "\n".join([HEADER + ",notes", *rows]) + "\n")
+    result = run(tmp_path, source)
+    assert (result.flow.rows_read, result.flow.rows_scored, result.flow.rows_rejected) == (4, 4, 0)
+    notes = pl.read_parquet(result.results)["notes"].to_list()
+    assert notes == ["Smith, John", "first line\nsecond line", 'said "yes, later"', "plain"]
+
+
+@pytest.mark.parametrize("note", ["first line\nsecond line", "one line"])
+def test_a_ragged_row_among_quoted_fields_is_rejected_with_its_row(
+    tmp_path: Path, note: str
+) -> None:
+    # A line break inside row 2's quotes makes lines and rows differ: row 4 is then on line 6.
+    rows = [
+        GOOD[0] + ',"Smith, John"',
+        GOOD[1] + f',"{note}"',
+        GOOD[2] + ',"a, b"',
+        'p9,male,70,1.7,70,30,1.0,20,dxa,"x, y",surplus',
+        GOOD[3] + ",plain",
+    ]
+    source = write(tmp_path / "a.csv", "\n".join([HEADER + ",notes", *rows]) + "\n")
+    result = run(tmp_path, source)
+    assert (result.flow.rows_read, result.flow.rows_scored, result.flow.rows_rejected) == (5, 4, 1)
+    reasons = pl.read_csv(result.rejects)
+    assert reasons[ROW].to_list() == [4]
+    assert reasons["reason"].to_list() == [
+        "row: the row has 11 fields but the header has 10 columns"
+    ]
+    assert pl.read_parquet(result.results)["id"].to_list() == ["p1", "p2", "p3", "p4"]

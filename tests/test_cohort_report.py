@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -180,17 +183,32 @@ def test_a_definition_without_its_measurements_is_explained(tmp_path: Path) -> N
     assert run.summary.not_evaluable is not None and run.summary.not_evaluable.height == 1
 
 
-def test_report_in_a_browser(weighted_run: CohortRun, tmp_path: Path) -> None:
+@contextmanager
+def opened(report: Path, tmp_path: Path, name: str) -> Iterator[Any]:
+    """The report open in Chromium; on leaving, a full-page screenshot is taken (and kept
+    under docs/screenshots/<name> with SARCOKIT_SCREENSHOTS=1)."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing; `make test` installs Debian's chromium package")
-    assert weighted_run.report is not None
     with playwright_api.sync_playwright() as driver:
         browser = driver.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
         )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(weighted_run.report.as_uri())
+        page.goto(report.as_uri())
+        yield page
+        shot = tmp_path / name
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 50_000
+        if os.environ.get("SARCOKIT_SCREENSHOTS") == "1":
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+        browser.close()
+
+
+def test_report_in_a_browser(weighted_run: CohortRun, tmp_path: Path) -> None:
+    assert weighted_run.report is not None
+    with opened(weighted_run.report, tmp_path, "cohort-report.png") as page:
         assert page.title() == "sarcokit cohort report"
         images = page.locator("img")
         assert images.count() >= 6
@@ -198,11 +216,28 @@ def test_report_in_a_browser(weighted_run: CohortRun, tmp_path: Path) -> None:
         widths = images.evaluate_all("els => els.map(e => e.naturalWidth)")
         assert all(width > 100 for width in widths)
         assert page.locator("h2", has_text="Table 1").is_visible()
-        shot = tmp_path / "cohort-report.png"
-        page.screenshot(path=str(shot), full_page=True)
-        assert shot.stat().st_size > 50_000
-        if os.environ.get("SARCOKIT_SCREENSHOTS") == "1":
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "cohort-report.png"), full_page=True)
-        browser.close()
     assert np.isfinite(weighted_run.flow.rows_read)
+
+
+def test_nhanes_report_in_a_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's NHANES example (DEMO + BMX: nothing evaluable) renders and says why."""
+    # Run from the repository as the README does, so the report names ../shared/... as given.
+    monkeypatch.chdir(REPO)
+    nhanes = Path("..") / "shared" / "data" / "nhanes"
+    assert nhanes.is_dir(), f"NHANES files not found at {nhanes.resolve()} (../shared)"
+    report = tmp_path / "nhanes.html"
+    run_cohort(
+        [nhanes / "DEMO_G.XPT", nhanes / "BMX_G.XPT"],
+        tmp_path / "nhanes.parquet",
+        key="SEQN",
+        mapping=Path("mappings") / "nhanes.toml",
+        design=SurveyDesign(weight="WTMEC2YR", strata="SDMVSTRA", psu="SDMVPSU"),
+        standard="us2000",
+        age_breaks=(60, 70, 80),
+        report=report,
+    )
+    with opened(report, tmp_path, "cohort-report-nhanes.png") as page:
+        assert page.locator("h2", has_text="Table 1").is_visible()
+        assert page.get_by_text("EWGSOP2 cannot be evaluated").is_visible()
+        # No chart is drawn for a definition with no evaluable row.
+        assert page.locator("h2", has_text="Prevalence by sex").count() == 0

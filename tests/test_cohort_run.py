@@ -207,3 +207,52 @@ def test_secondary_sarcopenia_by_condition(tmp_path: Path) -> None:
     cirrhosis = results.filter(pl.col("condition_cirrhosis"))
     assert row["n"] == cirrhosis["awgs2019_sarcopenia"].count()
     assert row["events"] == cirrhosis["awgs2019_sarcopenia"].sum()
+
+
+def test_readme_nhanes_example_weighted_table1_against_r_survey(tmp_path: Path) -> None:
+    """The README's NHANES command: Table 1 weighted as R's survey weights it, gaps explained."""
+    from rreference import run_r
+
+    assert NHANES.is_dir(), f"NHANES files not found at {NHANES} (the repository's ../shared)"
+    mapping = Path(__file__).resolve().parents[1] / "mappings" / "nhanes.toml"
+    report = tmp_path / "nhanes.html"
+    run = run_cohort(
+        [NHANES / "DEMO_G.XPT", NHANES / "BMX_G.XPT"],
+        tmp_path / "nhanes.parquet",
+        key="SEQN",
+        mapping=mapping,
+        design=SurveyDesign(weight="WTMEC2YR", strata="SDMVSTRA", psu="SDMVPSU"),
+        standard="us2000",
+        age_breaks=(60, 70, 80),
+        report=report,
+    )
+    table1 = run.summary.table1
+    assert table1 is not None
+    cells = {(r["variable"], r["level"]): r["Overall"] for r in table1.iter_rows(named=True)}
+    # The same adults from the CDC file itself, weighted by R's survey package.
+    demo, _ = pyreadstat.read_xport(str(NHANES / "DEMO_G.XPT"), output_format="polars")
+    design = demo.select("RIAGENDR", "RIDAGEYR", "WTMEC2YR", "SDMVSTRA", "SDMVPSU")
+    expected = run_r(
+        """
+        library(survey)
+        d <- read.csv("demo.csv")
+        d <- d[d$WTMEC2YR > 0, ]  # a zero weight adds nothing to a weighted mean or share
+        des <- svydesign(ids = ~SDMVPSU, strata = ~SDMVSTRA, weights = ~WTMEC2YR, nest = TRUE,
+                         data = d)
+        adults <- subset(des, RIDAGEYR >= 18)
+        out <- c(age = unname(coef(svymean(~RIDAGEYR, adults))),
+                 female = unname(coef(svymean(~I(RIAGENDR == 2), adults))[2]))
+        """,
+        {"demo": design},
+    )
+    age_mean = float(cells[("Age, years", "mean ± SD")].split(" ± ")[0])
+    assert age_mean == pytest.approx(expected["age"], abs=0.005)
+    female = float(cells[("Sex", "female")].split("(")[1].rstrip("%)"))
+    assert female == pytest.approx(100 * expected["female"], abs=0.05)
+    assert "(weighted " in cells[("n", "")]
+    # Nothing is evaluable from DEMO and BMX: every section says so, and why, in words.
+    text = report.read_text("utf-8")
+    assert "EWGSOP2 cannot be evaluated: no row has a measurement of strength" in text
+    assert "The survey design was given, but no definition has an evaluable row" in text
+    assert "nothing could be standardised to us2000" in text
+    assert text.count("No definition could classify any analysed row") >= 3

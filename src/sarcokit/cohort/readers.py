@@ -452,7 +452,8 @@ def _with_row_problems(frame: pl.LazyFrame, found: RowProblems) -> pl.LazyFrame:
         {_LINE: list(found.problems), READ_PROBLEMS: list(found.problems.values())},
         schema={_LINE: pl.Int64, READ_PROBLEMS: pl.String},
     )
-    numbered = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(_LINE))
+    # A row index streams; a range over the frame's length would hold the whole file first.
+    numbered = frame.with_row_index(_LINE, offset=1).with_columns(pl.col(_LINE).cast(pl.Int64))
     return numbered.join(table, on=_LINE, how="left", maintain_order="left").drop(_LINE)
 
 

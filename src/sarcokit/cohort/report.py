@@ -513,6 +513,12 @@ def render_report(summary: CohortSummary, path: Path) -> None:
             _group_figure(part, group, title),
             _table(rows, "survey_prevalence.csv" if weighted else "prevalence_by_group.csv"),
         ]
+    nothing = (
+        "<div class='missing'>No definition could classify any analysed row, so there is "
+        "nothing to show here; see “What could be evaluated”.</div>"
+    )
+    if summary.categories.height and not summary.categories["estimate"].is_not_null().any():
+        sections += ["<h3>Every category</h3>", nothing]
     if summary.categories.height and summary.categories["estimate"].is_not_null().any():
         categories = summary.categories.select(
             pl.col("definition"),
@@ -525,7 +531,9 @@ def render_report(summary: CohortSummary, path: Path) -> None:
             _lead("Each definition's categories as a share of its evaluable rows."),
             _table(categories, "categories.csv"),
         ]
-    if summary.kappa.height:
+    if summary.kappa.height and not (summary.kappa["n"] > 0).any():
+        sections += ["<h2>Agreement between definitions</h2>", nothing, "<h2>Overlap</h2>", nothing]
+    if summary.kappa.height and (summary.kappa["n"] > 0).any():
         kappa = summary.kappa.select(
             "definition_a",
             "definition_b",

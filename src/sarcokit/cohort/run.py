@@ -48,8 +48,11 @@ ROW = "source_row"
 MAPPING_PROBLEMS = "mapping_problems"
 # Column naming why a row is outside the study's scope (null: inside).
 EXCLUDED = "excluded_because"
-# Rows scored per step of the progress display.
-CHUNK_ROWS = 1_000_000
+# Column of the rows' count of an id held more than once (dropped after use).
+_REPEATS = "_rows_with_id"
+# Suffix of the copy of each field as mapped, kept only on rows the engine finds invalid (the
+# engine's own copy is null there) so that a reject names the value that was read.
+AS_READ = "__as_read"
 _PLAUSIBLE_AGE = (field_specs()["age"].min or 0, field_specs()["age"].max or 120)
 
 
@@ -107,11 +110,13 @@ def load_cohort(
     keep: Sequence[str] = (),
     keep_input: bool = False,
     visit: str | None = None,
-) -> tuple[pl.LazyFrame, list[str], JoinReport | None, list[str]]:
+) -> tuple[pl.LazyFrame, list[str], JoinReport | None, list[str], list[str]]:
     """The input rows as subject-record columns (+ kept columns), numbered in input order.
 
-    Returns the frame, the kept columns, the join report and the input columns nothing uses.
-    Without a mapping, every column named as a field of the subject record is that field.
+    Returns the frame, the kept columns, the join report, the input columns nothing uses and
+    the columns each row must hold once (id, and the visit when declared; none when the input
+    has no id). Without a mapping, every column named as a field of the subject record is that
+    field.
     """
     spec = load_mapping(mapping) if mapping is not None else None
     options = options or ReadOptions()
@@ -162,29 +167,54 @@ def load_cohort(
     problems = [pl.col(MAPPING_PROBLEMS)]
     if READ_PROBLEMS in schema:
         problems.insert(0, pl.format("row: {}", pl.col(READ_PROBLEMS)))
-    if not spec.implicit or "id" in raw:
-        problems.append(_repeated_id(visit))
+    id_keys = ["id", *([visit] if visit else [])] if not spec.implicit or "id" in raw else []
     combined = pl.concat_str(problems, separator="; ", ignore_nulls=True)
     mapped = mapped.with_columns(pl.when(combined != "").then(combined).alias(MAPPING_PROBLEMS))
     if READ_PROBLEMS in schema:
         mapped = mapped.drop(READ_PROBLEMS)
     kept = [name for name in mapped.collect_schema() if name in spec.keep or name in extra]
     kept += [name for name in passed if name not in kept]
-    return mapped, kept, join, unused
+    return mapped, kept, join, unused, id_keys
 
 
-def _repeated_id(visit: str | None) -> pl.Expr:
-    """A row whose id (and visit) is on another row too: which one is right cannot be told."""
-    keys = [pl.col("id"), *([pl.col(visit)] if visit else [])]
-    count = pl.len().over(keys)
-    what = "id and " + visit if visit else "id"
+def with_repeated_ids(frame: pl.LazyFrame, keys: Sequence[str]) -> pl.LazyFrame:
+    """Name a row whose id (and visit) is on another row too: which one is right cannot be told.
+
+    The ids held more than once are found first (one pass over the key columns), so the rows
+    themselves stream: a count over a window would hold the whole file in memory.
+    """
+    if not keys:
+        return frame
+    counted = (
+        frame.select(keys)
+        .filter(pl.col("id").is_not_null())
+        .group_by(keys)
+        .agg(pl.len().alias(_REPEATS))
+        .filter(pl.col(_REPEATS) > 1)
+        .collect()
+    )
+    if counted.is_empty():
+        return frame
+    what = "id and " + keys[1] if len(keys) > 1 else "id"
     message = pl.format(
         f"id: id = '{{}}' is on {{}} rows, expected each {what} once (repeated measurements "
         "need a declared visit column, --visit)",
         pl.col("id"),
-        count,
+        pl.col(_REPEATS),
     )
-    return pl.when(pl.col("id").is_not_null() & (count > 1)).then(message)
+    problems = pl.concat_str([pl.col(MAPPING_PROBLEMS), message], separator="; ", ignore_nulls=True)
+    return (
+        frame.join(
+            counted.lazy(), on=list(keys), how="left", maintain_order="left", nulls_equal=False
+        )
+        .with_columns(
+            pl.when(pl.col(_REPEATS).is_not_null())
+            .then(problems)
+            .otherwise(pl.col(MAPPING_PROBLEMS))
+            .alias(MAPPING_PROBLEMS)
+        )
+        .drop(_REPEATS)
+    )
 
 
 def score(
@@ -245,16 +275,16 @@ def definitions_metadata(definition_ids: Sequence[str]) -> dict[str, Any]:
 _QUOTED = re.compile(r" = '(.*?)'(?: is | are |;|$)")
 
 
-def rejects_table(rejected: pl.DataFrame, source: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
-    """One row per problem: source row, id, field, value and the reason in words."""
-    rows = rejected[ROW].to_list()
-    values = {
-        row[ROW]: row
-        for row in source.lazy().filter(pl.col(ROW).is_in(rows)).collect().iter_rows(named=True)
-    }
+def rejects_table(rejected: pl.DataFrame) -> pl.DataFrame:
+    """One row per problem: source row, id, field, value and the reason in words.
+
+    A field's value is named as it was read (its `AS_READ` copy): the engine's own column is
+    null on a row it finds invalid.
+    """
     records: list[dict[str, Any]] = []
+    copies = [c for c in rejected.columns if c.endswith(AS_READ)]
     for row in rejected.iter_rows(named=True):
-        raw = values.get(row[ROW], row)
+        raw = row | {c.removesuffix(AS_READ): row[c] for c in copies}
         tokens = (row.get(INVALID) or "").split()
         for token in tokens:
             problem = describe_token(token, raw)
@@ -350,7 +380,7 @@ def run_cohort(
         na_values=tuple(na_values) if na_values is not None else DEFAULT_NA,
         header_rows=header_rows or 1,
     )
-    source, kept, join, unused = load_cohort(
+    source, kept, join, unused, id_keys = load_cohort(
         inputs,
         key=key,
         mapping=mapping,
@@ -391,50 +421,59 @@ def run_cohort(
     outside: pl.Expr = pl.lit(None, dtype=pl.String)
     if "age" in schema:
         outside = pl.when(clean).then(scope.reason())
-    source = source.with_columns(outside.alias(EXCLUDED))
+    fields = [c for c in schema.names() if c in input_columns() and c != "id"]
+    source = source.with_columns(
+        outside.alias(EXCLUDED), *(pl.col(c).alias(c + AS_READ) for c in fields)
+    )
+    as_read = [c + AS_READ for c in fields]
+    total_rows = source.select(pl.len()).collect().item()
     workspace = Path(tempfile.mkdtemp(prefix="sarcokit-"))
     try:
-        prepared = workspace / "prepared.parquet"
-        source.sink_parquet(prepared)
-        everything = pl.scan_parquet(prepared)
-        excluded_rows = everything.filter(pl.col(EXCLUDED).is_not_null())
-        in_scope = everything.filter(pl.col(EXCLUDED).is_null()).drop(EXCLUDED)
         step(f"scoring on {engine}")
-        parts = workspace / "scored"
-        parts.mkdir()
-        total, excluded = pl.collect_all(
-            [in_scope.select(pl.len()), excluded_rows.select(ROW, "id", EXCLUDED)]
+        # One pass: every row read is mapped, judged in or out of scope and scored, and written
+        # once; the split into results, rejects and exclusions reads that file.
+        everything = workspace / "all.parquet"
+        scored = score(
+            source,
+            definitions=chosen,
+            estimate_asm=estimate_asm,
+            keep=[*passthrough, EXCLUDED, *as_read],
+            engine=engine,
         )
-        total_rows = int(total.item())
-        _score_in_chunks(
-            everything,
-            parts,
-            total_rows + excluded.height,
-            chosen,
-            estimate_asm,
-            passthrough,
-            engine,
-            progress,
-        )
+        invalid = pl.col(INVALID).is_not_null()
+        scored = scored.with_columns(pl.when(invalid).then(pl.col(c)).alias(c) for c in as_read)
+        progress(0, total_rows)
+        if engine == "polars":
+            scored = scored.with_columns(_progress_column(total_rows, progress))
+        scored.sink_parquet(everything, compression="lz4")
+        progress(total_rows, total_rows)
+        all_rows = with_repeated_ids(pl.scan_parquet(everything), id_keys)
         step("writing results")
-        all_rows = pl.scan_parquet(parts / "*.parquet")
+        in_scope = all_rows.filter(pl.col(EXCLUDED).is_null()).drop(EXCLUDED)
         rejected_rows = pl.col(INVALID).is_not_null() | pl.col(MAPPING_PROBLEMS).is_not_null()
+        scored_rows = in_scope.filter(~rejected_rows).drop(as_read)
         provenance = definitions_metadata(chosen)
         _write(
-            all_rows.filter(~rejected_rows),
+            scored_rows,
             output,
             {"sarcokit.definitions": json.dumps(provenance, ensure_ascii=False)},
         )
-        rejected = all_rows.filter(rejected_rows).collect()
+        rejected, excluded = pl.collect_all(
+            [
+                in_scope.filter(rejected_rows),
+                all_rows.filter(pl.col(EXCLUDED).is_not_null()).select(ROW, "id", EXCLUDED),
+            ]
+        )
         rejects_path = output.with_name(output.stem + ".rejects.csv")
-        rejects = rejects_table(rejected, in_scope)
+        rejects = rejects_table(rejected)
         rejects.write_csv(rejects_path)
         excluded_path = output.with_name(output.stem + ".excluded.csv")
         excluded.rename({EXCLUDED: "reason"}).write_csv(excluded_path)
-        read = total_rows + excluded.height
+        read = total_rows
+        in_scope_rows = total_rows - excluded.height
         flow = Flow(
             read,
-            total_rows - rejected.height,
+            in_scope_rows - rejected.height,
             rejected.height,
             excluded.height,
             excluded_by=_counts(excluded, EXCLUDED),
@@ -445,7 +484,7 @@ def run_cohort(
             raise StrictError(f"{rejected.height} of {read} rows were rejected; see {rejects_path}")
         step("statistics")
         summary = build_summary(
-            all_rows.filter(~rejected_rows),
+            scored_rows,
             inputs=[str(p) for p in inputs],
             definitions=chosen,
             flow=flow,
@@ -459,7 +498,7 @@ def run_cohort(
         )
         if follow_up is not None:
             step("follow-up")
-            outcomes = outcome_tables(all_rows.filter(~rejected_rows), follow_up, chosen)
+            outcomes = outcome_tables(scored_rows, follow_up, chosen)
             summary.extra.update(outcomes)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
@@ -486,38 +525,19 @@ def _counts(frame: pl.DataFrame, column: str) -> tuple[tuple[str, int], ...]:
     return tuple((str(reason), int(n)) for reason, n in counted.iter_rows())
 
 
-def _score_in_chunks(
-    frame: pl.LazyFrame,
-    folder: Path,
-    total: int,
-    definitions: Sequence[str],
-    estimate_asm: EstimateAsm | None,
-    keep: Sequence[str],
-    engine: Engine,
-    progress: Callable[[int, int], None],
-) -> None:
-    """Score the rows in scope, in steps of CHUNK_ROWS so progress can be shown; order is kept.
+def _progress_column(total: int, progress: Callable[[int, int], None]) -> pl.Expr:
+    """The row number, unchanged, telling `progress` how far the stream has come.
 
-    Each step slices the prepared file first (Parquet skips the row groups before it) and then
-    leaves out the excluded rows.
+    Polars calls it once per batch of rows as they stream through (batches may arrive out of
+    order, so the furthest row seen is reported); it costs one Python call per batch.
     """
-    in_scope = pl.col(EXCLUDED).is_null()
-    if engine != "polars" or total <= CHUNK_ROWS:
-        scored = score(
-            frame.filter(in_scope).drop(EXCLUDED),
-            definitions=definitions,
-            estimate_asm=estimate_asm,
-            keep=keep,
-            engine=engine,
-        )
-        scored.sink_parquet(folder / "part-000000.parquet")
-        progress(total, total)
-        return
-    progress(0, total)
-    for index, start in enumerate(range(0, total, CHUNK_ROWS)):
-        chunk = frame.slice(start, CHUNK_ROWS).filter(in_scope).drop(EXCLUDED)
-        scored = score(
-            chunk, definitions=definitions, estimate_asm=estimate_asm, keep=keep, engine=engine
-        )
-        scored.sink_parquet(folder / f"part-{index:06d}.parquet")
-        progress(min(start + CHUNK_ROWS, total), total)
+    furthest = [0]
+
+    def tick(rows: pl.Series) -> pl.Series:
+        last = rows.max()
+        if isinstance(last, int) and last > furthest[0]:
+            furthest[0] = last
+            progress(min(last, total), total)
+        return rows
+
+    return pl.col(ROW).map_batches(tick, return_dtype=pl.Int64, is_elementwise=True)

@@ -270,7 +270,8 @@ def build_summary(
             )
     for definition_id in definitions:
         column = category_column(definition(definition_id))
-        table = category_prevalence(results, column)
+        # A row outside the definition's own scope is not evaluable, as in the evaluable table.
+        table = category_prevalence(results, column, exclude=(INDETERMINATE, NOT_APPLICABLE))
         category_parts.append(table.select(pl.lit(definition_id).alias("definition"), pl.all()))
 
     diagnosis_columns = {d: sarcopenia_column(definition(d)) for d in diagnostic}

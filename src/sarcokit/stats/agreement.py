@@ -24,15 +24,32 @@ from sarcokit.stats._inputs import (
 from sarcokit.stats.proportions import normal_quantile
 
 
+def _joint_counts(lf: pl.LazyFrame, columns: Sequence[str], exclude: Sequence[str]) -> pl.DataFrame:
+    """Rows per combination of the columns' labels, a label that is not evaluable as null.
+
+    One pass over the rows, grouped on the columns as stored; the labels are made on the few
+    combinations, not on every row.
+    """
+    names = list(dict.fromkeys(columns))
+    require_columns(lf, names)
+    counts = lf.group_by(names).agg(count=pl.len().cast(pl.Int64)).collect()
+    return counts.with_columns(
+        pl.when(evaluable(c, exclude)).then(label(c)).alias(c) for c in names
+    )
+
+
+def _pairs(joint: pl.DataFrame, a: str, b: str) -> pl.DataFrame:
+    """Long counts (a, b, count) of one pair of columns, over rows evaluable on both."""
+    return (
+        joint.filter(pl.col(a).is_not_null() & pl.col(b).is_not_null())
+        .group_by(pl.col(a).alias("a"), pl.col(b).alias("b"))
+        .agg(pl.col("count").sum())
+    )
+
+
 def _pair_counts(lf: pl.LazyFrame, a: str, b: str, exclude: Sequence[str]) -> pl.DataFrame:
     """Long counts (a, b, count) over rows evaluable on both columns."""
-    require_columns(lf, [a, b])
-    return (
-        lf.filter(evaluable(a, exclude) & evaluable(b, exclude))
-        .group_by(label(a).alias("a"), label(b).alias("b"))
-        .agg(count=pl.len())
-        .collect()
-    )
+    return _pairs(_joint_counts(lf, [a, b], exclude), a, b)
 
 
 def crosstab(
@@ -110,7 +127,13 @@ def cohens_kappa(
     ``observed_agreement``, ``expected_agreement``, ``kappa``, ``se``, ``ci_low``,
     ``ci_high``, ``method``.
     """
-    table = _square_table(_pair_counts(frame.lazy(), column_a, column_b, exclude))
+    counts = _pair_counts(frame.lazy(), column_a, column_b, exclude)
+    return _kappa_row(counts, column_a, column_b, level)
+
+
+def _kappa_row(counts: pl.DataFrame, column_a: str, column_b: str, level: float) -> pl.DataFrame:
+    """The one-row result of `cohens_kappa` from a pair's long counts."""
+    table = _square_table(counts)
     result = _cohen(table, level)
     return pl.DataFrame(
         {
@@ -145,9 +168,10 @@ def pairwise_kappa(
     Columns as `cohens_kappa`; ``.pivot(on="column_b", index="column_a", values="kappa")``
     gives the matrix.
     """
-    lf = frame.lazy()
+    # Every pair's counts from one pass over the rows (the joint counts of all the columns).
+    joint = _joint_counts(frame.lazy(), columns, exclude)
     return pl.concat(
-        [cohens_kappa(lf, a, b, exclude=exclude, level=level) for a, b in combinations(columns, 2)]
+        [_kappa_row(_pairs(joint, a, b), a, b, level) for a, b in combinations(columns, 2)]
     )
 
 

@@ -68,22 +68,23 @@ class AssessmentQueue:
                     batch.append(self._jobs.get_nowait())
                 except queue.Empty:
                     break
-            groups: dict[tuple[tuple[str, ...], Lang], list[_Job]] = {}
+            # Reasons are data rendered at the edge, so readers of any language share a call.
+            groups: dict[tuple[str, ...], list[_Job]] = {}
             for job in batch:
-                groups.setdefault((job.definitions, job.lang), []).append(job)
-            for (definitions, lang), jobs in groups.items():
-                self._answer(jobs, definitions, lang)
+                groups.setdefault(job.definitions, []).append(job)
+            for definitions, jobs in groups.items():
+                self._answer(jobs, definitions)
 
     @staticmethod
-    def _answer(jobs: list[_Job], definitions: tuple[str, ...], lang: Lang) -> None:
+    def _answer(jobs: list[_Job], definitions: tuple[str, ...]) -> None:
         try:
-            results = assess_many([j.record for j in jobs], definitions=definitions, lang=lang)
+            results = assess_many([j.record for j in jobs], definitions=definitions)
         except Exception as error:  # handed to every waiting caller, which re-raises it
             for job in jobs:
                 job.future.set_exception(error)
             return
         for job, result in zip(jobs, results, strict=True):
-            job.future.set_result(result)
+            job.future.set_result(result.in_language(job.lang))
 
 
 engine_queue = AssessmentQueue()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 import sarcokit
@@ -299,7 +301,8 @@ def test_a_stored_result_renders_in_another_language_without_the_engine() -> Non
 def test_a_version_1_result_keeps_its_recorded_reasons() -> None:
     from sarcokit.result import Result
 
-    recorded = {
+    sentence = "grip 25.0 kg < 27 kg (men) → low strength [EWGSOP2 Table 3]"
+    recorded: dict[str, Any] = {
         "id": "p3",
         "derived": {},
         "screening": {},
@@ -307,7 +310,7 @@ def test_a_version_1_result_keeps_its_recorded_reasons() -> None:
             "ewgsop2": {
                 "category": "probable_sarcopenia",
                 "components": {"strength": "low"},
-                "reasons": ["grip 25.0 kg < 27 kg (men) → low strength [EWGSOP2 Table 3]"],
+                "reasons": [sentence],
                 "next_steps": ["confirm_muscle_quantity"],
             }
         },
@@ -316,7 +319,7 @@ def test_a_version_1_result_keeps_its_recorded_reasons() -> None:
     }
     shown = Result.from_dict(recorded, lang="zh")
     assert shown.contract_version == 1
-    assert shown.definitions["ewgsop2"].reasons == recorded["definitions"]["ewgsop2"]["reasons"]
+    assert shown.definitions["ewgsop2"].reasons == [sentence]
 
 
 def test_every_shipped_source_and_name_has_a_chinese_label() -> None:

@@ -16,7 +16,7 @@ from sarcokit.definitions import DEFINITION_IDS
 from sarcokit.fields import InputError
 from sarcokit.result import Result
 from sarcokit.web import audit, store
-from sarcokit.web.assessment import assess_visits, bounded_record, invalid
+from sarcokit.web.assessment import bounded_record, invalid, stored_result
 from sarcokit.web.batching import engine_queue
 from sarcokit.web.config import secret_file
 from sarcokit.web.deps import (
@@ -30,7 +30,7 @@ from sarcokit.web.deps import (
     sign_in,
     visit_or_404,
 )
-from sarcokit.web.i18n import CORE_LANG
+from sarcokit.web.i18n import CORE_LANG, best_language
 from sarcokit.web.identity import TOKEN_NAME_LENGTH, free_text
 from sarcokit.web.models import AuditEvent, User, Visit
 from sarcokit.web.report import PDF_MAX_BYTES, PDF_TIMEOUT_S, visit_pdf
@@ -70,7 +70,26 @@ Anyone = Annotated[Principal, Depends(api_user)]
 Clinician = Annotated[Principal, Depends(api_role("clinician"))]
 Researcher = Annotated[Principal, Depends(api_role("researcher"))]
 Admin = Annotated[Principal, Depends(api_role("admin"))]
-Language = Annotated[str | None, Query(description="en or zh-CN; the user's language if absent")]
+
+
+def _requested_language(
+    request: Request,
+    lang: Annotated[
+        str | None,
+        Query(description="en or zh-CN; else the Accept-Language header; else the user's language"),
+    ] = None,
+) -> str | None:
+    """The language asked for: `?lang=`, else a supported one in Accept-Language, else None."""
+    if lang is not None:
+        return lang
+    header = request.headers.get("accept-language", "")
+    tags = [part.split(";")[0].strip().lower() for part in header.split(",")]
+    if any(tag.startswith(("zh", "en")) for tag in tags):
+        return best_language(header)
+    return None
+
+
+Language = Annotated[str | None, Depends(_requested_language)]
 
 
 def _language(principal: Principal, requested: str | None) -> str:
@@ -186,8 +205,7 @@ def update_patient(db: Db, principal: Clinician, patient_id: int, body: PatientI
 
 def _read(db: Db, principal: Principal, visit_id: int, lang: str | None) -> VisitOut:
     visit = visit_or_404(db, principal, visit_id)
-    [result] = assess_visits([visit], CORE_LANG[_language(principal, lang)])
-    return _visit_out(visit, result)
+    return _visit_out(visit, stored_result(visit, CORE_LANG[_language(principal, lang)]))
 
 
 def _visit_out(visit: Visit, result: Result) -> VisitOut:
@@ -212,8 +230,7 @@ def list_visits(
     patient = patient_or_404(db, principal, patient_id)
     language = _language(principal, lang)
     visits = store.patient_visits(db, principal.user, patient)
-    results = assess_visits(visits, CORE_LANG[language])
-    return [_visit_out(v, r) for v, r in zip(visits, results, strict=True)]
+    return [_visit_out(v, stored_result(v, CORE_LANG[language])) for v in visits]
 
 
 @router.post("/patients/{patient_id}/visits", status_code=201, summary="Record a visit")
@@ -267,8 +284,7 @@ def void_visit(
     visit = visit_or_404(db, principal, visit_id)
     language = _language(principal, lang)
     store.void_visit(db, principal.user, visit, body.reason)
-    [result] = assess_visits([visit], CORE_LANG[language])
-    return _visit_out(visit, result)
+    return _visit_out(visit, stored_result(visit, CORE_LANG[language]))
 
 
 @router.get("/voided-visits", summary="Voided visits, newest first (administrators)")

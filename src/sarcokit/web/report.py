@@ -17,7 +17,7 @@ from sarcokit.definitions import definition
 from sarcokit.fields import GRIP, GRIP_TRIALS
 from sarcokit.result import Result
 from sarcokit.screening import instruments
-from sarcokit.web.assessment import age_at, assess_visits
+from sarcokit.web.assessment import age_at, stored_result
 from sarcokit.web.forms import derived_labels, questionnaires, secondary_results, sections
 from sarcokit.web.i18n import CORE_LANG
 from sarcokit.web.models import Visit
@@ -102,13 +102,8 @@ def answer_rows(measurements: dict[str, Any], language: str) -> list[tuple[str, 
 def report_context(visit: Visit, language: str) -> dict[str, Any]:
     """Everything the visit page and the report show, with the result in the reader's language."""
     patient = visit.patient
-    [result] = assess_visits([visit], CORE_LANG[language])
-    stored = visit.result.get("definitions", {})
-    changed = [
-        name
-        for name, answer in result.definitions.items()
-        if isinstance(stored.get(name), dict) and stored[name].get("category") != answer.category
-    ]
+    # The result as saved, never re-derived: reading a visit does not run the engine.
+    result = stored_result(visit, CORE_LANG[language])
     return {
         "visit": visit,
         "patient": patient,
@@ -120,7 +115,6 @@ def report_context(visit: Visit, language: str) -> dict[str, Any]:
         "derived_labels": derived_labels(),
         "answers": answer_rows(visit.measurements, language),
         "secondary": secondary_rows(result),
-        "changed_since_saved": changed,
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 

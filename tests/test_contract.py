@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
+import pytest
 
 import sarcokit
 from sarcokit.definitions import DEFINITION_IDS
@@ -80,7 +81,15 @@ def test_result_has_exactly_the_design_shape() -> None:
         extra = {"outcomes", "case_finding"} if definition_id == "awgs2025" else set()
         assert (
             set(outcome)
-            == {"category", "components", "reasons", "explanations", "next_steps"} | extra
+            == {
+                "category",
+                "components",
+                "reasons",
+                "explanations",
+                "next_steps",
+                "next_step_sources",
+            }
+            | extra
         )
         assert set(outcome["components"].values()) <= {
             "low",
@@ -332,3 +341,65 @@ def test_every_shipped_source_and_name_has_a_chinese_label() -> None:
         if found.scope_source:
             keys.add("source.scope")
         assert keys <= set(labels), (definition_id, sorted(keys - set(labels)))
+
+
+# -- next steps at the point of diagnosis ----------------------------------------------------
+
+# A woman of 78 with grip 15 kg, gait 0.7 m/s and DXA ASM 11.9 kg at 150 cm (ASMI 5.29 kg/m²):
+# severe sarcopenia under EWGSOP2 (grip < 16, ASMI < 5.5, gait ≤ 0.8) and AWGS 2019 (grip < 18,
+# DXA ASMI < 5.4, gait < 1.0), sarcopenia under AWGS 2025 (age ≥ 65: grip < 18, DXA < 5.4).
+CONFIRMED = {
+    "sex": "female",
+    "age": 78,
+    "grip_kg": 15,
+    "gait_speed_m_s": 0.7,
+    "height_cm": 150,
+    "asm_kg": 11.9,
+    "asm_method": "dxa",
+}
+
+
+@pytest.mark.parametrize(
+    ("definition_id", "category", "steps"),
+    [
+        # EWGSOP2: low strength triggers assessment of causes and intervention; Table 2 names
+        # medication-related anorexia among the causes.
+        (
+            "ewgsop2",
+            "severe_sarcopenia",
+            ["identify_causes", "review_medication", "resistance_exercise", "nutrition_protein"],
+        ),
+        # AWGS 2019 and 2025: treatment by resistance exercise and protein nutrition.
+        (
+            "awgs2019",
+            "severe_sarcopenia",
+            ["identify_causes", "resistance_exercise", "nutrition_protein"],
+        ),
+        ("awgs2025", "sarcopenia", ["identify_causes", "resistance_exercise", "nutrition_protein"]),
+    ],
+)
+def test_a_confirmed_diagnosis_has_cited_next_steps(
+    definition_id: str, category: str, steps: list[str]
+) -> None:
+    outcome = sarcokit.assess(CONFIRMED, definitions=[definition_id]).to_dict()["definitions"][
+        definition_id
+    ]
+    assert outcome["category"] == category
+    assert outcome["next_steps"] == steps
+    for step in steps:
+        cited = outcome["next_step_sources"][step]
+        assert cited["source"] == f"{definition_id}/categories/{category}/next_steps"
+        assert cited["source_text"].startswith(sarcokit.definition(definition_id).name[:8])
+
+
+def test_plain_sarcopenia_under_ewgsop2_has_the_same_steps() -> None:
+    record = {**CONFIRMED, "gait_speed_m_s": 1.2}  # normal performance: not severe
+    outcome = sarcokit.assess(record, definitions=["ewgsop2"]).to_dict()["definitions"]["ewgsop2"]
+    assert outcome["category"] == "sarcopenia"
+    assert "resistance_exercise" in outcome["next_steps"]
+
+
+def test_cited_steps_render_in_chinese() -> None:
+    result = sarcokit.assess(CONFIRMED, definitions=["awgs2019"], lang="zh")
+    [(_, label), *_] = result.definitions["awgs2019"].cited_steps
+    assert label is not None and label.startswith("AWGS 2019（肌少症诊断与治疗共识更新）")

@@ -64,6 +64,8 @@ def render(result: Result, console: Console, lang: Lang = "en") -> None:
         if outcome.next_steps:
             body.append(Text(f"{text(lang, 'ui.next_steps')}:", style="bold"))
             body.extend(Text(f"  → {text(lang, f'next.{step}')}") for step in outcome.next_steps)
+            cited = dict.fromkeys(label for _, label in outcome.cited_steps if label)
+            body.extend(Text(f"    [{label}]", style="dim") for label in cited)
         console.print(Panel(Group(*body), title=definition_name(definition_id, lang)))
     secondary = _flatten(result.secondary)
     if secondary:

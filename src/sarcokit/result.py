@@ -24,7 +24,7 @@ from sarcokit.engine import (
 from sarcokit.equations import REPORT_DECIMALS
 from sarcokit.fields import Problem
 from sarcokit.i18n import Lang
-from sarcokit.reasons import Cutoff, Reason, render_reason, round_half_up, unit_of
+from sarcokit.reasons import Cutoff, Reason, render_reason, round_half_up, source_label, unit_of
 from sarcokit.rules import components_named, evaluate_rule
 from sarcokit.screening import BOUNDS, bound_column, instruments
 from sarcokit.secondary.conditions import known_conditions
@@ -55,6 +55,22 @@ class DefinitionResult:
     lang: Lang = "en"
     # Reasons stored as text only (a visit saved before reasons were data): shown as recorded.
     recorded_reasons: tuple[str, ...] | None = None
+    # The guideline behind a next step, by step: {"source": key, "source_text": as printed}.
+    next_step_sources: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def cited_steps(self) -> list[tuple[str, str | None]]:
+        """Each next step with its source in the result's language (None where uncited)."""
+        cited = []
+        for step in self.next_steps:
+            source = self.next_step_sources.get(step)
+            label = (
+                None
+                if source is None
+                else source_label(source.get("source"), source.get("source_text"), self.lang)
+            )
+            cited.append((step, label))
+        return cited
 
     @property
     def reasons(self) -> list[str]:
@@ -71,6 +87,7 @@ class DefinitionResult:
             "reasons": self.reasons,
             "explanations": [r.to_dict() for r in self.explanations],
             "next_steps": list(self.next_steps),
+            "next_step_sources": {k: dict(v) for k, v in self.next_step_sources.items()},
         }
         if self.outcomes:
             shaped["outcomes"] = dict(self.outcomes)
@@ -96,6 +113,9 @@ class DefinitionResult:
             recorded_reasons=(
                 None if explanations is not None else tuple(data.get("reasons") or ())
             ),
+            next_step_sources={
+                k: dict(v) for k, v in (data.get("next_step_sources") or {}).items()
+            },
         )
 
 
@@ -370,8 +390,14 @@ def explain(
             if components[n] == "unknown" and _decides(c, n, _flags(definition, states))
         }
         steps.extend(c.next_step for c in definition.components if c.id in unknown)
+    cited: dict[str, dict[str, str]] = {}
     if chosen is not None:
         steps.extend(chosen.next_steps)
+        if chosen.steps_source is not None:
+            key = f"{definition.id}/categories/{chosen.id}/next_steps"
+            cited = {
+                s: {"source": key, "source_text": chosen.steps_source} for s in chosen.next_steps
+            }
         flags = _flags(definition, states)
         steps.extend(
             step for step, _, rule in chosen.conditional_steps if evaluate_rule(rule, flags)
@@ -387,6 +413,7 @@ def explain(
         },
         local=definition.local,
         lang=lang,
+        next_step_sources=cited,
     )
 
 

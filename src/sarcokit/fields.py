@@ -245,7 +245,10 @@ def _parse_value(name: str, spec: FieldSpec, value: Any, sex_coding: Mapping[Any
                 return folded
             if value.strip() in spec.labels:
                 return spec.labels[value.strip()]
-        hint = "; declare a coding (e.g. --sex-coding 1=male,2=female)" if name == "sex" else ""
+        # Said in terms of the record, not of one surface: the command line names its own option.
+        hint = (
+            " (codes such as 1/2 are read only with a declared sex coding)" if name == "sex" else ""
+        )
         raise _problem(name, value, spec, "not a recognised value" + hint)
     if isinstance(value, str) and spec.labels:
         labels = {_fold(k): v for k, v in spec.labels.items()}

@@ -39,6 +39,7 @@ from sarcokit.web.schemas import (
     ErrorOut,
     PatientIn,
     PatientOut,
+    ResultOut,
     RevisionOut,
     SettingsIO,
     TokenInfo,
@@ -127,7 +128,7 @@ async def assess_record(
         str | None, Query(description="comma-separated definition ids; the clinic's by default")
     ] = None,
     lang: Language = None,
-) -> dict[str, Any]:
+) -> ResultOut:
     """The DESIGN.md result contract for the record; a refused record is a 422 naming the field."""
     body = await _json_body(request)
     if not isinstance(body, dict):
@@ -145,7 +146,7 @@ async def assess_record(
     result = await asyncio.wrap_future(engine_queue.submit(body, chosen, CORE_LANG[language]))
     if not result.ok:
         raise InputError(result.problems)
-    return result.to_dict()
+    return ResultOut.model_validate(result.to_dict())
 
 
 # The clinic's definitions change rarely: the stateless assessment reads them at most once a
@@ -216,7 +217,7 @@ def _visit_out(visit: Visit, result: Result) -> VisitOut:
         measurements=visit.measurements,
         definitions=visit.definitions,
         engine_version=visit.engine_version,
-        result=result.to_dict(),
+        result=ResultOut.model_validate(result.to_dict()),
         revisions=[RevisionOut.model_validate(r) for r in visit.revisions],
         voided=VoidOut.model_validate(visit.void) if visit.void else None,
     )
@@ -303,9 +304,7 @@ def voided_visits(db: Db, principal: Admin) -> list[VoidedVisitOut]:
 
 
 @router.get("/visits/{visit_id}/result", summary="A visit's result (the DESIGN.md contract)")
-def read_result(
-    db: Db, principal: Clinician, visit_id: int, lang: Language = None
-) -> dict[str, Any]:
+def read_result(db: Db, principal: Clinician, visit_id: int, lang: Language = None) -> ResultOut:
     """The result contract for the visit under the definitions it was recorded with."""
     return _read(db, principal, visit_id, lang).result
 

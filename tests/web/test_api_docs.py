@@ -90,3 +90,39 @@ def test_docs_are_served_from_the_clinic_under_their_own_policy(sqlite_clinic: C
     login = client.get("/login")
     assert login.headers["content-security-policy"] != DOCS_CONTENT_SECURITY_POLICY
     assert "connect-src" not in login.headers["content-security-policy"]
+
+
+def test_assess_answers_in_the_accept_language(sqlite_clinic: Clinic) -> None:
+    # AWGS 2019 worked example (Chen 2020, Figure 1): a woman with grip 16 < 18 kg, gait 0.7 <
+    # 1.0 m/s and DXA ASMI 11.9 / 1.5² = 5.29 < 5.4 kg/m² has severe sarcopenia.
+    record = {
+        "sex": "female",
+        "age": 78,
+        "grip_kg": 16,
+        "gait_speed_m_s": 0.7,
+        "height_cm": 150,
+        "asm_kg": 11.9,
+        "asm_method": "dxa",
+    }
+    api = sqlite_clinic.api("clinician")
+    chinese = api.post(
+        "/api/v1/assess?definitions=awgs2019", json=record, headers={"Accept-Language": "zh"}
+    ).json()
+    assert chinese["lang"] == "zh"
+    awgs = chinese["definitions"]["awgs2019"]
+    assert awgs["category"] == "severe_sarcopenia"
+    assert any("严重肌少症" in r and "AWGS 2019 图1" in r for r in awgs["reasons"])
+    assert awgs["next_steps"] == ["identify_causes", "resistance_exercise", "nutrition_protein"]
+    # ?lang= wins over the header; no supported language in the header means the user's (en).
+    english = api.post(
+        "/api/v1/assess?definitions=awgs2019&lang=en",
+        json=record,
+        headers={"Accept-Language": "zh"},
+    ).json()
+    assert english["lang"] == "en"
+    french = api.post(
+        "/api/v1/assess?definitions=awgs2019", json=record, headers={"Accept-Language": "fr"}
+    ).json()
+    assert french["lang"] == "en"
+    # The reasons differ only in language: the data is the same.
+    assert english["definitions"]["awgs2019"]["explanations"] == awgs["explanations"]

@@ -1,13 +1,14 @@
 """Interactive API documentation at /docs: Swagger UI's own files, served by the clinic.
 
 The clinic's pages allow no script from anywhere but the clinic itself, so Swagger UI cannot
-come from a CDN: its files ship in the `swagger-ui-bundle` package and are served under
+come from a CDN: its files ship in the `swagger-ui-py` package and are served under
 /docs/static. The page sends a policy of its own that allows nothing but those files, its
 start-up script and the OpenAPI document.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from html import escape
 from pathlib import Path
 
@@ -29,11 +30,12 @@ router = APIRouter(include_in_schema=False)
 
 def swagger_ui_files() -> Path | None:
     """Where the installed Swagger UI files are, or None when the package is missing."""
-    try:
-        from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
-    except ImportError:
+    # Found, not imported: only the package's static files are used, not its framework glue.
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(str(swagger_ui_path))
+    static = Path(next(iter(spec.submodule_search_locations))) / "static"
+    return static if (static / "swagger-ui-bundle.js").is_file() else None
 
 
 @router.get(DOCS_PATH)
@@ -41,7 +43,7 @@ def docs_page() -> HTMLResponse:
     """Swagger UI over /api/v1/openapi.json."""
     headers = {"Content-Security-Policy": DOCS_CONTENT_SECURITY_POLICY}
     if swagger_ui_files() is None:
-        message = "Swagger UI is not installed: install sarcokit[clinic] (swagger-ui-bundle)."
+        message = "Swagger UI is not installed: install sarcokit[clinic] (swagger-ui-py)."
         return HTMLResponse(f"<p>{escape(message)}</p>", status_code=503, headers=headers)
     page = f"""<!doctype html>
 <html lang="en">

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
+import pytest
 
 import sarcokit
 from sarcokit.definitions import DEFINITION_IDS
@@ -52,6 +55,8 @@ def test_result_has_exactly_the_design_shape() -> None:
     # DESIGN.md: every result records the hash of the definition files that produced it
     assert set(payload) == {
         "id",
+        "contract_version",
+        "lang",
         "derived",
         "screening",
         "definitions",
@@ -74,7 +79,18 @@ def test_result_has_exactly_the_design_shape() -> None:
     for definition_id, outcome in payload["definitions"].items():
         # AWGS 2025 reports its outcome measures and case-finding beside the components
         extra = {"outcomes", "case_finding"} if definition_id == "awgs2025" else set()
-        assert set(outcome) == {"category", "components", "reasons", "next_steps"} | extra
+        assert (
+            set(outcome)
+            == {
+                "category",
+                "components",
+                "reasons",
+                "explanations",
+                "next_steps",
+                "next_step_sources",
+            }
+            | extra
+        )
         assert set(outcome["components"].values()) <= {
             "low",
             "normal",
@@ -221,3 +237,169 @@ def test_conditions_do_not_turn_no_sarcopenia_into_secondary() -> None:
     outcome = sarcokit.assess(record, definitions=["ewgsop2"]).to_dict()["definitions"]["ewgsop2"]
     assert outcome["category"] == "no_sarcopenia"
     assert not any("secondary" in r for r in outcome["reasons"])
+
+
+# -- reasons as data (contract version 2) ----------------------------------------------------
+
+
+def test_a_reason_is_data_beside_its_sentence() -> None:
+    # DESIGN's example: grip 25.0 kg in a man is low under EWGSOP2 (Table 3: grip < 27 kg men).
+    payload = sarcokit.assess(
+        {"id": "p1", "sex": "male", "grip_kg": 25.0, "gait_speed_m_s": 0.9}, definitions=["ewgsop2"]
+    ).to_dict()
+    assert payload["contract_version"] == 2
+    outcome = payload["definitions"]["ewgsop2"]
+    grip = outcome["explanations"][0]
+    assert {k: grip[k] for k in ("code", "test", "input", "value", "unit", "op", "low")} == {
+        "code": "test",
+        "test": "grip",
+        "input": "grip_kg",
+        "value": 25.0,
+        "unit": "kg",
+        "op": "<",
+        "low": True,
+    }
+    assert grip["cutoffs"] == [
+        {
+            "value": 27.0,
+            "op": "<",
+            "sex": "male",
+            "age_from": None,
+            "age_below": None,
+            "methods": None,
+        }
+    ]
+    assert (grip["component"], grip["state"]) == ("strength", "low")
+    assert (grip["source"], grip["source_text"]) == ("ewgsop2/tests/grip", "EWGSOP2 Table 3")
+    # One sentence per structured reason, in the same order.
+    assert len(outcome["reasons"]) == len(outcome["explanations"])
+    category = outcome["explanations"][-2]
+    assert category["code"] == "category" and category["category"] == "probable_sarcopenia"
+
+
+def test_age_band_and_method_that_applied_are_data() -> None:
+    # AWGS 2025 Table 2: women ≥65, ASM/height² by BIA < 5.7 kg/m² (12.6 / 1.5² = 5.6).
+    record = {
+        "sex": "female",
+        "age": 78,
+        "grip_kg": 17.5,
+        "height_cm": 150,
+        "asm_kg": 12.6,
+        "asm_method": "bia",
+    }
+    outcome = sarcokit.assess(record, definitions=["awgs2025"]).to_dict()["definitions"]
+    asmi = next(r for r in outcome["awgs2025"]["explanations"] if r["test"] == "asmi")
+    [cutoff] = asmi["cutoffs"]
+    assert (cutoff["value"], cutoff["op"], cutoff["sex"]) == (5.7, "<", "female")
+    assert (cutoff["age_from"], cutoff["age_below"], cutoff["methods"]) == (65, None, ["bia"])
+
+
+def test_a_stored_result_renders_in_another_language_without_the_engine() -> None:
+    from sarcokit.result import Result
+
+    record = {"id": "p2", "sex": "female", "age": 78, "grip_kg": 17.5, "gait_speed_m_s": 0.9}
+    english = sarcokit.assess(record, definitions=["awgs2019", "awgs2025"]).to_dict()
+    chinese = sarcokit.assess(record, definitions=["awgs2019", "awgs2025"], lang="zh").to_dict()
+    stored = Result.from_dict(english, lang="zh").to_dict()
+    assert stored == chinese
+    # Sources come from the criteria file's Chinese labels, not its English text.
+    assert any("AWGS 2019 摘要及图1" in r for r in chinese["definitions"]["awgs2019"]["reasons"])
+    assert not any("Figure" in r for r in chinese["definitions"]["awgs2019"]["reasons"])
+
+
+def test_a_version_1_result_keeps_its_recorded_reasons() -> None:
+    from sarcokit.result import Result
+
+    sentence = "grip 25.0 kg < 27 kg (men) → low strength [EWGSOP2 Table 3]"
+    recorded: dict[str, Any] = {
+        "id": "p3",
+        "derived": {},
+        "screening": {},
+        "definitions": {
+            "ewgsop2": {
+                "category": "probable_sarcopenia",
+                "components": {"strength": "low"},
+                "reasons": [sentence],
+                "next_steps": ["confirm_muscle_quantity"],
+            }
+        },
+        "secondary": {},
+        "definitions_sha256": None,
+    }
+    shown = Result.from_dict(recorded, lang="zh")
+    assert shown.contract_version == 1
+    assert shown.definitions["ewgsop2"].reasons == [sentence]
+
+
+def test_every_shipped_source_and_name_has_a_chinese_label() -> None:
+    for definition_id in DEFINITION_IDS:
+        found = sarcokit.definition(definition_id)
+        labels = found.labels["zh"]
+        assert labels["name"]
+        keys = {f"source.tests.{t.threshold.id}" for t in found.tests}
+        keys |= {f"source.categories.{c.id}" for c in found.categories}
+        if found.scope_source:
+            keys.add("source.scope")
+        assert keys <= set(labels), (definition_id, sorted(keys - set(labels)))
+
+
+# -- next steps at the point of diagnosis ----------------------------------------------------
+
+# A woman of 78 with grip 15 kg, gait 0.7 m/s and DXA ASM 11.9 kg at 150 cm (ASMI 5.29 kg/m²):
+# severe sarcopenia under EWGSOP2 (grip < 16, ASMI < 5.5, gait ≤ 0.8) and AWGS 2019 (grip < 18,
+# DXA ASMI < 5.4, gait < 1.0), sarcopenia under AWGS 2025 (age ≥ 65: grip < 18, DXA < 5.4).
+CONFIRMED = {
+    "sex": "female",
+    "age": 78,
+    "grip_kg": 15,
+    "gait_speed_m_s": 0.7,
+    "height_cm": 150,
+    "asm_kg": 11.9,
+    "asm_method": "dxa",
+}
+
+
+@pytest.mark.parametrize(
+    ("definition_id", "category", "steps"),
+    [
+        # EWGSOP2: low strength triggers assessment of causes and intervention; Table 2 names
+        # medication-related anorexia among the causes.
+        (
+            "ewgsop2",
+            "severe_sarcopenia",
+            ["identify_causes", "review_medication", "resistance_exercise", "nutrition_protein"],
+        ),
+        # AWGS 2019 and 2025: treatment by resistance exercise and protein nutrition.
+        (
+            "awgs2019",
+            "severe_sarcopenia",
+            ["identify_causes", "resistance_exercise", "nutrition_protein"],
+        ),
+        ("awgs2025", "sarcopenia", ["identify_causes", "resistance_exercise", "nutrition_protein"]),
+    ],
+)
+def test_a_confirmed_diagnosis_has_cited_next_steps(
+    definition_id: str, category: str, steps: list[str]
+) -> None:
+    outcome = sarcokit.assess(CONFIRMED, definitions=[definition_id]).to_dict()["definitions"][
+        definition_id
+    ]
+    assert outcome["category"] == category
+    assert outcome["next_steps"] == steps
+    for step in steps:
+        cited = outcome["next_step_sources"][step]
+        assert cited["source"] == f"{definition_id}/categories/{category}/next_steps"
+        assert cited["source_text"].startswith(sarcokit.definition(definition_id).name[:8])
+
+
+def test_plain_sarcopenia_under_ewgsop2_has_the_same_steps() -> None:
+    record = {**CONFIRMED, "gait_speed_m_s": 1.2}  # normal performance: not severe
+    outcome = sarcokit.assess(record, definitions=["ewgsop2"]).to_dict()["definitions"]["ewgsop2"]
+    assert outcome["category"] == "sarcopenia"
+    assert "resistance_exercise" in outcome["next_steps"]
+
+
+def test_cited_steps_render_in_chinese() -> None:
+    result = sarcokit.assess(CONFIRMED, definitions=["awgs2019"], lang="zh")
+    [(_, label), *_] = result.definitions["awgs2019"].cited_steps
+    assert label is not None and label.startswith("AWGS 2019（肌少症诊断与治疗共识更新）")

@@ -110,6 +110,7 @@ def assess_many(
                 definitions={d.id: explain(d, row, lang, recognised) for d in chosen},
                 secondary=secondary_of(row, recognised, others, lang),
                 definitions_sha256=digest,
+                lang=lang,
             )
         )
     return results

@@ -264,6 +264,8 @@ def assess(
         console = Console()
         for result in results:
             render(result, console, language)
+    if sex_coding is None and any(p.field == "sex" for r in results for p in r.problems):
+        typer.echo("Declare a sex coding with --sex-coding 1=male,2=female.", err=True)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 

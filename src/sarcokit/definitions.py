@@ -104,6 +104,8 @@ class Category:
     sarcopenia: bool = False
     # Next steps given only where a rule over the components holds (step, rule text, rule).
     conditional_steps: tuple[tuple[str, str, ast.expr], ...] = ()
+    # Where the guideline says what to do next (the citation of `next_steps`), if it does.
+    steps_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -409,6 +411,9 @@ def parse_definition(text: str, where: str, *, local: bool) -> Definition:
                     final=bool(entry.get("final", False)),
                     sarcopenia=bool(entry.get("sarcopenia", False)),
                     conditional_steps=tuple(conditional),
+                    steps_source=(
+                        str(entry["next_steps_source"]) if "next_steps_source" in entry else None
+                    ),
                 )
             )
     for component in components:

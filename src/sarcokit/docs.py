@@ -77,6 +77,8 @@ def definition_markdown(definition: Definition) -> list[str]:
             *(f"{step} (when `{when}`)" for step, when, _ in category.conditional_steps),
         ]
         steps = f"; next steps: {', '.join(listed)}" if listed else ""
+        if category.steps_source:
+            steps += f" [{category.steps_source}]"
         diagnosis = " (a sarcopenia diagnosis)" if category.sarcopenia else ""
         lines.append(
             f"1. `{category.id}`{diagnosis} when `{category.when}` [{category.source}]{steps}"

@@ -150,6 +150,14 @@ def field_specs() -> dict[str, FieldSpec]:
     return specs
 
 
+def to_canonical(input_name: str, value: float) -> float:
+    """A value given under an input name (height_cm, grip_lb) in its field's canonical unit,
+    rounded at 1e-9 as the engine rounds it (binary conversion error only)."""
+    spec, alternative_name = input_columns()[input_name]
+    alternative = spec.alternative(alternative_name)
+    return value if alternative is None else round(alternative.to_canonical(value), 9)
+
+
 TRIALS_SUFFIX = "_trials"
 
 
@@ -280,7 +288,10 @@ def _parse_value(name: str, spec: FieldSpec, value: Any, sex_coding: Mapping[Any
                 return folded
             if value.strip() in spec.labels:
                 return spec.labels[value.strip()]
-        hint = "; declare a coding (e.g. --sex-coding 1=male,2=female)" if name == "sex" else ""
+        # Said in terms of the record, not of one surface: the command line names its own option.
+        hint = (
+            " (codes such as 1/2 are read only with a declared sex coding)" if name == "sex" else ""
+        )
         raise _problem(name, value, spec, "not a recognised value" + hint)
     if isinstance(value, str) and spec.labels:
         labels = {_fold(k): v for k, v in spec.labels.items()}

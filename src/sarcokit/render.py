@@ -10,8 +10,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from sarcokit.definitions import definition
 from sarcokit.i18n import Lang, text
+from sarcokit.reasons import definition_name
 from sarcokit.result import Result
 
 _STYLE = {
@@ -64,7 +64,9 @@ def render(result: Result, console: Console, lang: Lang = "en") -> None:
         if outcome.next_steps:
             body.append(Text(f"{text(lang, 'ui.next_steps')}:", style="bold"))
             body.extend(Text(f"  → {text(lang, f'next.{step}')}") for step in outcome.next_steps)
-        console.print(Panel(Group(*body), title=definition(definition_id).name))
+            cited = dict.fromkeys(label for _, label in outcome.cited_steps if label)
+            body.extend(Text(f"    [{label}]", style="dim") for label in cited)
+        console.print(Panel(Group(*body), title=definition_name(definition_id, lang)))
     secondary = _flatten(result.secondary)
     if secondary:
         table = Table.grid(padding=(0, 2))

@@ -4,8 +4,7 @@ components, reasons and next steps, built from one evaluated row."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sarcokit.definitions import (
@@ -22,13 +21,18 @@ from sarcokit.engine import (
     rule_column,
     test_column,
 )
-from sarcokit.equations import REPORT_DECIMALS, UNITS
-from sarcokit.fields import Problem, field_specs
-from sarcokit.i18n import Lang, text
+from sarcokit.equations import REPORT_DECIMALS
+from sarcokit.fields import Problem
+from sarcokit.i18n import Lang
+from sarcokit.reasons import Cutoff, Reason, render_reason, round_half_up, source_label, unit_of
 from sarcokit.rules import components_named, evaluate_rule
-from sarcokit.screening import BOUNDS, INTEGER_SCORES, bound_column, instruments
+from sarcokit.screening import BOUNDS, bound_column, instruments
 from sarcokit.secondary.conditions import known_conditions
-from sarcokit.thresholds import NEGATION, SYMBOL, Threshold, Variant, applicable_variants
+from sarcokit.thresholds import Threshold, Variant, applicable_variants
+
+# The result contract's version (README, "The result contract"): 2 added the structured
+# reasons (`explanations`), `contract_version` and `lang`; version 1 had reasons as text only.
+CONTRACT_VERSION = 2
 
 # Inputs whose value comes from ASM, so an estimated ASM must be disclosed where they decide.
 ASM_INPUTS = frozenset({"asm_kg", "asmi_kg_m2", "alm_bmi"})
@@ -36,11 +40,11 @@ ASM_INPUTS = frozenset({"asm_kg", "asmi_kg_m2", "alm_bmi"})
 
 @dataclass(frozen=True)
 class DefinitionResult:
-    """One definition's answer for one subject."""
+    """One definition's answer for one subject; reasons are data, rendered in `lang`."""
 
     category: str | None
     components: dict[str, str]
-    reasons: list[str]
+    explanations: tuple[Reason, ...]
     next_steps: list[str]
     # Reported measures that never change the category (AWGS 2025 outcome measures and its
     # case-finding screen), by component id; absent from the dict where a definition has none.
@@ -49,14 +53,42 @@ class DefinitionResult:
     # A user's own definition file, not one shipped with sarcokit, and the SHA-256 of its text.
     local: bool = False
     sha256: str | None = None
+    lang: Lang = "en"
+    # Reasons stored as text only (a visit saved before reasons were data): shown as recorded.
+    recorded_reasons: tuple[str, ...] | None = None
+    # The guideline behind a next step, by step: {"source": key, "source_text": as printed}.
+    next_step_sources: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def cited_steps(self) -> list[tuple[str, str | None]]:
+        """Each next step with its source in the result's language (None where uncited)."""
+        cited = []
+        for step in self.next_steps:
+            source = self.next_step_sources.get(step)
+            label = (
+                None
+                if source is None
+                else source_label(source.get("source"), source.get("source_text"), self.lang)
+            )
+            cited.append((step, label))
+        return cited
+
+    @property
+    def reasons(self) -> list[str]:
+        """The reasons as sentences in the result's language."""
+        if self.recorded_reasons is not None:
+            return list(self.recorded_reasons)
+        return [render_reason(r, self.lang) for r in self.explanations]
 
     def to_dict(self) -> dict[str, Any]:
         """The contract's shape for one definition."""
         shaped: dict[str, Any] = {
             "category": self.category,
             "components": dict(self.components),
-            "reasons": list(self.reasons),
+            "reasons": self.reasons,
+            "explanations": [r.to_dict() for r in self.explanations],
             "next_steps": list(self.next_steps),
+            "next_step_sources": {k: dict(v) for k, v in self.next_step_sources.items()},
         }
         if self.outcomes:
             shaped["outcomes"] = dict(self.outcomes)
@@ -66,6 +98,27 @@ class DefinitionResult:
             shaped["local"] = True
             shaped["sha256"] = self.sha256
         return shaped
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], lang: Lang = "en") -> DefinitionResult:
+        """A stored definition block, rendered in `lang` (stored text stays as recorded)."""
+        explanations = data.get("explanations")
+        return cls(
+            category=data.get("category"),
+            components=dict(data.get("components") or {}),
+            explanations=tuple(Reason.from_dict(r) for r in explanations or ()),
+            next_steps=list(data.get("next_steps") or ()),
+            outcomes=dict(data.get("outcomes") or {}),
+            case_finding=dict(data.get("case_finding") or {}),
+            local=bool(data.get("local", False)),
+            lang=lang,
+            recorded_reasons=(
+                None if explanations is not None else tuple(data.get("reasons") or ())
+            ),
+            next_step_sources={
+                k: dict(v) for k, v in (data.get("next_step_sources") or {}).items()
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -80,11 +133,23 @@ class Result:
     problems: list[Problem] = field(default_factory=list)
     # SHA-256 over the definition files that produced the result (definitions_hash).
     definitions_sha256: str | None = None
+    # The language reasons and condition context are rendered in; the data is the same in all.
+    lang: Lang = "en"
+    # The contract version the result was produced under (1: reasons as text only).
+    contract_version: int = CONTRACT_VERSION
 
     @property
     def ok(self) -> bool:
         """Whether the record was assessed (not rejected)."""
         return not self.problems
+
+    def in_language(self, lang: Lang) -> Result:
+        """The same result, rendered in another language (nothing is re-assessed)."""
+        return replace(
+            self,
+            lang=lang,
+            definitions={k: replace(v, lang=lang) for k, v in self.definitions.items()},
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The DESIGN.md result contract, as JSON-ready data."""
@@ -96,70 +161,71 @@ class Result:
             }
         return {
             "id": self.id,
+            "contract_version": self.contract_version,
+            "lang": self.lang,
             "derived": dict(self.derived),
             "screening": {k: dict(v) for k, v in self.screening.items()},
             "definitions": {k: v.to_dict() for k, v in self.definitions.items()},
-            "secondary": dict(self.secondary),
+            "secondary": _secondary_in(self.secondary, self.lang),
             "definitions_sha256": self.definitions_sha256,
         }
 
-
-def round_half_up(value: float, decimals: int) -> float:
-    """Round as a person would (2.675 → 2.68), from the shortest decimal form of the float."""
-    quantum = Decimal(1).scaleb(-decimals)
-    return float(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP))
-
-
-def _format(value: Any, name: str, cutoffs: Sequence[float]) -> str:
-    """A value for a reason: derived values at report precision, but never shown equal to a
-    cut-off they differ from (6.996 is not written as 7.00 beside '< 7.0')."""
-    if isinstance(value, bool) or not isinstance(value, float):
-        return str(value)
-    if name in field_specs():
-        # A measured value is shown as given, unless conversion left a long tail (4 m / 4.7 s).
-        given = repr(value).split(".")[-1]
-        decimals = max(1, min(len(given), 3))
-    else:
-        decimals = REPORT_DECIMALS.get(name, 2)
-    shown = round_half_up(value, decimals)
-    while any(shown == c != value for c in cutoffs) and decimals < 9:
-        decimals += 1
-        shown = round_half_up(value, decimals)
-    return f"{shown:.{decimals}f}"
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], lang: Lang = "en") -> Result:
+        """A stored result (to_dict's shape, any contract version) rendered in `lang`, without
+        running the engine. A version-1 result keeps its reasons as the text it recorded."""
+        if "error" in data:
+            raise ValueError("a stored result holds an error, not an assessment")
+        return cls(
+            id=data.get("id"),
+            derived=dict(data.get("derived") or {}),
+            screening={k: dict(v) for k, v in (data.get("screening") or {}).items()},
+            definitions={
+                k: DefinitionResult.from_dict(v, lang)
+                for k, v in (data.get("definitions") or {}).items()
+                if isinstance(v, Mapping)
+            },
+            secondary=dict(data.get("secondary") or {}),
+            definitions_sha256=data.get("definitions_sha256"),
+            lang=lang,
+            contract_version=int(data.get("contract_version", 1)),
+        )
 
 
-def _unit(name: str) -> str:
-    spec = field_specs().get(name)
-    unit = spec.unit if spec is not None else UNITS.get(name)
-    return f" {unit}" if unit and unit not in ("points", "years") else ""
+def _secondary_in(secondary: Mapping[str, Any], lang: Lang) -> dict[str, Any]:
+    """The secondary block with each recognised condition's context in `lang`."""
+    conditions = secondary.get("conditions")
+    if not isinstance(conditions, Mapping) or not conditions.get("context"):
+        return dict(secondary)
+    known = known_conditions()
+    context = [
+        {**entry, "text": known[entry["condition"]].context[lang]}
+        if entry.get("condition") in known
+        else dict(entry)
+        for entry in conditions["context"]
+    ]
+    return {**secondary, "conditions": {**conditions, "context": context}}
 
 
-def _cutoff(value: float, name: str) -> str:
-    """A cut-off as printed in the sources: 27 kg, 7.0 kg/m², 0.8 m/s, 8 points."""
-    spec = field_specs().get(name)
-    whole = name in INTEGER_SCORES or (spec is not None and spec.kind == "integer")
-    if value.is_integer() and (value >= 10 or whole):
-        return f"{value:.0f}"
-    return f"{value:.1f}" if value.is_integer() else f"{value:g}"
+def _source(
+    definition: Definition, kind: str, entry_id: str | None, printed: str
+) -> dict[str, Any]:
+    key = f"{definition.id}/{kind}" + (f"/{entry_id}" if entry_id else "")
+    return {"source": key, "source_text": printed}
 
 
-def _group(variant: Variant, lang: Lang, by_method: bool) -> str:
-    parts = []
-    if variant.age_banded:
-        parts.append(age_band_text(variant, lang))
-    if variant.sex is not None:
-        parts.append(text(lang, f"sex.{variant.sex}"))
-    if by_method and variant.methods is not None:
-        parts.append("/".join(text(lang, f"method.{m}") for m in variant.methods))
-    return text(lang, "reason.group", who=", ".join(parts)) if parts else ""
-
-
-def age_band_text(variant: Variant, lang: Lang) -> str:
-    """An age band in completed years: 'age 50-64', 'age ≥65'."""
-    if variant.age_below is None:
-        return text(lang, "age.from", low=f"{variant.age_from:g}")
-    low = f"{variant.age_from:g}" if variant.age_from is not None else "0"
-    return text(lang, "age.band", low=low, high=f"{variant.age_below - 1:g}")
+def _cutoffs(test: Threshold, variants: Sequence[Variant]) -> tuple[Cutoff, ...]:
+    return tuple(
+        Cutoff(
+            value=v.value,
+            op=v.op or test.op,
+            sex=v.sex,
+            age_from=v.age_from,
+            age_below=v.age_below,
+            methods=v.methods,
+        )
+        for v in variants
+    )
 
 
 def _by_method(test: Threshold) -> bool:
@@ -167,165 +233,127 @@ def _by_method(test: Threshold) -> bool:
     return len({v.methods for v in test.variants}) > 1
 
 
-def _comparison(test: Threshold, variants: Sequence[Variant], low: bool, lang: Lang) -> str:
-    unit = _unit(test.input)
-    return " / ".join(
-        f"{SYMBOL[_op(v.op or test.op, low)]} {_cutoff(v.value, test.input)}{unit}"
-        f"{_group(v, lang, _by_method(test))}"
-        for v in variants
-    )
-
-
-def _op(op: str, low: bool) -> str:
-    return op if low else NEGATION[op]
-
-
 def _test_reason(
     definition: Definition,
     component: str,
     assigned: Test,
     row: Mapping[str, Any],
-    lang: Lang,
-) -> str | None:
-    """One sentence on what a test showed, or None when it was not done."""
+) -> Reason | None:
+    """What a test showed, or None when it was not done."""
     test = assigned.threshold
     flag = row[test_column(definition, test.id)]
     value = row.get(test.input)
     states = next(c.states for c in definition.components if c.id == component)
-    labels = {
-        "input": text(lang, f"input.{test.input}"),
-        "component": text(lang, f"component.{component}"),
-        "source": test.source,
+    common: dict[str, Any] = {
+        "definition": definition.id,
+        "component": component,
+        "test": test.id,
+        "input": test.input,
+        "unit": unit_of(test.input),
+        "op": test.op,
+        **_source(definition, "tests", test.id, test.source),
     }
     if test.unable is not None and row.get(test.unable.field) == test.unable.value:
-        return text(lang, "reason.unable", state=text(lang, f"state.{states[0]}"), **labels)
+        return Reason("unable", **common, low=True, state=states[0])
     sex, method, age = row.get("sex"), row.get("asm_method"), row.get("age")
+    variants = applicable_variants(test, sex, method, age)
+    by_method = {"by_method": _by_method(test)}
     if value is None:
         low, high = (row.get(bound_column(test.input, b)) for b in BOUNDS)
         if flag is None or low is None or high is None:
             return None
         # A score with items missing whose flag the answered items already decide (§10.10).
-        return text(
-            lang,
-            "reason.partial",
-            low=low,
-            high=high,
-            comparison=_comparison(
-                test, applicable_variants(test, sex, method, age), bool(flag), lang
-            ),
-            state=text(lang, f"state.{states[0] if flag else states[1]}"),
-            **labels,
+        return Reason(
+            "partial",
+            **common,
+            cutoffs=_cutoffs(test, variants),
+            low=bool(flag),
+            state=states[0] if flag else states[1],
+            detail={**by_method, "bounds": [low, high]},
         )
-    variants = applicable_variants(test, sex, method, age)
     if age is not None and test.variants and not applicable_variants(test, None, None, age):
         return None  # no cut-off for this age: the definition's scope says so once
-    shown = _format(value, test.input, [v.value for v in variants])
     if flag is None:
         if not variants:
-            return text(
-                lang,
-                "reason.method_not_covered",
-                value=shown + _unit(test.input),
-                definition=definition.name,
-                method=method,
-                **labels,
-            )
-        key = (
-            "reason.sex_unknown"
+            return Reason("method_not_covered", **common, value=value, detail={"method": method})
+        code = (
+            "sex_unknown"
             if sex is None and any(v.sex for v in variants)
-            else "reason.age_unknown"
+            else "age_unknown"
             if age is None and any(v.age_banded for v in variants)
-            else "reason.method_unknown"
+            else "method_unknown"
         )
-        cutoffs = " / ".join(
-            f"{_cutoff(v.value, test.input)}{_group(v, lang, _by_method(test))}" for v in variants
+        return Reason(
+            code, **common, value=value, cutoffs=_cutoffs(test, variants), detail=by_method
         )
-        return text(lang, key, value=shown + _unit(test.input), cutoffs=cutoffs, **labels)
-    state = text(lang, f"state.{states[0] if flag else states[1]}")
+    shown: dict[str, list[list[Any]]] = {}
     if test.op in ("is_true", "in"):
-        shown_fields = ", ".join(
-            [
-                *([str(value)] if test.op == "in" else []),
-                *(f"{name} {_format(row.get(name), name, [])}" for name in assigned.show),
-            ]
-        )
-        sentence = text(
-            lang, "reason.test", value=shown_fields, comparison=state, state=state, **labels
-        )
-        return " ".join(sentence.split())  # no double space where nothing is shown
-    return text(
-        lang,
-        "reason.test",
-        value=shown + _unit(test.input),
-        comparison=_comparison(test, variants, bool(flag), lang),
-        state=state,
-        **labels,
-    )
-
-
-def _states_text(
-    definition: Definition, names: Sequence[str], components: Mapping[str, str], lang: Lang
-) -> str:
-    return ", ".join(
-        f"{text(lang, f'component.{name}')} {text(lang, f'state.{components[name]}')}"
-        for name in names
+        shown = {"shown": [[name, row.get(name)] for name in assigned.show]}
+    return Reason(
+        "test",
+        **common,
+        value=value,
+        cutoffs=() if test.op in ("is_true", "in") else _cutoffs(test, variants),
+        low=bool(flag),
+        state=states[0] if flag else states[1],
+        detail={**by_method, **shown},
     )
 
 
 def explain(
     definition: Definition,
     row: Mapping[str, Any],
-    lang: Lang,
+    lang: Lang = "en",
     conditions: Sequence[str] = (),
 ) -> DefinitionResult:
-    """Category, components, reasons and next steps of one definition for one evaluated row."""
+    """Category, components, reasons and next steps of one definition for one evaluated row;
+    the reasons are data, rendered in `lang` when read as text."""
     category = row[category_column(definition)]
     states = {c.id: row[component_column(definition, c.id)] for c in definition.components}
     components = {c.id: states[c.id] for c in definition.rule_components}
-    reasons: list[str] = []
+    reasons: list[Reason] = []
     estimated_used = False
     age = row.get("age")
     if definition.min_age is not None:
-        reasons.append(_scope_reason(definition, age, lang))
+        reasons.append(_scope_reason(definition, age))
     for component in definition.components:
         if category == NOT_APPLICABLE:
             break
         if component.applies_from_age is not None and states[component.id] == NOT_APPLICABLE:
             reasons.append(
-                text(
-                    lang,
-                    "reason.component_not_applicable",
-                    component=text(lang, f"component.{component.id}"),
-                    age=f"{component.applies_from_age:g}",
+                Reason(
+                    "component_not_applicable",
+                    definition=definition.id,
+                    component=component.id,
+                    detail={"age": component.applies_from_age},
                 )
             )
             continue
         said = False
         for test in definition.tests_of(component.id):
-            sentence = _test_reason(definition, component.id, test, row, lang)
-            if sentence is not None:
-                reasons.append(sentence)
+            reason = _test_reason(definition, component.id, test, row)
+            if reason is not None:
+                reasons.append(reason)
                 said = True
                 estimated_used |= test.threshold.input in ASM_INPUTS and bool(
                     row.get(ASM_ESTIMATED)
                 )
         if not said:
-            inputs = ", ".join(
-                dict.fromkeys(
-                    text(lang, f"input.{t.threshold.input}")
-                    for t in definition.tests_of(component.id)
-                )
+            inputs = list(
+                dict.fromkeys(t.threshold.input for t in definition.tests_of(component.id))
             )
             reasons.append(
-                text(
-                    lang,
-                    "reason.not_assessed",
-                    component=text(lang, f"component.{component.id}"),
-                    inputs=inputs,
+                Reason(
+                    "not_assessed",
+                    definition=definition.id,
+                    component=component.id,
+                    detail={"inputs": inputs},
                 )
             )
     if estimated_used:
-        reasons.append(text(lang, "reason.estimated", equation="Wen 2011"))
+        reasons.append(
+            Reason("estimated", definition=definition.id, detail={"equation": "Wen 2011"})
+        )
 
     rules = {c.id: row[rule_column(definition, c.id)] for c in definition.categories}
     chosen = next((c for c in definition.categories if c.id == category), None)
@@ -336,21 +364,25 @@ def explain(
     if chosen is not None:
         named = components_named(chosen.rule)
         reasons.append(
-            text(
-                lang,
-                "reason.category",
-                states=_states_text(definition, named, components, lang),
-                category=text(lang, f"category.{chosen.id}"),
-                source=chosen.source,
+            Reason(
+                "category",
+                definition=definition.id,
+                category=chosen.id,
+                **_source(definition, "categories", chosen.id, chosen.source),
+                detail={"states": [[name, components[name]] for name in named]},
             )
         )
-    names = ", ".join(text(lang, f"category.{c.id}") for c in pending)
+    open_ids = [c.id for c in pending]
     if category == INDETERMINATE:
-        reasons.append(text(lang, "reason.indeterminate", categories=names))
+        reasons.append(
+            Reason("indeterminate", definition=definition.id, detail={"categories": open_ids})
+        )
     elif pending and chosen is not None and not chosen.final:
-        reasons.append(text(lang, "reason.not_excluded", categories=names))
+        reasons.append(
+            Reason("not_excluded", definition=definition.id, detail={"categories": open_ids})
+        )
 
-    reasons.extend(secondary_reasons(definition, chosen, conditions, lang))
+    reasons.extend(secondary_reasons(definition, chosen, conditions))
     steps: list[str] = []
     if category != NOT_APPLICABLE and (chosen is None or not chosen.final):
         unknown = {
@@ -360,8 +392,14 @@ def explain(
             if components[n] == "unknown" and _decides(c, n, _flags(definition, states))
         }
         steps.extend(c.next_step for c in definition.components if c.id in unknown)
+    cited: dict[str, dict[str, str]] = {}
     if chosen is not None:
         steps.extend(chosen.next_steps)
+        if chosen.steps_source is not None:
+            key = f"{definition.id}/categories/{chosen.id}/next_steps"
+            cited = {
+                s: {"source": key, "source_text": chosen.steps_source} for s in chosen.next_steps
+            }
         flags = _flags(definition, states)
         steps.extend(
             step for step, _, rule in chosen.conditional_steps if evaluate_rule(rule, flags)
@@ -369,7 +407,7 @@ def explain(
     return DefinitionResult(
         category,
         components,
-        reasons,
+        tuple(reasons),
         list(dict.fromkeys(steps)),
         outcomes={c.id: states[c.id] for c in definition.components if c.role == "outcome"},
         case_finding={
@@ -377,6 +415,8 @@ def explain(
         },
         local=definition.local,
         sha256=definition.sha256 if definition.local else None,
+        lang=lang,
+        next_step_sources=cited,
     )
 
 
@@ -398,15 +438,19 @@ def _decides(category: Category, component: str, flags: Mapping[str, bool | None
     )
 
 
-def _scope_reason(definition: Definition, age: float | None, lang: Lang) -> str:
+def _scope_reason(definition: Definition, age: float | None) -> Reason:
     """Whether the subject's age is within the definition's scope, said plainly."""
     assert definition.min_age is not None
-    limit = f"{definition.min_age:g}"
-    source = definition.scope_source or definition.name
+    common: dict[str, Any] = {
+        "definition": definition.id,
+        "input": None,
+        "detail": {"age": definition.min_age},
+        **_source(definition, "scope", None, definition.scope_source or definition.name),
+    }
     if age is None:
-        return text(lang, "reason.age_not_given", definition=definition.name, age=limit)
-    key = "reason.out_of_scope" if age < definition.min_age else "reason.in_scope"
-    return text(lang, key, value=f"{age:g}", definition=definition.name, age=limit, source=source)
+        return Reason("age_not_given", **common)
+    code = "out_of_scope" if age < definition.min_age else "in_scope"
+    return Reason(code, value=age, **common)
 
 
 def screening_of(row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -435,30 +479,32 @@ def derived_of(row: Mapping[str, Any]) -> dict[str, float | None]:
 
 
 def secondary_reasons(
-    definition: Definition, chosen: Category | None, conditions: Sequence[str], lang: Lang
-) -> list[str]:
+    definition: Definition, chosen: Category | None, conditions: Sequence[str]
+) -> list[Reason]:
     """A diagnosis with a recognised disease reads as secondary sarcopenia; AWGS 2019 names
     some chronic diseases as reasons to assess sarcopenia in hospital."""
     known = known_conditions()
-    sentences = []
+    reasons = []
     if chosen is not None and chosen.sarcopenia:
         for condition_id in conditions:
-            condition = known[condition_id]
-            sentences.append(
-                text(
-                    lang,
-                    "reason.secondary",
-                    condition=condition.label[lang],
-                    context=condition.context[lang],
-                    source=condition.source,
+            reasons.append(
+                Reason(
+                    "secondary",
+                    definition=definition.id,
+                    source=f"conditions/{condition_id}",
+                    source_text=known[condition_id].source,
+                    detail={"condition": condition_id},
                 )
             )
     if definition.id.startswith("awgs2019"):
         for condition_id in conditions:
-            condition = known[condition_id]
-            if condition.awgs2019_trigger:
-                sentences.append(text(lang, "reason.awgs_trigger", condition=condition.label[lang]))
-    return sentences
+            if known[condition_id].awgs2019_trigger:
+                reasons.append(
+                    Reason(
+                        "awgs_trigger", definition=definition.id, detail={"condition": condition_id}
+                    )
+                )
+    return reasons
 
 
 def secondary_of(

@@ -25,7 +25,16 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # definitions_sha256: the hash of the definition files that produced the result (issue 11).
-RESULT_KEYS = {"id", "derived", "screening", "definitions", "secondary", "definitions_sha256"}
+RESULT_KEYS = {
+    "id",
+    "contract_version",
+    "lang",
+    "derived",
+    "screening",
+    "definitions",
+    "secondary",
+    "definitions_sha256",
+}
 CJK = range(0x4E00, 0xA000)
 
 

@@ -45,6 +45,9 @@ CDS_CLIENT_ROUTES = {
 PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     # The API (bearer tokens only).
     ("GET", "/api/v1/openapi.json"): EVERYONE,
+    # The API's documentation is as public as the OpenAPI document it shows.
+    ("GET", "/docs"): EVERYONE,
+    ("MOUNT", "/docs/static"): EVERYONE,
     ("POST", "/api/v1/auth/token"): EVERYONE,
     ("GET", "/api/v1/auth/tokens"): SIGNED_IN,
     ("DELETE", "/api/v1/auth/tokens/{token_id}"): SIGNED_IN,
@@ -173,6 +176,8 @@ def _records(clinic: Clinic) -> Records:
 def _concrete(path: str, records: Records) -> str:
     if path == "/static":
         return "/static/style.css"
+    if path == "/docs/static":
+        return "/docs/static/swagger-ui.css"
     return path.format(
         patient_id=records.patient_id,
         visit_id=records.visit_id,

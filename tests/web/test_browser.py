@@ -234,10 +234,12 @@ def signed_in(clinic_server: Clinic, browser: Browser) -> StorageState:
     return state
 
 
-def _register_patient(page: Page, clinic: Clinic) -> None:
+def _register_patient(
+    page: Page, clinic: Clinic, record_number: str = RECORD_NUMBER, name: str = "Wang Fang"
+) -> None:
     page.click('a[href="/patients/new"]')
-    page.fill('input[name="record_number"]', RECORD_NUMBER)
-    page.fill('input[name="name"]', "Wang Fang")
+    page.fill('input[name="record_number"]', record_number)
+    page.fill('input[name="name"]', name)
     page.check('input[name="sex"][value="female"]')
     page.fill('input[name="date_of_birth"]', "1945-01-01")
     with page.expect_navigation():
@@ -463,4 +465,69 @@ def test_an_administrator_uploads_a_local_definition_and_sees_its_badge(
     assert badge.inner_text().strip() == "本院定义"
     _switch_language(page, "en")
     assert watch.errors == [], "\n".join(watch.errors)
+    context.close()
+
+
+def test_result_page_in_chinese_names_definitions_and_cited_next_steps(
+    clinic_server: Clinic, browser: Browser, signed_in: StorageState
+) -> None:
+    context = browser.new_context(viewport=VIEWPORT, storage_state=signed_in)
+    page = context.new_page()
+    watch = Watch()
+    watch.attach(page)
+    page.goto(f"{clinic_server.url}/patients")
+    _register_patient(page, clinic_server, "BRW-2026-ZH", "Zhao Min")
+    _switch_language(page, "zh-CN")
+    try:
+        page.goto(f"{page.url}/visits/new")
+        # AWGS 2019, a woman: grip 16 < 18 kg, gait 0.7 < 1.0 m/s, DXA ASMI 11.9 / 1.5² = 5.29
+        # < 5.4 kg/m²: severe sarcopenia, whose next steps the consensus gives (treatment).
+        _fill_visit(page, TODAY, grip=("15.5", "16"), gait="0.7", asm="11.9", sarc_f={})
+        _submit_visit(page)
+        awgs = page.locator('[data-definition="awgs2019"]')
+        assert awgs.locator("[data-category]").inner_text().strip() == "严重肌少症"
+        # The definition's name and the sources of its reasons from its criteria file's
+        # Chinese labels, not the English ones.
+        assert awgs.locator("h3").inner_text().strip() == "AWGS 2019（医院/研究）"
+        reasons = " ".join(awgs.locator("ul.reasons li").all_inner_texts())
+        assert "AWGS 2019 图1" in reasons and "Figure" not in reasons
+        steps = awgs.locator("ul.next li")
+        assert steps.evaluate_all("items => items.map(i => i.dataset.step)") == [
+            "identify_causes",
+            "resistance_exercise",
+            "nutrition_protein",
+        ]
+        assert "开始渐进性抗阻运动。" in steps.all_inner_texts()
+        cited = awgs.locator("p.step-source").inner_text()
+        assert cited.startswith("[AWGS 2019（肌少症诊断与治疗共识更新）")
+        assert watch.errors == [], "\n".join(watch.errors)
+    finally:
+        _switch_language(page, "en")
+        context.close()
+
+
+def test_api_docs_run_under_their_policy_without_violations(
+    clinic_server: Clinic, browser: Browser
+) -> None:
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.on("pageerror", lambda error: violations.append(f"page error: {error}"))
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda r: outside.append(r.url) if not r.url.startswith(clinic_server.url) else None,
+    )
+    page.goto(f"{clinic_server.url}/docs")
+    # Swagger UI drew the operations from the OpenAPI document, and the result is typed.
+    operation = page.locator(".opblock", has_text="/api/v1/assess").first
+    operation.wait_for()
+    assert page.locator(".models, section.models").count() >= 1
+    assert "ResultOut" in page.locator("section.models").inner_text()
+    assert violations == [], "\n".join(violations)
+    assert outside == [], outside
     context.close()

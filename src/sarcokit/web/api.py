@@ -18,7 +18,7 @@ from sarcokit.definitions import DEFINITION_IDS, DefinitionRef
 from sarcokit.fields import InputError
 from sarcokit.result import Result
 from sarcokit.web import audit, export, store
-from sarcokit.web.assessment import assess_visits, bounded_record, invalid, version_of
+from sarcokit.web.assessment import bounded_record, invalid, stored_result, version_of
 from sarcokit.web.batching import engine_queue
 from sarcokit.web.deps import (
     Db,
@@ -32,7 +32,7 @@ from sarcokit.web.deps import (
     visit_or_404,
 )
 from sarcokit.web.export import ExportKind
-from sarcokit.web.i18n import CORE_LANG
+from sarcokit.web.i18n import CORE_LANG, best_language
 from sarcokit.web.identity import TOKEN_NAME_LENGTH, free_text
 from sarcokit.web.models import AuditEvent, LocalDefinition, User, Visit
 from sarcokit.web.report import PDF_MAX_BYTES, PDF_TIMEOUT_S, visit_pdf
@@ -43,6 +43,7 @@ from sarcokit.web.schemas import (
     LocalDefinitionOut,
     PatientIn,
     PatientOut,
+    ResultOut,
     RevisionOut,
     SettingsIO,
     TokenInfo,
@@ -74,7 +75,26 @@ Anyone = Annotated[Principal, Depends(api_user)]
 Clinician = Annotated[Principal, Depends(api_role("clinician"))]
 Researcher = Annotated[Principal, Depends(api_role("researcher"))]
 Admin = Annotated[Principal, Depends(api_role("admin"))]
-Language = Annotated[str | None, Query(description="en or zh-CN; the user's language if absent")]
+
+
+def _requested_language(
+    request: Request,
+    lang: Annotated[
+        str | None,
+        Query(description="en or zh-CN; else the Accept-Language header; else the user's language"),
+    ] = None,
+) -> str | None:
+    """The language asked for: `?lang=`, else a supported one in Accept-Language, else None."""
+    if lang is not None:
+        return lang
+    header = request.headers.get("accept-language", "")
+    tags = [part.split(";")[0].strip().lower() for part in header.split(",")]
+    if any(tag.startswith(("zh", "en")) for tag in tags):
+        return best_language(header)
+    return None
+
+
+Language = Annotated[str | None, Depends(_requested_language)]
 
 
 def _language(principal: Principal, requested: str | None) -> str:
@@ -112,7 +132,7 @@ async def assess_record(
         str | None, Query(description="comma-separated definition ids; the clinic's by default")
     ] = None,
     lang: Language = None,
-) -> dict[str, Any]:
+) -> ResultOut:
     """The DESIGN.md result contract for the record; a refused record is a 422 naming the field."""
     body = await _json_body(request)
     if not isinstance(body, dict):
@@ -127,7 +147,7 @@ async def assess_record(
     result = await asyncio.wrap_future(engine_queue.submit(body, chosen, CORE_LANG[language]))
     if not result.ok:
         raise InputError(result.problems)
-    return result.to_dict()
+    return ResultOut.model_validate(result.to_dict())
 
 
 # The clinic's definitions change rarely: the stateless assessment reads them at most once a
@@ -199,8 +219,7 @@ def update_patient(db: Db, principal: Clinician, patient_id: int, body: PatientI
 
 def _read(db: Db, principal: Principal, visit_id: int, lang: str | None) -> VisitOut:
     visit = visit_or_404(db, principal, visit_id)
-    [result] = assess_visits([visit], CORE_LANG[_language(principal, lang)])
-    return _visit_out(visit, result)
+    return _visit_out(visit, stored_result(visit, CORE_LANG[_language(principal, lang)]))
 
 
 def _visit_out(visit: Visit, result: Result) -> VisitOut:
@@ -211,7 +230,7 @@ def _visit_out(visit: Visit, result: Result) -> VisitOut:
         measurements=visit.measurements,
         definitions=visit.definitions,
         engine_version=visit.engine_version,
-        result=result.to_dict(),
+        result=ResultOut.model_validate(result.to_dict()),
         revisions=[RevisionOut.model_validate(r) for r in visit.revisions],
         voided=VoidOut.model_validate(visit.void) if visit.void else None,
     )
@@ -225,8 +244,7 @@ def list_visits(
     patient = patient_or_404(db, principal, patient_id)
     language = _language(principal, lang)
     visits = store.patient_visits(db, principal.user, patient)
-    results = assess_visits(visits, CORE_LANG[language])
-    return [_visit_out(v, r) for v, r in zip(visits, results, strict=True)]
+    return [_visit_out(v, stored_result(v, CORE_LANG[language])) for v in visits]
 
 
 @router.post("/patients/{patient_id}/visits", status_code=201, summary="Record a visit")
@@ -280,8 +298,7 @@ def void_visit(
     visit = visit_or_404(db, principal, visit_id)
     language = _language(principal, lang)
     store.void_visit(db, principal.user, visit, body.reason)
-    [result] = assess_visits([visit], CORE_LANG[language])
-    return _visit_out(visit, result)
+    return _visit_out(visit, stored_result(visit, CORE_LANG[language]))
 
 
 @router.get("/voided-visits", summary="Voided visits, newest first (administrators)")
@@ -300,9 +317,7 @@ def voided_visits(db: Db, principal: Admin) -> list[VoidedVisitOut]:
 
 
 @router.get("/visits/{visit_id}/result", summary="A visit's result (the DESIGN.md contract)")
-def read_result(
-    db: Db, principal: Clinician, visit_id: int, lang: Language = None
-) -> dict[str, Any]:
+def read_result(db: Db, principal: Clinician, visit_id: int, lang: Language = None) -> ResultOut:
     """The result contract for the visit under the definitions it was recorded with."""
     return _read(db, principal, visit_id, lang).result
 

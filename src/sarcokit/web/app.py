@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 
 from sarcokit import __version__
 from sarcokit.fields import InputError
-from sarcokit.web import api, cds_hooks, fhir_api, pages, smart, smart_store
+from sarcokit.web import api, api_docs, cds_hooks, fhir_api, pages, smart, smart_store
 from sarcokit.web.config import Settings, secret_file, settings_from_env
 from sarcokit.web.db import session_factory, transaction
 from sarcokit.web.deps import LoginRequired, Principal, session_principal
@@ -181,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         StaticFiles(directory=str(files("sarcokit.web").joinpath("static"))),
         name="static",
     )
+    api_docs.install(app)
     app.include_router(api.router)
     app.include_router(fhir_api.router)
     app.include_router(cds_hooks.router)

@@ -195,14 +195,8 @@ def visit_definitions(visit: Visit) -> list[DefinitionRef]:
     return chosen
 
 
-def assess_visits(visits: Sequence[Visit], lang: Lang) -> list[Result]:
-    """Saved visits' results under the definitions each was saved with (a local definition in
-    the exact version the visit used), in one engine call."""
-    # All are queued before any is awaited, so the engine thread answers them together.
-    futures = [
-        engine_queue.submit(
-            visit_record(v.patient, v.visit_date, v.measurements), visit_definitions(v), lang
-        )
-        for v in visits
-    ]
-    return [_accepted(future.result()) for future in futures]
+def stored_result(visit: Visit, lang: Lang) -> Result:
+    """The result saved with the visit, rendered in the reader's language; the engine is not
+    run (only saving or correcting a visit assesses it). A result saved before reasons were
+    data (contract version 1) keeps its reasons as recorded."""
+    return Result.from_dict(visit.result, lang)

@@ -72,27 +72,28 @@ class AssessmentQueue:
                 except queue.Empty:
                     break
             # Grouped by exact versions: two versions of one local definition are two calls.
-            groups: dict[tuple[tuple[DefinitionKey, ...], Lang], list[_Job]] = {}
+            # Reasons are data rendered at the edge, so readers of any language share a call.
+            groups: dict[tuple[DefinitionKey, ...], list[_Job]] = {}
             for job in batch:
                 try:
                     keys = tuple(definition_key(d) for d in job.definitions)
                 except KeyError as error:  # an unknown id: the caller re-raises it
                     job.future.set_exception(error)
                     continue
-                groups.setdefault((keys, job.lang), []).append(job)
-            for (_, lang), jobs in groups.items():
-                self._answer(jobs, jobs[0].definitions, lang)
+                groups.setdefault(keys, []).append(job)
+            for jobs in groups.values():
+                self._answer(jobs, jobs[0].definitions)
 
     @staticmethod
-    def _answer(jobs: list[_Job], definitions: tuple[DefinitionRef, ...], lang: Lang) -> None:
+    def _answer(jobs: list[_Job], definitions: tuple[DefinitionRef, ...]) -> None:
         try:
-            results = assess_many([j.record for j in jobs], definitions=definitions, lang=lang)
+            results = assess_many([j.record for j in jobs], definitions=definitions)
         except Exception as error:  # handed to every waiting caller, which re-raises it
             for job in jobs:
                 job.future.set_exception(error)
             return
         for job, result in zip(jobs, results, strict=True):
-            job.future.set_result(result)
+            job.future.set_result(result.in_language(job.lang))
 
 
 engine_queue = AssessmentQueue()

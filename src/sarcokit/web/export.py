@@ -18,7 +18,14 @@ import polars as pl
 from fastapi import Response
 
 from sarcokit.equations import UNITS
-from sarcokit.fields import CONDITIONS, FieldSpec, field_specs, input_columns, trial_inputs
+from sarcokit.fields import (
+    CONDITIONS,
+    FieldSpec,
+    field_specs,
+    input_columns,
+    to_canonical,
+    trial_inputs,
+)
 from sarcokit.i18n import catalogue
 from sarcokit.secondary.conditions import recognise
 
@@ -86,11 +93,7 @@ def canonical_measurements(measurements: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in measurements.items():
         if name in listed:
             spec, unit_input = listed[name]
-            alternative = spec.alternative(unit_input)
-            trials = [
-                float(t) if alternative is None else round(alternative.to_canonical(float(t)), 9)
-                for t in value
-            ]
+            trials = [to_canonical(unit_input, float(t)) for t in value]
             for number, trial in enumerate(trials, start=1):
                 row[trial_column(spec.name, number)] = trial
             row.setdefault(spec.name, max(trials))
@@ -98,10 +101,9 @@ def canonical_measurements(measurements: Mapping[str, Any]) -> dict[str, Any]:
             recognised, _ = recognise(value if isinstance(value, list) else [str(value)])
             row[CONDITIONS] = "; ".join(recognised)
         elif name in columns and name not in _FROM_PATIENT:
-            spec, alternative_name = columns[name]
-            alternative = spec.alternative(alternative_name)
-            if alternative is not None and isinstance(value, int | float):
-                value = round(alternative.to_canonical(float(value)), 9)
+            spec, _ = columns[name]
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                value = to_canonical(name, float(value)) if spec.kind == "number" else value
             row[spec.name] = value
     return row
 

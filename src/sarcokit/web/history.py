@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from sarcokit.api import records_frame
 from sarcokit.definitions import DefinitionRef, resolve
-from sarcokit.engine import evaluate
+from sarcokit.fields import input_columns, to_canonical, trial_inputs
 from sarcokit.screening import instruments
 from sarcokit.thresholds import SYMBOL, Threshold, applicable_variants
-from sarcokit.web.assessment import visit_definitions, visit_record
 from sarcokit.web.forms import history_specs
 from sarcokit.web.models import Patient, Visit
 
@@ -98,15 +96,39 @@ def cutoff_lines(input_name: str, definition_id: DefinitionRef, sex: str) -> tup
     return tuple(CutoffLine(v, ", ".join(dict.fromkeys(t))) for v, t in sorted(lines.items()))
 
 
-def canonical_values(
-    patient: Patient, visits: Sequence[Visit], columns: Sequence[str]
-) -> list[dict[str, Any]]:
-    """Each visit's measures in canonical units, computed by the engine (grip in lb → kg, …)."""
-    records = [visit_record(patient, v.visit_date, v.measurements) for v in visits]
-    frame = records_frame(records)
-    chosen = visit_definitions(visits[0])[:1] if visits else None
-    evaluated = evaluate(frame, chosen, explain=True)
-    return evaluated.select(columns).to_dicts() if len(evaluated) else []
+def _measured(measurements: Mapping[str, Any], name: str) -> float | None:
+    """A measured input in its canonical unit, from the values as entered (grip in lb → kg by
+    the field's own conversion, the best of the grip trials)."""
+    for listed, (spec, unit_input) in trial_inputs().items():
+        trials = measurements.get(listed)
+        if spec.name == name and trials:
+            # The best trial, in the unit the trials were entered in, then converted.
+            return to_canonical(unit_input, max(float(t) for t in trials))
+    for given, (spec, _) in input_columns().items():
+        value = measurements.get(given)
+        if spec.name == name and isinstance(value, int | float):
+            return to_canonical(given, float(value))
+    return None
+
+
+def charted_value(visit: Visit, name: str) -> float | None:
+    """One charted measure of a visit, read from what was saved (the engine is not run):
+    derived values and the SARC-F total from the stored result, measured inputs from the
+    measurements in the field's canonical unit."""
+    result = visit.result
+    derived = result.get("derived") or {}
+    if name in derived:
+        value = derived[name]
+    elif name == "sarc_f_total":
+        value = ((result.get("screening") or {}).get("sarc_f") or {}).get("total")
+    else:
+        value = _measured(visit.measurements, name)
+    return None if value is None else float(value)
+
+
+def canonical_values(visits: Sequence[Visit], columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Each visit's charted measures in canonical units, from what each visit saved."""
+    return [{name: charted_value(visit, name) for name in columns} for visit in visits]
 
 
 def history(
@@ -114,7 +136,7 @@ def history(
 ) -> list[Series]:
     """Every charted measure over the visits, with cut-off lines and meaningful-change flags."""
     specs = history_specs()
-    rows = canonical_values(patient, visits, [s["input"] for s in specs]) if visits else []
+    rows = canonical_values(visits, [s["input"] for s in specs])
     rules = meaningful_changes()
     series = []
     for spec in specs:

@@ -16,8 +16,9 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+CSP_HEADER = b"content-security-policy"
 SECURITY_HEADERS = [
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (CSP_HEADER, CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
@@ -79,7 +80,13 @@ class ClinicMiddleware:
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                headers = list(message.get("headers", []))
+                # A route with a policy of its own (the API documentation) keeps it.
+                own_policy = any(name.lower() == CSP_HEADER for name, _ in headers)
+                message["headers"] = [
+                    *headers,
+                    *(h for h in SECURITY_HEADERS if not (own_policy and h[0] == CSP_HEADER)),
+                ]
             await send(message)
 
         try:

@@ -17,7 +17,7 @@ from sarcokit.definitions import resolve
 from sarcokit.fields import trials_name
 from sarcokit.result import Result
 from sarcokit.screening import instruments
-from sarcokit.web.assessment import age_at, assess_visits, visit_definitions
+from sarcokit.web.assessment import age_at, stored_result, visit_definitions
 from sarcokit.web.forms import derived_labels, questionnaires, secondary_results, sections
 from sarcokit.web.i18n import CORE_LANG
 from sarcokit.web.models import Visit
@@ -106,15 +106,10 @@ def report_context(visit: Visit, language: str) -> dict[str, Any]:
     from sarcokit.web.corrections import corrections
 
     patient = visit.patient
-    [result] = assess_visits([visit], CORE_LANG[language])
+    # The result as saved, never re-derived: reading a visit does not run the engine.
+    result = stored_result(visit, CORE_LANG[language])
     # Each definition as the visit used it: a local one in the exact uploaded version.
     used = {chosen.id: chosen for chosen in map(resolve, visit_definitions(visit))}
-    stored = visit.result.get("definitions", {})
-    changed = [
-        name
-        for name, answer in result.definitions.items()
-        if isinstance(stored.get(name), dict) and stored[name].get("category") != answer.category
-    ]
     return {
         "visit": visit,
         "patient": patient,
@@ -127,7 +122,6 @@ def report_context(visit: Visit, language: str) -> dict[str, Any]:
         "derived_labels": derived_labels(),
         "answers": answer_rows(visit.measurements, language),
         "secondary": secondary_rows(result),
-        "changed_since_saved": changed,
         "corrections": corrections(visit, language),
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }

@@ -161,6 +161,85 @@ class RevisionOut(BaseModel):
     reason: str
 
 
+# -- the result contract (README, "Contract version 2") ---------------------------------------
+
+
+class CutoffOut(BaseModel):
+    """A cut-off that applied to a reason: value, inequality for low as printed, stratum."""
+
+    value: float
+    op: str = Field(description="the inequality that means low, as the source prints it")
+    sex: str | None
+    age_from: float | None = Field(description="age band, completed years, inclusive")
+    age_below: float | None = Field(description="age band, completed years, exclusive")
+    methods: list[str] | None = Field(description="mass methods the cut-off belongs to")
+
+
+class ReasonOut(BaseModel):
+    """One reason as data; `reasons` holds the same, in the same order, as sentences."""
+
+    code: str = Field(description="which sentence: test, unable, partial, category, …")
+    definition: str | None
+    component: str | None
+    test: str | None = Field(description="the test's id in the criteria file")
+    input: str | None = Field(description="the subject-record field or derived value tested")
+    value: Any = Field(description="the value as compared (unrounded)")
+    unit: str | None
+    op: str | None
+    cutoffs: list[CutoffOut]
+    low: bool | None = Field(description="whether the value met the inequality for low")
+    state: str | None
+    category: str | None
+    source: str | None = Field(description="key into the criteria file, e.g. ewgsop2/tests/grip")
+    source_text: str | None = Field(description="the citation as the criteria file prints it")
+    detail: dict[str, Any]
+
+
+class StepSourceOut(BaseModel):
+    """The guideline behind a next step."""
+
+    source: str
+    source_text: str
+
+
+def _absent(value: Any) -> bool:
+    return value is None
+
+
+class DefinitionOut(BaseModel):
+    """One definition's answer: category, components, reasons (text and data), next steps."""
+
+    category: str | None
+    components: dict[str, str]
+    reasons: list[str] = Field(description="sentences in the result's `lang`")
+    explanations: list[ReasonOut] = Field(description="the reasons as data (empty in version 1)")
+    next_steps: list[str] = Field(description="codes; their text is in the message catalogues")
+    next_step_sources: dict[str, StepSourceOut] = Field(default_factory=dict)
+    # The optional blocks appear only where a definition has them, as in the contract.
+    outcomes: dict[str, str] | None = Field(
+        None, description="AWGS 2025 outcome measures", exclude_if=_absent
+    )
+    case_finding: dict[str, str] | None = Field(
+        None, description="AWGS 2025 case finding", exclude_if=_absent
+    )
+    local: bool | None = Field(
+        None, description="true for a clinic's own definition file", exclude_if=_absent
+    )
+
+
+class ResultOut(BaseModel):
+    """One subject's result: the DESIGN.md contract, version 2."""
+
+    id: Any
+    contract_version: int = Field(description="2: reasons as data; 1: reasons as text only")
+    lang: str = Field(description="the language of the sentences (en or zh)")
+    derived: dict[str, float | None]
+    screening: dict[str, dict[str, Any]]
+    definitions: dict[str, DefinitionOut]
+    secondary: dict[str, Any]
+    definitions_sha256: str | None
+
+
 class VisitOut(BaseModel):
     """A stored visit with its result (in the reader's language) and its corrections."""
 
@@ -170,7 +249,7 @@ class VisitOut(BaseModel):
     measurements: dict[str, Any]
     definitions: list[str]
     engine_version: str
-    result: dict[str, Any]
+    result: ResultOut
     revisions: list[RevisionOut]
     voided: VoidOut | None = None
 

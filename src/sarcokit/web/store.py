@@ -577,8 +577,8 @@ def _assess_for_saving(
     record = check_measurements(measurements)
     chosen = clinic_chosen(db)
     stored = assess_visit(patient, visit_date, record, chosen, "en")
-    shown = stored if lang == "en" else assess_visit(patient, visit_date, record, chosen, lang)
-    return _Assessed(record, chosen, stored, shown)
+    # One engine call: the reasons are data, rendered in the reader's language at the edge.
+    return _Assessed(record, chosen, stored, stored.in_language(lang))
 
 
 def value_problems(

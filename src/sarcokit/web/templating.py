@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 
 from sarcokit import __version__
 from sarcokit.i18n import text as core_text
+from sarcokit.reasons import definition_name
 from sarcokit.web.deps import Principal
 from sarcokit.web.forms import field_label, problem_text
 from sarcokit.web.i18n import (
@@ -76,6 +77,8 @@ def base_context(language: str) -> dict[str, Any]:
         "field_label": lambda name: field_label(name, gettext, language),
         "problem_text": lambda problem: problem_text(problem, gettext, language),
         "core": lambda key, **values: core_text(core, key, **values),
+        # A definition's name in the reader's language (its criteria file's labels).
+        "definition_name": lambda definition_id: definition_name(definition_id, core),
         "lang": language,
         "core_lang": core,
         "languages": LANGUAGE_NAMES,

@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-clinic
 BROWSER_STAMP := $(VENV)/.browser-deps
 
-# uv installs the versions in uv.lock, the ones CI tested. It comes from PyPI with pip, into
-# ./.uv: `pip --target` needs neither a venv nor a writable system site (Debian's python3 is
-# externally managed), and uv makes the venv itself.
+# uv installs the versions in uv.lock, the ones CI tested. It comes from PyPI with pip, once per
+# machine and version, into the user's cache beside uv's own (a fresh clone reuses it): `pip
+# --target` needs neither a venv nor a writable system site (Debian's python3 is externally
+# managed), and uv makes the venv itself. The temporary folder keeps a half-done copy unseen.
 UV_VERSION := 0.13.9
-UV_DIR := .uv
+UV_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sarcokit/uv-$(UV_VERSION)
 UV := $(UV_DIR)/bin/uv
 # The machine's Python, never one uv would download; every command reads the lock as it is.
 export UV_PYTHON := $(PYTHON)
@@ -21,8 +22,10 @@ UV_SYNC := $(UV) sync --locked
 .PHONY: run test assess browser-deps catalogues docs clean postgres-roles lock
 
 $(UV):
+	rm -rf $(UV_DIR) $(UV_DIR).tmp
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-		--target $(UV_DIR) uv==$(UV_VERSION)
+		--target $(UV_DIR).tmp uv==$(UV_VERSION)
+	mv $(UV_DIR).tmp $(UV_DIR)
 
 # A changed pyproject.toml without `make lock` stops here with uv's "needs to be updated".
 $(STAMP): pyproject.toml uv.lock | $(UV)
@@ -86,7 +89,7 @@ docs: $(RUN_STAMP)
 	$(BIN)/sarcokit criteria markdown > docs/definitions.md
 
 clean:
-	rm -rf $(VENV) $(UV_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # R and the packages the statistics are checked against in the tests (metafor, lme4 for its
 # GLMM, survival, survey), from Debian; needed by `make test` only.

@@ -4,8 +4,9 @@ Run with the machine's Python (nothing of sarcokit's is needed):
     python3 benchmarks/install_bench.py --rev main --cache warm
     python3 benchmarks/install_bench.py --rev main --cache cold --also-test
 
-`--cache cold` gives uv (and pip) an empty cache of their own, so every wheel is downloaded;
-`warm` uses the user's caches as they are. Port 8000 must be free: `make run` serves on it.
+`--cache cold` gives uv and pip empty caches of their own, so every wheel (and uv itself) is
+downloaded; `warm` uses the user's caches as they are. Port 8000 must be free (`make run`
+serves on it).
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def main() -> None:
     subprocess.run(["git", "checkout", "-q", args.rev], cwd=clone, check=True)
     env = dict(os.environ)
     if args.cache == "cold":
-        env["UV_CACHE_DIR"] = str(work / "uv-cache")
+        # Empty caches: uv's wheels, the bootstrapped uv (both under XDG_CACHE_HOME) and pip's.
+        env["XDG_CACHE_HOME"] = str(work / "cache")
+        env["UV_CACHE_DIR"] = str(work / "cache" / "uv")
         env["PIP_NO_CACHE_DIR"] = "1"
     seconds = time_run(clone, env, args.limit)
     run_mb = size_mb(clone / ".venv")

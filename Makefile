@@ -17,7 +17,12 @@ UV := $(UV_DIR)/bin/uv
 # The machine's Python, never one uv would download; every command reads the lock as it is.
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
-UV_SYNC := $(UV) sync --locked
+# Offline first, from uv's cache alone when it holds every locked file: a fresh clone then
+# installs without asking the index again, which matters where responses come without cache
+# headers (uv re-fetches them, and PySpark, an sdist only, would be rebuilt each time). Whatever
+# the cache lacks, the second, online command fetches. `--locked`: a pyproject.toml changed
+# without `make lock` stops with uv's "needs to be updated".
+UV_SYNC = $(UV) sync --locked --offline --quiet $(1) 2>/dev/null || $(UV) sync --locked $(1)
 
 .PHONY: run test assess browser-deps catalogues docs clean postgres-roles lock
 
@@ -27,14 +32,13 @@ $(UV):
 		--target $(UV_DIR).tmp uv==$(UV_VERSION)
 	mv $(UV_DIR).tmp $(UV_DIR)
 
-# A changed pyproject.toml without `make lock` stops here with uv's "needs to be updated".
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV_SYNC) --all-extras
+	$(call UV_SYNC,--all-extras)
 	touch $(STAMP)
 
 # --inexact: a venv that already has the test extras keeps them.
 $(RUN_STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV_SYNC) --extra clinic --inexact
+	$(call UV_SYNC,--extra clinic --inexact)
 	touch $(RUN_STAMP)
 
 # Re-resolve uv.lock after a dependency changed in pyproject.toml; versions already locked stay

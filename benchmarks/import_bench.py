@@ -1,6 +1,6 @@
 """Start-up time: `import sarcokit` and `sarcokit --help`, median of fresh processes.
 
-Run: .venv/bin/python benchmarks/import_bench.py [--runs 20] [--src OTHER/src ...]
+Run: .venv/bin/python benchmarks/import_bench.py [--runs 20] [--src OTHER/src ...] [--no-bytecode]
 
 Each cell is the median wall time and, in brackets, the median CPU time (user + system), which
 a busy machine inflates less. Each `--src` is another source tree (a checkout of main, say)
@@ -50,14 +50,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--src", action="append", default=[], type=Path)
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="keep PYTHONDONTWRITEBYTECODE: every process compiles every module it imports",
+    )
     args = parser.parse_args()
-    trees: list[tuple[str, dict[str, str]]] = [("this venv", dict(os.environ))]
+    base = dict(os.environ)
+    if not args.no_bytecode:
+        # As an ordinary install runs: the first import writes .pyc files, later ones read them.
+        base.pop("PYTHONDONTWRITEBYTECODE", None)
+    trees: list[tuple[str, dict[str, str]]] = [("this venv", base)]
     for src in args.src:
-        env = dict(os.environ, PYTHONPATH=str(src.resolve()))
-        trees.append((str(src), env))
+        trees.append((str(src), dict(base, PYTHONPATH=str(src.resolve()))))
     print("| command | " + " | ".join(name for name, _ in trees) + " |")
     print("|---" * (len(trees) + 1) + "|")
     for label, command in COMMANDS.items():
+        medians(command, [env for _, env in trees], 1)  # warm-up: writes the bytecode
         found = medians(command, [env for _, env in trees], args.runs)
         cells = [f"{w * 1000:.0f} ms (CPU {c * 1000:.0f} ms)" for w, c in found]
         print(f"| {label} | " + " | ".join(cells) + " |", flush=True)

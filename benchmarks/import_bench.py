@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument(
         "--no-bytecode",
         action="store_true",
-        help="keep PYTHONDONTWRITEBYTECODE: every process compiles every module it imports",
+        help="keep PYTHONDONTWRITEBYTECODE as set: no .pyc written (any already there are read)",
     )
     args = parser.parse_args()
     base = dict(os.environ)

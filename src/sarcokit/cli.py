@@ -9,24 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from sarcokit.api import assess_many
-from sarcokit.definitions import (
-    DEFINITION_IDS,
-    DefinitionError,
-    definition,
-    definitions,
-    load_definition,
-    local_definitions,
-)
-from sarcokit.docs import cutoff_text, definition_markdown, markdown
-from sarcokit.engine import ASM_EQUATIONS
+# Only what builds the command tree is imported here: Polars, the engine, Rich and each
+# command's own modules load inside the command, so `sarcokit --help` starts fast.
+from sarcokit.definition_ids import DEFINITION_IDS
 from sarcokit.fhir.cli import fhir_app
 from sarcokit.i18n import LANGUAGES, Lang
-from sarcokit.render import render
 from sarcokit.web.cli import clinic_app
 
 app = typer.Typer(no_args_is_help=True, help="Screen, diagnose and count sarcopenia.")
@@ -48,6 +36,9 @@ class Output(StrEnum):
 def _fail(message: str) -> typer.Exit:
     # Never hard-wrapped (a long path split a message across lines) and never read as markup
     # (a message may quote "[...]" from the input).
+    from rich.console import Console
+    from rich.markup import escape
+
     Console(stderr=True).print(
         f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True
     )
@@ -92,6 +83,8 @@ def _parse_pairs(option: str, pairs: list[str]) -> dict[str, str]:
 
 def _definition_ids(text: str | None, option: str = "--definitions") -> list[str] | None:
     """Comma-separated definition ids, each checked; None means all."""
+    from sarcokit.definitions import local_definitions
+
     if not text:
         return None
     chosen = [d.strip() for d in text.split(",")]
@@ -105,6 +98,8 @@ def _definition_ids(text: str | None, option: str = "--definitions") -> list[str
 
 def _load_criteria(paths: list[Path] | None) -> list[str]:
     """Load local definition files (--criteria); every problem of every file, then exit 2."""
+    from sarcokit.definitions import DefinitionError, load_definition
+
     loaded: list[str] = []
     problems: list[str] = []
     for path in paths or []:
@@ -206,6 +201,9 @@ def assess(
     ] = None,
 ) -> None:
     """Assess one subject from options, or many from JSON; exit 1 if any record was rejected."""
+    from sarcokit.api import assess_many
+    from sarcokit.engine import ASM_EQUATIONS
+
     if fhir_input is not None:
         _assess_fhir(fhir_input, as_of, fhir_out, _definition_ids(definitions_option), lang, output)
         return
@@ -261,6 +259,10 @@ def assess(
                 )
             )
     else:
+        from rich.console import Console
+
+        from sarcokit.render import render
+
         console = Console()
         for result in results:
             render(result, console, language)
@@ -281,9 +283,12 @@ def _assess_fhir(
     """`assess --fhir`: a Bundle read through reference/fhir.toml, then assessed."""
     from datetime import date
 
+    from rich.console import Console
+
     from sarcokit.fhir.render import render_sources
     from sarcokit.fhir.service import assess_bundle
     from sarcokit.fields import InputError
+    from sarcokit.render import render
 
     if lang not in LANGUAGES:
         raise _fail(f"--lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
@@ -316,6 +321,11 @@ def _assess_fhir(
 @criteria_app.command("list")
 def criteria_list() -> None:
     """List the definitions with their sources."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from sarcokit.definitions import definitions
+
     table = Table("id", "name", "categories", "doi")
     table.columns[0].no_wrap = True
     for d in definitions():
@@ -326,6 +336,11 @@ def criteria_list() -> None:
 @criteria_app.command("show")
 def criteria_show(definition_id: str) -> None:
     """Show one definition: every cut-off, its inequality, component and source."""
+    from rich.console import Console
+
+    from sarcokit.definitions import definition
+    from sarcokit.docs import cutoff_text
+
     try:
         chosen = definition(definition_id)
     except KeyError as error:
@@ -353,6 +368,8 @@ def criteria_check(
     paths: Annotated[list[Path], typer.Argument(help="Definition file(s).")],
 ) -> None:
     """Check local definition files: every problem, with its line; exit 2 if any."""
+    from sarcokit.definitions import load_definition
+
     _load_criteria(paths)
     for path in paths:
         loaded = load_definition(path)
@@ -362,6 +379,9 @@ def criteria_check(
 @criteria_app.command("markdown")
 def criteria_markdown(definition_id: Annotated[str | None, typer.Argument()] = None) -> None:
     """Print the reference documentation (all definitions, or one) as Markdown."""
+    from sarcokit.definitions import definition
+    from sarcokit.docs import definition_markdown, markdown
+
     if definition_id is None:
         typer.echo(markdown(), nl=False)
         return
@@ -501,6 +521,7 @@ def cohort(
     criteria: Annotated[list[Path] | None, typer.Option("--criteria", help=CRITERIA_HELP)] = None,
 ) -> None:
     """Score a cohort under every definition; write results, rejects, summary tables, report."""
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -509,6 +530,7 @@ def cohort(
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.table import Table
 
     from sarcokit.cohort.run import ENGINES, Scope, StrictError, run_cohort, unused_note
     from sarcokit.cohort.summary import SurveyDesign
@@ -628,6 +650,9 @@ def cohort(
 @app.command()
 def conditions(lang: Annotated[str, typer.Option(help="en or zh.")] = "en") -> None:
     """List the chronic diseases recognised as causes of secondary sarcopenia."""
+    from rich.console import Console
+    from rich.table import Table
+
     from sarcokit.secondary.conditions import known_conditions
 
     if lang not in LANGUAGES:
@@ -674,6 +699,8 @@ def meta(
 ) -> None:
     """Pool prevalence across studies: random-effects meta-analysis with a forest plot."""
     import polars as pl
+    from rich.console import Console
+    from rich.table import Table
 
     from sarcokit.stats.meta import MEASURES, TAU_METHODS, read_studies, studies_from_cohorts
     from sarcokit.stats.meta_report import analyse, forest_plot, funnel_plot, result_table

@@ -13,6 +13,8 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
+# Re-exported: the public order of the definitions lives where the command line loads it cheaply.
+from sarcokit.definition_ids import DEFINITION_IDS as DEFINITION_IDS
 from sarcokit.i18n import Lang, Message, register_labels, translated
 from sarcokit.rules import components_named, rule_problems
 from sarcokit.thresholds import (
@@ -20,21 +22,6 @@ from sarcokit.thresholds import (
     Threshold,
     build_threshold,
     threshold_problems,
-)
-
-# Public order of the definitions (DESIGN.md); the ids are part of the public contract.
-DEFINITION_IDS = (
-    "ewgsop2010",
-    "ewgsop2",
-    "awgs2014",
-    "awgs2019",
-    "awgs2019_community",
-    "awgs2025",
-    "cn2021",
-    "iwgs2011",
-    "fnih2014",
-    "sdoc2020",
-    "sdoc2020_grip_bmi",
 )
 
 # The criteria-file schema this code reads; every file says which one it was written for.

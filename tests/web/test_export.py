@@ -104,7 +104,7 @@ def test_dictionary_describes_every_column_in_order(
         "column": "grip_kg_trial_1",
         "type": "number",
         "unit": "kg",
-        "description": "grip strength, trial 1",
+        "description": "grip, trial 1",
         "origin": "measurement",
     }
     assert (by_name["height_m"]["unit"], by_name["height_m"]["type"]) == ("m", "number")

@@ -292,6 +292,20 @@ class _Translator:
         return _Sql(f"CASE {' '.join(branches)} ELSE {this} END")
 
 
+def _columns_of(expression: nw.Expr) -> set[str]:
+    """The columns an expression reads."""
+    found: set[str] = set()
+    for node in expression._nodes:
+        if node.name == "col":
+            found.update(node.kwargs["names"])
+        for argument in node.exprs:
+            if isinstance(argument, nw.Expr):
+                found |= _columns_of(argument)
+            elif isinstance(argument, str) and not node.str_as_lit:
+                found.add(argument)
+    return found
+
+
 @dataclass(frozen=True)
 class CompiledQuery:
     """SQL computing the result columns, and what it was compiled from."""
@@ -342,36 +356,53 @@ def compile_query(
             raise SqlError(f"columns={missing}: not result columns (expected some of {result})")
         result = [c for c in result if c in columns or c in carried]
     sql = _Translator(dialect)
-    # The first table expression reads the table: its columns as they are, absent fields as
-    # typed nulls, so later stages can name every field.
-    first = [sql.quote(name) for name in carried]
-    for name, (spec, _) in inputs.items():
-        if name == "id" or name in carried:
-            continue
-        if name in given:
-            first.append(sql.quote(name))
-        else:
-            first.append(f"CAST(NULL AS {sql.type_name(spec.dtype())}) AS {sql.quote(name)}")
-    names = [*carried, *(n for n in inputs if n not in carried and n != "id")]
-    ctes = [("s0", first, sql.quote(table) if _NAME.fullmatch(table) else table)]
+    pipeline = [
+        dict(zip(output_names(stage), stage, strict=True))
+        for stage in stages(ids, estimate_asm, given)
+        if stage
+    ]
     # An empty frame of the input's types, carried through the stages, tells each stage
     # which columns are Boolean.
     frame: Any = nw.from_native(
         pl.DataFrame(schema={n: polars_dtype(s.dtype()) for n, (s, _) in inputs.items()})
     )
-    for stage in stages(ids, estimate_asm, given):
-        if not stage:
+    booleans = []
+    for produced in pipeline:
+        booleans.append({n for n, t in frame.collect_schema().items() if t == nw.Boolean})
+        frame = frame.with_columns(*produced.values())
+    # Each stage carries only the columns some later stage or the result reads, and computes
+    # only those of its expressions: a plan a tenth the size (Spark analyses every column of
+    # every stage, and the result of one definition needs few of the inputs).
+    needed_after: list[set[str]] = []
+    needed = {*result, *carried}
+    for produced in reversed(pipeline):
+        needed_after.append(needed)
+        used = [expression for name, expression in produced.items() if name in needed]
+        needed = (needed - produced.keys()).union(*(_columns_of(e) for e in used))
+    needed_after.reverse()
+    # The first table expression reads the table: its columns as they are, absent fields as
+    # typed nulls, so later stages can name every field.
+    names = [*carried, *(n for n in inputs if n in needed and n not in carried and n != "id")]
+    first = [sql.quote(name) for name in carried]
+    for name in names[len(carried) :]:
+        spec, _ = inputs[name]
+        if name in given:
+            first.append(sql.quote(name))
+        else:
+            first.append(f"CAST(NULL AS {sql.type_name(spec.dtype())}) AS {sql.quote(name)}")
+    ctes = [("s0", first, sql.quote(table) if _NAME.fullmatch(table) else table)]
+    for produced, after, sql.booleans in zip(pipeline, needed_after, booleans, strict=True):
+        computed = {n: e for n, e in produced.items() if n in after}
+        if not computed:
             continue
-        sql.booleans = {n for n, t in frame.collect_schema().items() if t == nw.Boolean}
-        frame = frame.with_columns(*stage)
-        produced = dict(zip(output_names(stage), stage, strict=True))
         select = [
-            f"{sql.expr(produced[n]).text} AS {sql.quote(n)}" if n in produced else sql.quote(n)
+            f"{sql.expr(computed[n]).text} AS {sql.quote(n)}" if n in computed else sql.quote(n)
             for n in names
+            if n in after
         ]
-        added = [n for n in produced if n not in names]
-        select += [f"{sql.expr(produced[n]).text} AS {sql.quote(n)}" for n in added]
-        names += added
+        added = [n for n in computed if n not in names]
+        select += [f"{sql.expr(computed[n]).text} AS {sql.quote(n)}" for n in added]
+        names = [*(n for n in names if n in after), *added]
         ctes.append((f"s{len(ctes)}", select, ctes[-1][0]))
     # PostgreSQL pulls each stage up into the next, substituting every expression where it is
     # named: without common subexpressions the query grows exponentially (minutes to plan,

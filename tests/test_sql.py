@@ -28,7 +28,9 @@ from sarcokit.thresholds import Threshold
 
 ROWS = 1_500
 EXAMPLE = Path(__file__).parents[1] / "examples" / "local_definition.toml"
-POSTGRES_URL = os.environ.get("SARCOKIT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "SARCOKIT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
 # Heights with two decimals; a cut-off on a ratio is reached by a numerator with a few decimals
 # (5.7 kg/m² at 1.60 m is 14.592 kg), which binary floating point divides to 5.699999999999999.
 HEIGHTS = (1.5, 1.55, 1.6, 1.62, 1.7, 1.75, 1.8)
@@ -36,9 +38,7 @@ HEIGHTS = (1.5, 1.55, 1.6, 1.62, 1.7, 1.75, 1.8)
 
 def _thresholds() -> list[Threshold]:
     chosen = [*definitions(None), *definitions((_local_id(),))]
-    return [t.threshold for d in chosen for t in d.tests] + [
-        i.test for i in instruments().values()
-    ]
+    return [t.threshold for d in chosen for t in d.tests] + [i.test for i in instruments().values()]
 
 
 def _local_id() -> str:
@@ -207,9 +207,7 @@ def test_absent_columns_read_as_unknown_and_a_view_can_be_made() -> None:
 
 def test_the_header_names_the_definitions_hash() -> None:
     compiled = sarcokit.sql.compile_query(["ewgsop2", "awgs2019"], "postgres")
-    assert compiled.definitions_sha256 == definitions_hash(
-        ["ewgsop2", "awgs2019"]
-    )
+    assert compiled.definitions_sha256 == definitions_hash(["ewgsop2", "awgs2019"])
     assert f"definitions_sha256: {compiled.definitions_sha256}" in compiled.sql
     # The cut-offs come from the criteria files: EWGSOP2's grip cut-offs appear as literals.
     assert "27.0e0" in compiled.sql and "16.0e0" in compiled.sql

@@ -769,3 +769,47 @@ def meta(
     console.print(
         f"table: {output / 'meta.csv'}\nforest: {forest}\nfunnel: {funnel}", highlight=False
     )
+
+
+@app.command("sql")
+def sql_command(
+    dialect: Annotated[str, typer.Option(help="duckdb, postgres or spark.")] = "duckdb",
+    definitions: Annotated[
+        str | None, typer.Option(help="Comma-separated definition ids (default: all).")
+    ] = None,
+    criteria: Annotated[list[Path] | None, typer.Option("--criteria", help=CRITERIA_HELP)] = None,
+    table: Annotated[str, typer.Option(help="The table of subject records to read.")] = "subjects",
+    view: Annotated[
+        str | None, typer.Option(help="Emit CREATE VIEW <name> AS … instead of a SELECT.")
+    ] = None,
+    fields: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated subject-record columns the table has (default: every field "
+            "of fields.toml); the others are read as unknown. Include id to carry it through."
+        ),
+    ] = None,
+    estimate_asm: Annotated[
+        str | None, typer.Option(help="wen2011: estimate ASM where none was measured.")
+    ] = None,
+) -> None:
+    """Print SQL that computes the result columns inside a database (no Python at query time)."""
+    from sarcokit.sql import DIALECTS, SqlError, to_sql
+
+    if dialect not in DIALECTS:
+        raise _fail(f"--dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
+    local = _load_criteria(criteria)
+    chosen = _with_local(_definition_ids(definitions), local)
+    present = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    try:
+        text = to_sql(
+            chosen,
+            dialect,  # type: ignore[arg-type]
+            table=table,
+            view=view,
+            present=present,
+            estimate_asm=estimate_asm,
+        )
+    except SqlError as error:
+        raise _fail(str(error)) from None
+    typer.echo(text + ";")

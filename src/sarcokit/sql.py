@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -115,9 +116,7 @@ class _Translator:
             # arithmetic into exact decimal arithmetic, so it is cast there.
             shown = repr(value)
             shown = shown if "e" in shown else f"{shown}e0"
-            text = (
-                f"CAST({shown} AS DOUBLE PRECISION)" if self.dialect == "postgres" else shown
-            )
+            text = f"CAST({shown} AS DOUBLE PRECISION)" if self.dialect == "postgres" else shown
             text = f"({text})" if value < 0 else text
         elif isinstance(value, str):
             text = "'" + value.replace("'", "''") + "'"
@@ -154,7 +153,7 @@ class _Translator:
             return self.case(node)
         if name in ("all_horizontal", "any_horizontal"):
             connective = "AND" if name == "all_horizontal" else "OR"
-            if not node.kwargs.get("ignore_nulls", False) is False:
+            if node.kwargs.get("ignore_nulls", False) is not False:
                 raise SqlError(f"{name}(ignore_nulls=True) has no SQL translation here")
             return self.connect(connective, [self.operand(e, False) for e in node.exprs])
         if name == "coalesce":
@@ -184,9 +183,7 @@ class _Translator:
             condition_sql = self.operand(condition, False)
             # `when(lit(False))` only gives a chain its first branch; it never holds.
             if condition_sql.text != "FALSE":
-                branches.append(
-                    f"WHEN {condition_sql.text} THEN {self.operand(then, True).text}"
-                )
+                branches.append(f"WHEN {condition_sql.text} THEN {self.operand(then, True).text}")
             if not rest:
                 break
             (following,) = rest
@@ -258,7 +255,9 @@ class _Translator:
             # PostgreSQL casts a Boolean only to integer or text; Polars reads it as 1 / 0.
             one = "1" if target == "BIGINT" else self.literal(1.0)
             zero = "0" if target == "BIGINT" else self.literal(0.0)
-            return _Sql(f"CASE WHEN {receiver.text} THEN {one} WHEN NOT {receiver.text} THEN {zero} END")
+            return _Sql(
+                f"CASE WHEN {receiver.text} THEN {one} WHEN NOT {receiver.text} THEN {zero} END"
+            )
         if target == "BIGINT" and self.dialect != "spark":
             # Polars truncates a float cast to an integer; DuckDB and PostgreSQL would round.
             return _Sql(f"CAST(TRUNC({receiver.text}) AS BIGINT)")
@@ -417,8 +416,7 @@ def compile_query(
     digest = definitions_hash(ids)
     header = (
         f"-- sarcokit rules as {dialect} SQL: {', '.join(ids)}\n"
-        f"-- definitions_sha256: {digest}\n"
-        + "".join(f"-- {d.id}: {d.sha256}\n" for d in chosen)
+        f"-- definitions_sha256: {digest}\n" + "".join(f"-- {d.id}: {d.sha256}\n" for d in chosen)
     )
     query = f"WITH\n{body}\nSELECT {final}\nFROM {ctes[-1][0]}"
     if view is not None:
@@ -433,3 +431,27 @@ def to_sql(
 ) -> str:
     """The SQL text of `compile_query` (same arguments)."""
     return compile_query(definition_ids, dialect, **options).sql
+
+
+def evaluate_native(
+    native: Any,
+    definition_ids: Sequence[str],
+    estimate_asm: EstimateAsm | None,
+    present: Collection[str],
+    keep: Sequence[str],
+) -> Any | None:
+    """The engine's result for a DuckDB relation or a Spark DataFrame, by compiled SQL; None for
+    any other frame (the caller evaluates it through Narwhals)."""
+    module = type(native).__module__
+    fields = [name for name in present if name in input_columns()]
+    passed = [name for name in keep if name != "id"]
+    options: dict[str, Any] = {"present": fields, "estimate_asm": estimate_asm, "keep": passed}
+    if module.startswith("duckdb") and hasattr(native, "query"):
+        name = f"sarcokit_input_{uuid.uuid4().hex}"
+        sql = to_sql(definition_ids, "duckdb", table=name, **options)
+        return native.query(name, sql)
+    if module.startswith("pyspark.sql") and hasattr(native, "sparkSession"):
+        name = f"sarcokit_input_{uuid.uuid4().hex}"
+        native.createOrReplaceTempView(name)
+        return native.sparkSession.sql(to_sql(definition_ids, "spark", table=name, **options))
+    return None

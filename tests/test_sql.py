@@ -307,3 +307,51 @@ def test_spark_runs_the_sql_like_polars(
     got = pl.from_arrow(spark.sql(sql).toArrow())
     assert isinstance(got, pl.DataFrame)
     assert_same(got, expected_result(subjects, chosen))
+
+
+# The command ----------------------------------------------------------------------------------
+
+
+def test_the_command_prints_a_view_that_duckdb_runs(subjects: pl.DataFrame) -> None:
+    from typer.testing import CliRunner
+
+    from sarcokit.cli import app
+
+    frame = subjects.select("id", "sex", "age", "grip_kg", "height_m", "asm_kg", "asm_method")
+    result = CliRunner().invoke(
+        app,
+        [
+            "sql",
+            "--dialect",
+            "duckdb",
+            "--definitions",
+            "awgs2019",
+            "--criteria",
+            str(EXAMPLE),
+            "--table",
+            "records",
+            "--view",
+            "assessed",
+            "--fields",
+            ",".join(frame.columns),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    connection = duckdb.connect()
+    connection.register("records", frame.to_arrow())
+    connection.execute(result.output)
+    got = connection.sql("SELECT * FROM assessed").pl()
+    assert_same(got, expected_result(frame, ["awgs2019", _local_id()]))
+
+
+def test_the_command_refuses_unknown_fields_and_dialects() -> None:
+    from typer.testing import CliRunner
+
+    from sarcokit.cli import app
+
+    result = CliRunner().invoke(app, ["sql", "--fields", "id,grip"])
+    assert result.exit_code == 2
+    assert "--fields grip" in result.output
+    result = CliRunner().invoke(app, ["sql", "--dialect", "oracle"])
+    assert result.exit_code == 2
+    assert "--dialect 'oracle'" in result.output

@@ -794,6 +794,7 @@ def sql_command(
     ] = None,
 ) -> None:
     """Print SQL that computes the result columns inside a database (no Python at query time)."""
+    from sarcokit.fields import input_columns
     from sarcokit.sql import DIALECTS, SqlError, to_sql
 
     if dialect not in DIALECTS:
@@ -801,10 +802,16 @@ def sql_command(
     local = _load_criteria(criteria)
     chosen = _with_local(_definition_ids(definitions), local)
     present = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    unknown = [f for f in present or [] if f not in input_columns()]
+    if unknown:
+        raise _fail(
+            f"--fields {', '.join(unknown)}: not subject-record fields; expected names from "
+            "fields.toml such as sex, age, grip_kg, height_m"
+        )
     try:
         text = to_sql(
             chosen,
-            dialect,  # type: ignore[arg-type]
+            dialect,
             table=table,
             view=view,
             present=present,

@@ -137,6 +137,28 @@ def emitted(dialect: str, table: str, present: list[str], narrow: bool) -> str:
     )
 
 
+def variants(
+    run: Callable[[str, str], Callable[[], None]],
+    dialect: str,
+    present: list[str],
+    narwhals: Callable[[], None] | None,
+    prefix: str,
+) -> dict[str, Callable[[], None]]:
+    """The queries compared on one backend (`run` makes a timed job of a query and a name)."""
+    chosen = {
+        "hand-written, AWGS 2019, 5 columns": run(hand_written(dialect, "cohort"), f"{prefix}hand"),
+        "emitted SQL, AWGS 2019, same 5 columns": run(
+            emitted(dialect, "cohort", present, True), f"{prefix}narrow"
+        ),
+        "emitted SQL, all definitions, every column": run(
+            emitted(dialect, "cohort", present, False), f"{prefix}all"
+        ),
+    }
+    if narwhals is not None:
+        chosen["Narwhals path (before), all definitions"] = narwhals
+    return chosen
+
+
 def median(times: list[float]) -> float:
     return statistics.median(times)
 
@@ -179,17 +201,7 @@ def bench_duckdb(directory: Path, source: Path, repeats: int) -> dict[str, list[
         finally:
             sarcokit.engine.SQL_BACKENDS = True
 
-    variants = {
-        "hand-written, AWGS 2019, 5 columns": copy(hand_written("duckdb", "cohort"), "hand"),
-        "emitted SQL, AWGS 2019, same 5 columns": copy(
-            emitted("duckdb", "cohort", present, True), "narrow"
-        ),
-        "emitted SQL, all definitions, every column": copy(
-            emitted("duckdb", "cohort", present, False), "all"
-        ),
-        "Narwhals path (before), all definitions": narwhals,
-    }
-    times = run_alternately(variants, repeats)
+    times = run_alternately(variants(copy, "duckdb", present, narwhals, ""), repeats)
     check_same(directory / "hand.parquet", directory / "narrow.parquet")
     return times
 
@@ -232,18 +244,8 @@ def bench_spark(directory: Path, source: Path, repeats: int) -> dict[str, list[f
         finally:
             sarcokit.engine.SQL_BACKENDS = True
 
-    variants = {
-        "hand-written, AWGS 2019, 5 columns": write(hand_written("spark", "cohort"), "s_hand"),
-        "emitted SQL, AWGS 2019, same 5 columns": write(
-            emitted("spark", "cohort", present, True), "s_narrow"
-        ),
-        "emitted SQL, all definitions, every column": write(
-            emitted("spark", "cohort", present, False), "s_all"
-        ),
-        "Narwhals path (before), all definitions": narwhals,
-    }
     try:
-        times = run_alternately(variants, repeats)
+        times = run_alternately(variants(write, "spark", present, narwhals, "s_"), repeats)
     finally:
         spark.stop()
     check_same(directory / "s_hand", directory / "s_narrow")
@@ -282,17 +284,8 @@ def bench_postgres(source: Path, repeats: int) -> dict[str, list[float]]:
 
                 return run
 
-            present = frame.columns
-            variants = {
-                "hand-written, AWGS 2019, 5 columns": create(hand_written("postgres", "cohort")),
-                "emitted SQL, AWGS 2019, same 5 columns": create(
-                    emitted("postgres", "cohort", present, True)
-                ),
-                "emitted SQL, all definitions, every column": create(
-                    emitted("postgres", "cohort", present, False)
-                ),
-            }
-            return run_alternately(variants, repeats)
+            chosen = variants(lambda sql, _: create(sql), "postgres", frame.columns, None, "")
+            return run_alternately(chosen, repeats)
         finally:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 

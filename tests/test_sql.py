@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +19,7 @@ from polars.testing import assert_frame_equal
 
 import sarcokit
 import sarcokit.sql
+import test_spark
 from sarcokit.definitions import DEFINITION_IDS, definitions, definitions_hash, load_definition
 from sarcokit.fields import field_specs
 from sarcokit.screening import instruments
@@ -161,6 +160,9 @@ def assert_same(got: pl.DataFrame, expected: pl.DataFrame) -> None:
         assert (difference <= allowed).all(), f"{name}: values differ beyond rounding"
 
 
+# The local[2] session of the Spark tests, shared.
+spark_session = test_spark.spark
+
 CHOICES = [None, *([d] for d in DEFINITION_IDS)]
 
 
@@ -275,30 +277,11 @@ def test_postgres_runs_the_sql_like_polars(
 # Spark --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from pyspark.sql import SparkSession
-
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.fail("Java (17 or later) is required for the Spark tests; none found on PATH")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("sarcokit-sql-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-
-
 @pytest.mark.parametrize("chosen", [None, [_local_id(), "sdoc2020"]], ids=["all", "local"])
 def test_spark_runs_the_sql_like_polars(
-    spark: Any, subjects: pl.DataFrame, chosen: list[str] | None
+    spark_session: Any, subjects: pl.DataFrame, chosen: list[str] | None
 ) -> None:
+    spark = spark_session
     table = f"subjects_{secrets.token_hex(3)}"
     spark.createDataFrame(
         subjects.to_arrow(compat_level=pl.CompatLevel.oldest())

@@ -22,13 +22,21 @@ import re
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import narwhals as nw
 import polars as pl
 
-from sarcokit.definitions import definitions, definitions_hash
-from sarcokit.engine import ASM_EQUATIONS, EstimateAsm, output_names, polars_dtype, stages
+from sarcokit.definitions import definitions, definitions_hash, on_local_load
+from sarcokit.engine import (
+    ASM_EQUATIONS,
+    PIPELINE_CACHE_SIZE,
+    EstimateAsm,
+    output_names,
+    polars_dtype,
+    stages,
+)
 from sarcokit.engine import _output_columns as output_columns
 from sarcokit.fields import input_columns
 
@@ -291,6 +299,15 @@ class _Translator:
         return _Sql(f"CASE {' '.join(branches)} ELSE {this} END")
 
 
+def _output_name(expression: nw.Expr) -> str:
+    """The column an expression produces: its last alias, else the column it starts from."""
+    for node in reversed(expression._nodes):
+        if node.name == "alias":
+            return str(node.kwargs["name"])
+    # Anything else (a literal, a horizontal function) is named as Polars names it.
+    return output_names([expression])[0]
+
+
 def _columns_of(expression: nw.Expr) -> set[str]:
     """The columns an expression reads."""
     found: set[str] = set()
@@ -334,6 +351,31 @@ def compile_query(
     With `view`, the query is a `CREATE VIEW`; otherwise a `SELECT`. `columns` narrows the
     result to some of its columns (the database then skips the work only they need).
     """
+    return _compile(
+        tuple(definition_ids) if definition_ids else None,
+        dialect,
+        table,
+        view,
+        None if present is None else tuple(present),
+        estimate_asm,
+        tuple(keep),
+        None if columns is None else tuple(columns),
+    )
+
+
+# Compiling walks every expression of the pipeline (seconds for all definitions); a DuckDB or
+# Spark frame evaluated again with the same columns reuses the query.
+@lru_cache(maxsize=PIPELINE_CACHE_SIZE)
+def _compile(
+    definition_ids: tuple[str, ...] | None,
+    dialect: Dialect,
+    table: str,
+    view: str | None,
+    present: tuple[str, ...] | None,
+    estimate_asm: EstimateAsm | None,
+    keep: tuple[str, ...],
+    columns: tuple[str, ...] | None,
+) -> CompiledQuery:
     if dialect not in DIALECTS:
         raise SqlError(f"dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
     if estimate_asm is not None and estimate_asm not in ASM_EQUATIONS:
@@ -342,7 +384,7 @@ def compile_query(
     ids = tuple(d.id for d in chosen)
     inputs = input_columns()
     if present is None:
-        present = [name for name in inputs if name != "id"]
+        present = tuple(name for name in inputs if name != "id")
     unknown = sorted(set(present) - set(inputs))
     if unknown:
         raise SqlError(f"present={unknown}: not subject-record fields (see fields.toml)")
@@ -356,7 +398,7 @@ def compile_query(
         result = [c for c in result if c in columns or c in carried]
     sql = _Translator(dialect)
     pipeline = [
-        dict(zip(output_names(stage), stage, strict=True))
+        {_output_name(expression): expression for expression in stage}
         for stage in stages(ids, estimate_asm, given)
         if stage
     ]
@@ -455,3 +497,6 @@ def evaluate_native(
         native.createOrReplaceTempView(name)
         return native.sparkSession.sql(to_sql(definition_ids, "spark", table=name, **options))
     return None
+
+
+on_local_load(_compile.cache_clear)

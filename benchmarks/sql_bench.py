@@ -207,8 +207,9 @@ def bench_duckdb(directory: Path, source: Path, repeats: int) -> dict[str, list[
 
 
 def check_same(first: Path, second: Path) -> None:
-    a = pl.read_parquet(first).sort("id")
-    b = pl.read_parquet(second).sort("id")
+    """Stop unless two results (a Parquet file, or Spark's folder of them) are identical."""
+    a = pl.read_parquet(first / "*.parquet" if first.is_dir() else first).sort("id")
+    b = pl.read_parquet(second / "*.parquet" if second.is_dir() else second).sort("id")
     if not a.equals(b.select(a.columns)):
         raise SystemExit(f"{first.name} and {second.name} differ: the comparison is void")
 

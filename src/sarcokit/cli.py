@@ -798,3 +798,54 @@ def meta(
     console.print(
         f"table: {output / 'meta.csv'}\nforest: {forest}\nfunnel: {funnel}", highlight=False
     )
+
+
+@app.command("sql")
+def sql_command(
+    dialect: Annotated[str, typer.Option(help="duckdb, postgres or spark.")] = "duckdb",
+    definitions: Annotated[
+        str | None, typer.Option(help="Comma-separated definition ids (default: all).")
+    ] = None,
+    criteria: Annotated[list[Path] | None, typer.Option("--criteria", help=CRITERIA_HELP)] = None,
+    table: Annotated[str, typer.Option(help="The table of subject records to read.")] = "subjects",
+    view: Annotated[
+        str | None, typer.Option(help="Emit CREATE VIEW <name> AS … instead of a SELECT.")
+    ] = None,
+    fields: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated subject-record columns the table has (default: every field "
+            "of fields.toml); the others are read as unknown. Include id to carry it through."
+        ),
+    ] = None,
+    estimate_asm: Annotated[
+        str | None, typer.Option(help="wen2011: estimate ASM where none was measured.")
+    ] = None,
+) -> None:
+    """Print SQL that computes the result columns inside a database (no Python at query time)."""
+    from sarcokit.fields import input_columns
+    from sarcokit.sql import DIALECTS, SqlError, to_sql
+
+    if dialect not in DIALECTS:
+        raise _fail(f"--dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
+    local = _load_criteria(criteria)
+    chosen = _with_local(_definition_ids(definitions), local)
+    present = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    unknown = [f for f in present or [] if f not in input_columns()]
+    if unknown:
+        raise _fail(
+            f"--fields {', '.join(unknown)}: not subject-record fields; expected names from "
+            "fields.toml such as sex, age, grip_kg, height_m"
+        )
+    try:
+        text = to_sql(
+            chosen,
+            dialect,
+            table=table,
+            view=view,
+            present=present,
+            estimate_asm=estimate_asm,
+        )
+    except SqlError as error:
+        raise _fail(str(error)) from None
+    typer.echo(text + ";")

@@ -464,6 +464,11 @@ def _output_columns(
     return keep
 
 
+# DuckDB relations and Spark DataFrames run the rules as one SQL query compiled from these same
+# stages (sarcokit.sql), rather than through Narwhals; False restores the Narwhals path (the
+# benchmarks compare the two).
+SQL_BACKENDS = True
+
 # On a few rows the query planner, not the data, is the cost: of its passes only common
 # subexpression elimination pays for itself (thresholds repeat their operands), and the
 # in-memory engine skips the streaming engine's setup. ~25% off a one-record assessment; from
@@ -511,6 +516,12 @@ def evaluate(
         if native.height <= SMALL_FRAME_ROWS:
             return result.collect(engine="in-memory", optimizations=_SMALL_FRAME_FLAGS)  # type: ignore[return-value]
         return result.collect()  # type: ignore[return-value]
+    if SQL_BACKENDS and not explain:
+        from sarcokit.sql import evaluate_native
+
+        compiled = evaluate_native(native, chosen, estimate_asm, sorted(present), keep)
+        if compiled is not None:
+            return compiled  # type: ignore[no-any-return]
     nw_frame = nw_frame.with_columns(
         *(
             nw.lit(None, dtype=spec.dtype()).alias(name)

@@ -383,6 +383,28 @@ def test_report_pdf_in_the_reader_language(clinic: Clinic) -> None:
     assert clinic.api("clinician").get("/api/v1/visits/999999/report.pdf").status_code == 404
 
 
+def test_report_page_one_leads_with_the_lead_definition_and_the_file_is_named(
+    clinic: Clinic,
+) -> None:
+    api = clinic.api("clinician")
+    visit = add_visit(api, add_patient(api, "MRN 12/7")["id"], visit_date="2026-01-10")
+    response = api.get(f"/api/v1/visits/{visit['id']}/report.pdf")
+    assert response.status_code == 200
+    # The record number, made safe for a file name, and the visit date.
+    assert 'filename="sarcokit-MRN_12_7-2026-01-10.pdf"' in response.headers["content-disposition"]
+    pages = pypdf.PdfReader(io.BytesIO(response.content)).pages
+    first = " ".join(pages[0].extract_text().split())
+    # The clinic's lead definition (AWGS 2019, the default) comes first with its category and
+    # reasons; the other definitions, then the measurements, after it.
+    assert first.index("AWGS 2019") < first.index("severe sarcopenia")
+    assert "grip 16.0 kg < 18 kg (women) → low strength" in first
+    assert "Start progressive resistance exercise." in first
+    whole = " ".join(" ".join(p.extract_text() for p in pages).split())
+    lead = whole.index("AWGS 2019")
+    assert lead < whole.index("Other definitions") < whole.index("EWGSOP2")
+    assert whole.index("EWGSOP2") < whole.index("Measurements")
+
+
 # -- research export -------------------------------------------------------------------------
 
 

@@ -353,6 +353,8 @@ def test_visit_result_in_two_languages_pdf_and_history(
     with page.expect_navigation():
         page.click(f'a[href="/visits/{visit_id}/report"]')
     assert RECORD_NUMBER in page.locator("header").inner_text()
+    # A print button, wired by the clinic's own script file (no inline script under the CSP).
+    assert page.locator("button#print-report").is_visible()
     assert (
         page.locator('[data-definition="awgs2019"] [data-category]').get_attribute("data-category")
         == "severe_sarcopenia"

@@ -35,7 +35,7 @@ from sarcokit.web.export import ExportKind
 from sarcokit.web.i18n import CORE_LANG, best_language
 from sarcokit.web.identity import TOKEN_NAME_LENGTH, free_text
 from sarcokit.web.models import AuditEvent, LocalDefinition, User, Visit
-from sarcokit.web.report import PDF_MAX_BYTES, PDF_TIMEOUT_S, visit_pdf
+from sarcokit.web.report import PDF_MAX_BYTES, PDF_TIMEOUT_S, report_filename, visit_pdf
 from sarcokit.web.schemas import (
     AuditOut,
     DefinitionUpload,
@@ -337,7 +337,8 @@ def read_report(db: Db, principal: Clinician, visit_id: int, lang: Language = No
     """The printable report for the chart, in the reader's language."""
     visit = visit_or_404(db, principal, visit_id, "visit.report")
     pdf = visit_pdf(visit, _language(principal, lang))
-    return Response(pdf, media_type="application/pdf")
+    disposition = f'attachment; filename="{report_filename(visit)}"'
+    return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": disposition})
 
 
 # -- research ------------------------------------------------------------------------------

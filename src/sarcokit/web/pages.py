@@ -39,7 +39,7 @@ from sarcokit.web.history import history
 from sarcokit.web.i18n import CORE_LANG, LANGUAGES, translator
 from sarcokit.web.identity import REASON_LENGTH, TOKEN_NAME_LENGTH, free_text
 from sarcokit.web.models import AuditEvent, Patient, User, Visit
-from sarcokit.web.report import report_context, visit_pdf
+from sarcokit.web.report import report_context, report_filename, visit_pdf
 from sarcokit.web.security import (
     ROLES,
     close_session,
@@ -596,7 +596,7 @@ def report_page(request: Request, db: Db, principal: Clinician, visit_id: int) -
 def report_pdf(db: Db, principal: Clinician, visit_id: int) -> Response:
     """The visit report as a PDF, in the user's language."""
     visit = visit_or_404(db, principal, visit_id, "visit.report")
-    filename = f"sarcokit-visit-{visit.id}.pdf"
+    filename = report_filename(visit)
     return Response(
         visit_pdf(visit, principal.user.language),
         media_type="application/pdf",

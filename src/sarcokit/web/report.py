@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -98,6 +99,12 @@ def answer_rows(measurements: dict[str, Any], language: str) -> list[tuple[str, 
                 text = answer.text[key] if answer else _number(measurements[item.field])
                 rows.append((questionnaire.title[key], item.component[key], text))
     return rows
+
+
+def report_filename(visit: Visit) -> str:
+    """The PDF's file name: record number and visit date, so a download files itself."""
+    record = re.sub(r"[^A-Za-z0-9._-]+", "_", visit.patient.record_number).strip("._")[:64]
+    return f"sarcokit-{record or visit.patient_id}-{visit.visit_date.isoformat()}.pdf"
 
 
 def report_context(visit: Visit, language: str) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def test_a_launch_from_another_site_opens_the_filled_visit(
     assert sources_of(html) == expected_sources(pid)
     for name in ("grip_kg__1", "gait_speed_m_s", "height_m", "asm_kg"):
         assert page.input_value(f'input[name="{name}"]') == EXPECTED_VALUES[name]
-    page.click('form.visit button[type="submit"]')
+    page.click('form.visit button.primary[type="submit"]')
     page.wait_for_url(re.compile(r"/visits/\d+$"))
     assert page.get_attribute(".smart-write-back", "data-write-back") == "written"
     assert not watch.errors, watch.errors

@@ -111,6 +111,7 @@ class DefinitionResult:
             outcomes=dict(data.get("outcomes") or {}),
             case_finding=dict(data.get("case_finding") or {}),
             local=bool(data.get("local", False)),
+            sha256=data.get("sha256"),
             lang=lang,
             recorded_reasons=(
                 None if explanations is not None else tuple(data.get("reasons") or ())

@@ -225,6 +225,9 @@ class DefinitionOut(BaseModel):
     local: bool | None = Field(
         None, description="true for a clinic's own definition file", exclude_if=_absent
     )
+    sha256: str | None = Field(
+        None, description="SHA-256 of a local definition file's text", exclude_if=_absent
+    )
 
 
 class ResultOut(BaseModel):

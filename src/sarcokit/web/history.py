@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -12,9 +12,9 @@ from importlib.resources import files
 from typing import Any
 
 from sarcokit.definitions import DefinitionRef, resolve
-from sarcokit.fields import input_columns, to_canonical, trial_inputs
 from sarcokit.screening import instruments
 from sarcokit.thresholds import SYMBOL, Threshold, applicable_variants
+from sarcokit.web.export import canonical_measurements
 from sarcokit.web.forms import history_specs
 from sarcokit.web.models import Patient, Visit
 
@@ -96,21 +96,6 @@ def cutoff_lines(input_name: str, definition_id: DefinitionRef, sex: str) -> tup
     return tuple(CutoffLine(v, ", ".join(dict.fromkeys(t))) for v, t in sorted(lines.items()))
 
 
-def _measured(measurements: Mapping[str, Any], name: str) -> float | None:
-    """A measured input in its canonical unit, from the values as entered (grip in lb → kg by
-    the field's own conversion, the best of the grip trials)."""
-    for listed, (spec, unit_input) in trial_inputs().items():
-        trials = measurements.get(listed)
-        if spec.name == name and trials:
-            # The best trial, in the unit the trials were entered in, then converted.
-            return to_canonical(unit_input, max(float(t) for t in trials))
-    for given, (spec, _) in input_columns().items():
-        value = measurements.get(given)
-        if spec.name == name and isinstance(value, int | float):
-            return to_canonical(given, float(value))
-    return None
-
-
 def charted_value(visit: Visit, name: str) -> float | None:
     """One charted measure of a visit, read from what was saved (the engine is not run):
     derived values and the SARC-F total from the stored result, measured inputs from the
@@ -122,7 +107,8 @@ def charted_value(visit: Visit, name: str) -> float | None:
     elif name == "sarc_f_total":
         value = ((result.get("screening") or {}).get("sarc_f") or {}).get("total")
     else:
-        value = _measured(visit.measurements, name)
+        # Every unit's trials and values in the canonical unit, as the research export has them.
+        value = canonical_measurements(visit.measurements).get(name)
     return None if value is None else float(value)
 
 

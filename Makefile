@@ -24,7 +24,7 @@ export UV_PYTHON_DOWNLOADS := never
 # without `make lock` stops with uv's "needs to be updated".
 UV_SYNC = $(UV) sync --locked --offline --quiet $(1) 2>/dev/null || $(UV) sync --locked $(1)
 
-.PHONY: run test assess browser-deps catalogues docs clean postgres-roles lock
+.PHONY: run test assess browser-deps catalogues docs clean postgres-roles lock r-agreement
 
 $(UV):
 	rm -rf $(UV_DIR) $(UV_DIR).tmp
@@ -110,3 +110,13 @@ $(R_STAMP): | $(STAMP)
 	touch $(R_STAMP)
 
 test: $(R_STAMP)
+
+# The table of every number the statistics tests compare with R (sarcokit vs metafor, lme4,
+# survival, survey on the same data), written from the assertions themselves.
+r-agreement: $(STAMP) $(R_STAMP)
+	SARCOKIT_R_AGREEMENT=docs/evidence/r-agreement.body.md $(BIN)/pytest -q \
+		tests/test_stats_meta.py tests/test_stats_outcomes.py tests/test_cohort_outcomes.py \
+		tests/test_meta_cli.py
+	cat docs/evidence/r-agreement.head.md docs/evidence/r-agreement.body.md \
+		> docs/evidence/r-agreement.md
+	rm docs/evidence/r-agreement.body.md

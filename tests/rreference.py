@@ -6,12 +6,50 @@ test that needs it: a reference that did not run is not agreement.
 
 from __future__ import annotations
 
+import math
+import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import polars as pl
+
+# Every comparison with R made in this test session: (test id, ours, R's, tolerance). The
+# agreement table (conftest.py, SARCOKIT_R_AGREEMENT) is written from it, so the figures quoted
+# as "sarcokit vs R" are the very numbers the assertions checked.
+COMPARISONS: list[tuple[str, float, float, float]] = []
+
+
+def agrees(got: float, expected: float, tol: float = 1e-6, *, rel: float = 0.0) -> bool:
+    """Whether a value equals R's within max(tol, rel × |R's|); every comparison is recorded."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
+    allowed = max(tol, rel * abs(expected))
+    COMPARISONS.append((test, float(got), float(expected), allowed))
+    return math.isfinite(got) and math.isfinite(expected) and abs(got - expected) <= allowed
+
+
+def agreement_table() -> str:
+    """A Markdown table of the session's comparisons with R: per test, count and largest gap."""
+    by_test: dict[str, list[tuple[float, float, float]]] = {}
+    for test, got, expected, allowed in COMPARISONS:
+        by_test.setdefault(test, []).append((got, expected, allowed))
+    lines = [
+        "| test (R package run on the same data) | numbers compared | largest abs. difference "
+        "| tolerance | all within |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for test, rows in sorted(by_test.items()):
+        gaps = [abs(got - expected) for got, expected, _ in rows]
+        tolerance = max(allowed for _, _, allowed in rows)
+        within = all(gap <= allowed for gap, (_, _, allowed) in zip(gaps, rows, strict=True))
+        lines.append(
+            f"| `{test}` | {len(rows)} | {max(gaps):.1e} | {tolerance:.0e} | "
+            f"{'yes' if within else '**no**'} |"
+        )
+    total = len(COMPARISONS)
+    lines.append(f"\n{total} numbers compared in all.\n")
+    return "\n".join(lines)
 
 
 def rscript() -> str:

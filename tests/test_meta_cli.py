@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
-import pytest
 from typer.testing import CliRunner
 
-from rreference import run_r
+from rreference import agrees, run_r
 from sarcokit.cli import app
 
 runner = CliRunner()
@@ -59,11 +58,11 @@ def test_meta_table_writes_csv_and_figures_that_match_metafor(tmp_path: Path) ->
         "out <- c(p = b$pred, lo = b$ci.lb, hi = b$ci.ub, pilo = b$pi.lb, pihi = b$pi.ub)\n",
         {"s": TABLE},
     )
-    assert pooled["proportion"] == pytest.approx(reference["p"], abs=1e-6)
-    assert pooled["ci_low"] == pytest.approx(reference["lo"], abs=1e-6)
-    assert pooled["ci_high"] == pytest.approx(reference["hi"], abs=1e-6)
-    assert pooled["pi_low"] == pytest.approx(reference["pilo"], abs=1e-6)
-    assert pooled["pi_high"] == pytest.approx(reference["pihi"], abs=1e-6)
+    assert agrees(pooled["proportion"], reference["p"])
+    assert agrees(pooled["ci_low"], reference["lo"])
+    assert agrees(pooled["ci_high"], reference["hi"])
+    assert agrees(pooled["pi_low"], reference["pilo"])
+    assert agrees(pooled["pi_high"], reference["pihi"])
     assert table.filter(pl.col("row") == "study").height == 10
     assert table.filter(pl.col("row") == "between_subgroups").height == 1
     assert table.filter(pl.col("row") == "egger_test").height == 1
@@ -116,7 +115,7 @@ def test_meta_regression_option_matches_metafor(tmp_path: Path) -> None:
         "out <- c(slope = r$beta[2], se = r$se[2], p = r$QMp, tau2 = r$tau2)\n",
         {"s": table},
     )
-    assert row["slope"] == pytest.approx(reference["slope"], abs=1e-6)
-    assert row["slope_se"] == pytest.approx(reference["se"], abs=1e-6)
-    assert row["qm_p"] == pytest.approx(reference["p"], abs=1e-6)
-    assert row["tau2"] == pytest.approx(reference["tau2"], abs=1e-6)
+    assert agrees(row["slope"], reference["slope"])
+    assert agrees(row["slope_se"], reference["se"])
+    assert agrees(row["qm_p"], reference["p"])
+    assert agrees(row["tau2"], reference["tau2"])

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from rreference import run_r
+from rreference import agrees, run_r
 from sarcokit.stats.meta import (
     Measure,
     Studies,
@@ -161,10 +161,10 @@ def test_pooled_proportion_matches_metafor(dataset: str) -> None:
                 for name in FIELDS:
                     expected = reference[f"{key}.{name}"]
                     got = getattr(fit, name)
-                    assert got == pytest.approx(expected, abs=TOL), (key, name, got, expected)
+                    assert agrees(got, expected), (key, name, got, expected)
                     compared += 1
                 for i, weight in enumerate(fit.weights, start=1):
-                    assert weight == pytest.approx(reference[f"{key}.weight{i}"], abs=TOL)
+                    assert agrees(weight, reference[f"{key}.weight{i}"])
     assert compared == 2 * 3 * 2 * len(FIELDS)
 
 
@@ -181,10 +181,10 @@ def test_effect_sizes_match_escalc_with_zero_cells() -> None:
     ly, lv = effect_sizes(SPARSE["events"], SPARSE["n"], "logit")
     fy, fv = effect_sizes(SPARSE["events"], SPARSE["n"], "ft")
     for i in range(8):
-        assert ly[i] == pytest.approx(reference[f"ly{i + 1}"], abs=1e-9)
-        assert lv[i] == pytest.approx(reference[f"lv{i + 1}"], abs=1e-9)
-        assert fy[i] == pytest.approx(reference[f"fy{i + 1}"], abs=1e-9)
-        assert fv[i] == pytest.approx(reference[f"fv{i + 1}"], abs=1e-9)
+        assert agrees(ly[i], reference[f"ly{i + 1}"], 1e-9)
+        assert agrees(lv[i], reference[f"lv{i + 1}"], 1e-9)
+        assert agrees(fy[i], reference[f"fy{i + 1}"], 1e-9)
+        assert agrees(fv[i], reference[f"fv{i + 1}"], 1e-9)
         # Miller's inverse at each study's own n returns its observed proportion.
         p = SPARSE["events"][i] / SPARSE["n"][i]
         assert float(ipft(fy[i], float(SPARSE["n"][i]))[0]) == pytest.approx(p, abs=1e-9)
@@ -235,31 +235,31 @@ def test_subgroups_regression_and_egger_match_metafor() -> None:
     assert groups.levels == ["community", "hospital"]
     for level, fit in zip(groups.levels, groups.pooled, strict=True):
         for name in ("estimate", "se", "tau2"):
-            assert getattr(fit, name) == pytest.approx(reference[f"{level} {name}"], abs=TOL)
-    assert groups.q_between == pytest.approx(reference["q_between"], abs=TOL)
-    assert groups.p_between == pytest.approx(reference["p_between"], abs=TOL)
+            assert agrees(getattr(fit, name), reference[f"{level} {name}"])
+    assert agrees(groups.q_between, reference["q_between"])
+    assert agrees(groups.p_between, reference["p_between"])
     mr = meta_regression(studies, "mean_age")
-    assert mr.intercept == pytest.approx(reference["intercept"], abs=TOL)
-    assert mr.slope == pytest.approx(reference["slope"], abs=TOL)
-    assert mr.intercept_se == pytest.approx(reference["intercept_se"], abs=TOL)
-    assert mr.slope_se == pytest.approx(reference["slope_se"], abs=TOL)
-    assert mr.tau2 == pytest.approx(reference["mr_tau2"], abs=TOL)
-    assert mr.i2 == pytest.approx(reference["mr_i2"], abs=TOL)
-    assert mr.qe == pytest.approx(reference["qe"], abs=TOL)
-    assert mr.qe_p == pytest.approx(reference["qe_p"], abs=TOL)
-    assert mr.qm == pytest.approx(reference["qm"], abs=TOL)
-    assert mr.qm_p == pytest.approx(reference["qm_p"], abs=TOL)
+    assert agrees(mr.intercept, reference["intercept"])
+    assert agrees(mr.slope, reference["slope"])
+    assert agrees(mr.intercept_se, reference["intercept_se"])
+    assert agrees(mr.slope_se, reference["slope_se"])
+    assert agrees(mr.tau2, reference["mr_tau2"])
+    assert agrees(mr.i2, reference["mr_i2"])
+    assert agrees(mr.qe, reference["qe"])
+    assert agrees(mr.qe_p, reference["qe_p"])
+    assert agrees(mr.qm, reference["qm"])
+    assert agrees(mr.qm_p, reference["qm_p"])
     hk = meta_regression(studies, "mean_age", method="DL", hartung_knapp=True)
-    assert hk.slope_se == pytest.approx(reference["hk_slope_se"], abs=TOL)
-    assert hk.qm == pytest.approx(reference["hk_qm"], abs=TOL)
-    assert hk.qm_p == pytest.approx(reference["hk_qm_p"], abs=TOL)
-    assert hk.tau2 == pytest.approx(reference["hk_tau2"], abs=TOL)
+    assert agrees(hk.slope_se, reference["hk_slope_se"])
+    assert agrees(hk.qm, reference["hk_qm"])
+    assert agrees(hk.qm_p, reference["hk_qm_p"])
+    assert agrees(hk.tau2, reference["hk_tau2"])
     pairs: tuple[tuple[str, Measure], ...] = (("PLO", "logit"), ("PFT", "ft"))
     for r_measure, measure in pairs:
         egger = egger_test(studies, measure=measure)
-        assert egger.t == pytest.approx(reference[f"{r_measure} egger_t"], abs=TOL)
-        assert egger.p == pytest.approx(reference[f"{r_measure} egger_p"], abs=TOL)
-        assert egger.intercept == pytest.approx(reference[f"{r_measure} egger_limit"], abs=TOL)
+        assert agrees(egger.t, reference[f"{r_measure} egger_t"])
+        assert agrees(egger.p, reference[f"{r_measure} egger_p"])
+        assert agrees(egger.intercept, reference[f"{r_measure} egger_limit"])
 
 
 R_GLMM = """
@@ -295,14 +295,14 @@ def test_glmm_matches_metafor(dataset: str) -> None:
     # lme4's log-likelihood is relative to the saturated model Σ log Bin(x_i; n_i, x_i/n_i).
     saturated = float(np.sum(stats.binom.logpmf(x, n, x / n)))
     at_r = glmm_loglik(studies, reference["estimate"], reference["tau2"]) - saturated
-    assert at_r == pytest.approx(reference["loglik"], abs=1e-5)
+    assert agrees(at_r, reference["loglik"], 1e-5)
     fit = pool_glmm(studies)
     assert fit.loglik - saturated >= reference["loglik"] - 1e-5
     for name in ("estimate", "tau2", "se", "ci_low", "ci_high", "pi_low", "pi_high", "i2"):
         scale = 100 if name == "i2" else 1
         rel = 1e-3 if name in ("se", "ci_low", "ci_high", "pi_low", "pi_high") else 1e-4
         expected = reference[name]
-        assert getattr(fit, name) == pytest.approx(expected, abs=1e-4 * scale, rel=rel), name
+        assert agrees(getattr(fit, name), expected, 1e-4 * scale, rel=rel), name
 
 
 def test_prevalence_with_ci_gives_effective_counts() -> None:

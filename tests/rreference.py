@@ -21,8 +21,10 @@ import polars as pl
 COMPARISONS: list[tuple[str, float, float, float]] = []
 
 
-def agrees(got: float, expected: float, tol: float = 1e-6, *, rel: float = 0.0) -> bool:
+def agrees(got: float | None, expected: float, tol: float = 1e-6, *, rel: float = 0.0) -> bool:
     """Whether a value equals R's within max(tol, rel × |R's|); every comparison is recorded."""
+    # A missing value of ours never agrees (recorded as NaN, so the table shows it).
+    got = math.nan if got is None else got
     test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
     allowed = max(tol, rel * abs(expected))
     COMPARISONS.append((test, float(got), float(expected), allowed))

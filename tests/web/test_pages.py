@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pypdf
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from web.support import PASSWORD, Clinic, add_patient, csrf_of, make_app
+from web.support import PASSWORD, Clinic, add_patient, add_visit, csrf_of, make_app
 
 # The AWGS 2019 worked example of the context (Chen 2020, Figure 1): a woman with grip 16.0 kg
 # (< 18), 6-m gait speed 0.7 m/s (< 1.0) and DXA ASM 11.9 kg at 1.50 m, ASMI 11.9 / 1.5² = 5.29
@@ -623,3 +625,71 @@ def test_a_change_below_the_meaningful_difference_is_not_flagged(sqlite_clinic: 
     grip = chart_of(_grip_history(sqlite_clinic, "H2", "20", "16"), "Grip strength (kg)")
     assert "meaningful" not in grip
     assert re.findall(r'<circle [^>]*class="([^"]+)"', grip) == ["point same", "point worse"]
+
+
+# -- administration -----------------------------------------------------------------------------
+
+
+def _settings_form(token: str, **extra: str) -> dict[str, str]:
+    return {"csrf_token": token, "lead": "awgs2019", "definition_ewgsop2": "on", **extra}
+
+
+def test_the_clinic_name_from_the_settings_heads_the_report_page_and_pdf(
+    sqlite_clinic: Clinic,
+) -> None:
+    clinic = sqlite_clinic
+    api = clinic.api("clinician")
+    visit = add_visit(api, add_patient(api, "CN-1")["id"])
+    admin, token = clinic.browser("admin")
+    name = "Geriatric Medicine, Ward 7 · 老年医学科"
+    # Not named yet: the report carries no clinic line.
+    clinician, _ = clinic.browser("clinician")
+    assert 'class="clinic-name"' not in get(clinician, f"/visits/{visit['id']}/report").text
+
+    saved = post(admin, "/admin/settings", _settings_form(token, clinic_name=f"  {name} "))
+    assert saved.status_code == 303, saved.text
+    assert f'value="{name}"' in get(admin, "/admin").text
+    page = get(clinician, f"/visits/{visit['id']}/report").text
+    assert f'<p class="clinic-name">{name}</p>' in page
+    # The page's header names the clinic before the report's title.
+    assert page.index(name) < page.index("Sarcopenia assessment report</h1>")
+    pdf = api.get(f"/api/v1/visits/{visit['id']}/report.pdf")
+    assert pdf.status_code == 200
+    first = "".join(pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text().split())
+    assert "".join(name.split()) in first
+
+    # A name with a control character is refused, naming the field; nothing changes.
+    refused = post(admin, "/admin/settings", {**_settings_form(token), "clinic_name": "Ward\x07"})
+    assert refused.status_code == 422
+    assert 'data-field="clinic_name"' in refused.text
+    too_long = post(admin, "/admin/settings", _settings_form(token, clinic_name="x" * 201))
+    assert too_long.status_code == 422 and 'data-field="clinic_name"' in too_long.text
+    assert (
+        f'<p class="clinic-name">{name}</p>' in get(clinician, f"/visits/{visit['id']}/report").text
+    )
+    # An empty name takes the line off the report.
+    assert post(admin, "/admin/settings", _settings_form(token, clinic_name="")).status_code == 303
+    assert 'class="clinic-name"' not in get(clinician, f"/visits/{visit['id']}/report").text
+
+
+def test_creating_an_account_shows_a_confirmation(sqlite_clinic: Clinic) -> None:
+    admin, token = sqlite_clinic.browser("admin")
+    form = {
+        "csrf_token": token,
+        "username": "nurse_li",
+        "display_name": "Li",
+        "password": PASSWORD,
+        "role_clinician": "on",
+        "language": "en",
+    }
+    created = post(admin, "/admin/users", form)
+    # Redirected, so a reload does not post the form again.
+    assert created.status_code == 303
+    assert re.fullmatch(r"/admin\?created=\d+", created.headers["location"]), created.headers
+    shown = get(admin, created.headers["location"]).text
+    notice = re.search(r'<div class="notice" role="status">([^<]*)</div>', shown)
+    assert notice, "no confirmation after creating an account"
+    assert notice.group(1) == "Account nurse_li created (clinician)."
+    # The plain page and an unknown id show no confirmation.
+    assert 'class="notice"' not in get(admin, "/admin").text
+    assert 'class="notice"' not in get(admin, "/admin?created=999999").text

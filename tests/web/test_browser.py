@@ -372,7 +372,7 @@ def test_visit_result_in_two_languages_pdf_and_history(
     assert "severe sarcopenia" in rows.nth(0).inner_text().casefold()
     # A fall of 8 kg in grip exceeds the meaningful change (about 5-6.5 kg, Bohannon 2019)
     # and 0.25 m/s in gait speed exceeds 0.1 m/s (Perera 2006): the newer point is ringed.
-    for measure in ("Grip strength", "Gait speed"):
+    for measure in ("Grip strength", "Usual gait speed"):
         svg = page.locator(".charts figure", has_text=measure).locator("svg.chart")
         assert svg.locator("circle.point").count() == 2, measure
         assert svg.locator("circle.point.meaningful").count() == 1, measure

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import re
+import tomllib
 from collections.abc import Iterator
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from sarcokit.fields import field_specs
 from web.support import PASSWORD, Clinic, add_patient, add_visit, csrf_of, make_app
 
 # The AWGS 2019 worked example of the context (Chen 2020, Figure 1): a woman with grip 16.0 kg
@@ -396,7 +399,7 @@ def test_every_problem_is_shown_in_one_round_beside_its_input(sqlite_clinic: Cli
     shown = _field_problems(response.text)
     # Gait speed is plausible from 0 to 4 m/s (fields.toml); 175 m is plausible as cm.
     assert shown == {
-        "grip_kg": "Grip strength (dominant hand): “abc” is not a number.",
+        "grip_kg": "Grip strength: “abc” is not a number.",
         "height_m": "Height 175 m is not plausible — did you mean cm?",
         "gait_speed_m_s": "Usual gait speed 9 m/s is not plausible: expected 0 to 4 m/s.",
     }
@@ -693,3 +696,61 @@ def test_creating_an_account_shows_a_confirmation(sqlite_clinic: Clinic) -> None
     # The plain page and an unknown id show no confirmation.
     assert 'class="notice"' not in get(admin, "/admin").text
     assert 'class="notice"' not in get(admin, "/admin?created=999999").text
+
+
+# -- one label per field ------------------------------------------------------------------------
+
+
+def _label_cells(html: str) -> list[str]:
+    return [re.sub(r"\s+", " ", c).strip() for c in re.findall(r"<th>([^<]*)</th>", html)]
+
+
+def test_a_field_has_one_label_on_the_form_result_report_history_and_export(
+    sqlite_clinic: Clinic,
+) -> None:
+    # Issue 12: "one field has three different labels". Grip and gait speed are read from
+    # fields.toml's one `label` everywhere a person sees them, translated at the edge.
+    clinic = sqlite_clinic
+    patient_id = new_patient(clinic)
+    browser, token = clinic.browser("clinician")
+    form = get(browser, f"/patients/{patient_id}/visits/new").text
+    assert '<span class="label">Grip strength</span>' in form
+    assert '<span class="label">Usual gait speed</span>' in form
+    saved = post(
+        browser, f"/patients/{patient_id}/visits/new", {**SEVERE_AWGS, "csrf_token": token}
+    )
+    visit_url = saved.headers["location"]
+    result = _label_cells(get(browser, visit_url).text)
+    report = _label_cells(get(browser, f"{visit_url}/report").text)
+    for cells in (result, report):
+        assert cells.count("Grip strength") == 1, cells
+        # Measured directly, gait speed is one row (not again as a derived value).
+        assert cells.count("Usual gait speed") == 1, cells
+    history = get(browser, f"/patients/{patient_id}").text
+    chart_of(history, "Grip strength (kg)")
+    chart_of(history, "Usual gait speed (m/s)")
+    dictionary = clinic.api("researcher").get("/api/v1/export/dictionary").json()
+    described = {c["column"]: c["description"] for c in dictionary}
+    assert described["grip_kg"] == "Grip strength"
+    assert described["grip_kg_trial_1"] == "Grip strength, trial 1"
+    assert described["gait_speed_m_s"] == "Usual gait speed"
+    # In Chinese, the one label's one translation on every page.
+    post(browser, "/account/language", {"csrf_token": token, "language": "zh-CN", "next": "/"})
+    assert (
+        '<span class="label">握力</span>' in get(browser, f"/patients/{patient_id}/visits/new").text
+    )
+    for page in (visit_url, f"{visit_url}/report"):
+        assert _label_cells(get(browser, page).text).count("握力") == 1, page
+    chart_of(get(browser, f"/patients/{patient_id}").text, "握力 (kg)")
+
+
+def test_the_visit_form_file_gives_no_second_label_for_a_record_field() -> None:
+    form_file = tomllib.loads(files("sarcokit.web").joinpath("visit_form.toml").read_text("utf-8"))
+    specs = field_specs()
+    for section in form_file["sections"]:
+        for entry in section["fields"]:
+            if entry["field"] in specs:
+                assert "label" not in entry, entry["field"]
+                assert specs[entry["field"]].label, f"fields.toml: {entry['field']} has no label"
+    for entry in form_file["history"]:
+        assert "label" not in entry or entry["input"] not in specs, entry

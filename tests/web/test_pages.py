@@ -754,3 +754,21 @@ def test_the_visit_form_file_gives_no_second_label_for_a_record_field() -> None:
                 assert specs[entry["field"]].label, f"fields.toml: {entry['field']} has no label"
     for entry in form_file["history"]:
         assert "label" not in entry or entry["input"] not in specs, entry
+
+
+def test_a_reason_shows_a_derived_value_rounded_as_the_table_shows_it(
+    sqlite_clinic: Clinic,
+) -> None:
+    # A 4 m walk in 3.8 s is 1.0526… m/s: the table shows 1.05 m/s, and so must the reason.
+    patient_id = new_patient(sqlite_clinic)
+    browser, token = sqlite_clinic.browser("clinician")
+    form = {k: v for k, v in SEVERE_AWGS.items() if k != "gait_speed_m_s"}
+    form |= {"csrf_token": token, "walk_distance_m": "4", "walk_time_s": "3.8"}
+    saved = post(browser, f"/patients/{patient_id}/visits/new", form)
+    assert saved.status_code == 303, saved.text
+    page = get(browser, saved.headers["location"]).text
+    reasons = re.findall(r"<li[^>]*>([^<]*gait speed[^<]*)</li>", result_section(page, "awgs2019"))
+    assert reasons, "no reason names the gait speed"
+    assert all("1.05 m/s" in r and "1.053" not in r for r in reasons), reasons
+    row = re.search(r"<th>Usual gait speed</th><td>([^<]*)</td>", page)
+    assert row and row.group(1).split() == ["1.05", "m/s"], row

@@ -772,3 +772,14 @@ def test_a_reason_shows_a_derived_value_rounded_as_the_table_shows_it(
     assert all("1.05 m/s" in r and "1.053" not in r for r in reasons), reasons
     row = re.search(r"<th>Usual gait speed</th><td>([^<]*)</td>", page)
     assert row and row.group(1).split() == ["1.05", "m/s"], row
+
+
+def test_an_account_form_problem_reads_as_the_form_names_its_fields(sqlite_clinic: Clinic) -> None:
+    # Issue 12: creating an account without a role said "roles = []".
+    admin, token = sqlite_clinic.browser("admin")
+    form = {"csrf_token": token, "username": "nurse_wu", "password": PASSWORD, "language": "en"}
+    refused = post(admin, "/admin/users", form)
+    assert refused.status_code == 422
+    problems = re.findall(r'<li data-field="roles">([^<]*)</li>', refused.text)
+    assert problems == ["Roles: expected one or more of admin, clinician, researcher."], problems
+    assert "roles = " not in refused.text

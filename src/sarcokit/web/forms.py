@@ -346,10 +346,29 @@ def _label_ids() -> dict[str, str]:
     return {name: form_field.label for name, form_field in form_inputs().items()}
 
 
+# The inputs of the account, patient and settings forms, named as those forms label them.
+_PAGE_LABELS = {
+    "username": "Username",
+    "display_name": "Full name",
+    "password": "New password",
+    "roles": "Roles",
+    "language": "Language",
+    "record_number": "Record number",
+    "name": "Name",
+    "sex": "Sex",
+    "date_of_birth": "Date of birth",
+    "visit_date": "Visit date",
+    "clinic_name": "Clinic name (heads every report)",
+    "definitions": "Clinic definitions",
+}
+
+
 def field_label(name: str, gettext: Callable[..., str], language: str) -> str | None:
     """How the form names an input (translated), for messages that name the field."""
     if name in _label_ids():
         return gettext(_label_ids()[name])
+    if name in _PAGE_LABELS:
+        return gettext(_PAGE_LABELS[name])
     key = "zh" if language == "zh-CN" else "en"
     for questionnaire in questionnaires():
         for item in questionnaire.items:
@@ -397,4 +416,7 @@ def problem_text(problem: Problem, gettext: Callable[..., str], language: str) -
         )
     if problem.code == "conflict":
         return gettext("%(label)s is given in two ways; give it once.", label=label)
+    if problem.expected and problem.message.startswith(f"{problem.field} = "):
+        # A message in the developer's form (`roles = []; expected …`): what was expected.
+        return gettext("%(label)s: expected %(expected)s.", label=label, expected=problem.expected)
     return gettext("%(label)s: %(detail)s", label=label, detail=problem.message)

@@ -695,7 +695,8 @@ def test_creating_an_account_shows_a_confirmation(sqlite_clinic: Clinic) -> None
     assert notice.group(1) == "Account nurse_li created (clinician)."
     # The plain page and an unknown id show no confirmation.
     assert 'class="notice"' not in get(admin, "/admin").text
-    assert 'class="notice"' not in get(admin, "/admin?created=999999").text
+    for other in ("999999", "0", "-1", "abc", "²", "9" * 40):
+        assert 'class="notice"' not in get(admin, f"/admin?created={other}").text, other
 
 
 # -- one label per field ------------------------------------------------------------------------

@@ -56,9 +56,14 @@ def _offered(db: Db) -> list[str]:
 
 
 @router.get("/admin")
-def admin(request: Request, db: Db, principal: Admin, created: int = 0) -> HTMLResponse:
+def admin(request: Request, db: Db, principal: Admin, created: str = "") -> HTMLResponse:
     """Accounts and clinic settings; after an account was created, a line confirming it."""
-    made = store.user_by_id(db, created) if created else None
+    # Only a redirect sets `created`; anything else in it just shows the page.
+    made = (
+        store.user_by_id(db, int(created))
+        if created.isascii() and created.isdigit() and len(created) < 12
+        else None
+    )
     if made is None:
         return _admin_page(request, db, principal)
     gettext = translator(principal.user.language)

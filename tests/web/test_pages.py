@@ -637,10 +637,8 @@ def _settings_form(token: str, **extra: str) -> dict[str, str]:
     return {"csrf_token": token, "lead": "awgs2019", "definition_ewgsop2": "on", **extra}
 
 
-def test_the_clinic_name_from_the_settings_heads_the_report_page_and_pdf(
-    sqlite_clinic: Clinic,
-) -> None:
-    clinic = sqlite_clinic
+def test_the_clinic_name_from_the_settings_heads_the_report_page_and_pdf(clinic: Clinic) -> None:
+    # Both databases: the name is a JSON string in the settings table.
     api = clinic.api("clinician")
     visit = add_visit(api, add_patient(api, "CN-1")["id"])
     admin, token = clinic.browser("admin")

@@ -68,6 +68,8 @@ class FieldSpec:
     # A repeated test (grip): at most this many trials per record, in any of its units, as
     # `<input>_trials` (grip_kg_trials, grip_lb_trials); the best (highest) is the value. 0: none.
     trials: int = 0
+    # The field's one label (English; the clinic translates it): form, result, report, export.
+    label: str = ""
 
     def dtype(self) -> nw.dtypes.DType:
         """The column type of the field in a frame."""
@@ -146,6 +148,7 @@ def field_specs() -> dict[str, FieldSpec]:
             alternatives=alternatives,
             group=entry.get("group", "primary"),
             trials=int(entry.get("trials", 0)),
+            label=str(entry.get("label", "")),
         )
     return specs
 

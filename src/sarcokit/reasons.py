@@ -191,9 +191,10 @@ def format_value(value: Any, name: str, cutoffs: Sequence[float]) -> str:
     if isinstance(value, bool) or not isinstance(value, float):
         return str(value)
     if name in field_specs():
-        # A measured value is shown as given, unless conversion left a long tail (4 m / 4.7 s).
+        # A measured value is shown as given, unless conversion left a long tail (4 m / 3.8 s):
+        # then at the report's precision, as the result table shows it (1.05 m/s, not 1.053).
         given = repr(value).split(".")[-1]
-        decimals = max(1, min(len(given), 3))
+        decimals = max(1, len(given)) if len(given) <= 3 else REPORT_DECIMALS.get(name, 3)
     else:
         decimals = REPORT_DECIMALS.get(name, 2)
     shown = round_half_up(value, decimals)

@@ -115,6 +115,29 @@ def _assess_refuses_a_unit_slip(clinic: Clinic) -> None:
     assert response.json()["error"]["value"] == 158
 
 
+def _assess_refusals_speak_of_api_fields(clinic: Clinic) -> None:
+    # Issue 12: an API error suggested the CLI flag `--sex-coding`. The API has no flags: its
+    # errors name the JSON field and the values it takes.
+    api = clinic.api("clinician")
+    for record, field in (
+        ({"id": "w1", "sex": 2, "age": 75}, "sex"),
+        ({"id": "w1", "sex": "w", "age": 75}, "sex"),
+        (
+            {"id": "w1", "sex": "female", "age": 75, "grip_kg_trials": [16, 250]},
+            "grip_kg_trials[2]",
+        ),
+    ):
+        response = api.post("/api/v1/assess", json=record)
+        assert response.status_code == 422, record
+        error = response.json()["error"]
+        assert error["field"] == field, error
+        for problem in error["problems"]:
+            text = f"{problem['message']} {problem['expected']}"
+            assert "--" not in text and "sarcokit " not in text, text
+        if field == "sex":
+            assert "male" in error["expected"] and "female" in error["expected"], error
+
+
 def _assess_refuses_an_unknown_field(clinic: Clinic) -> None:
     record = {"id": "w1", "sex": "female", "age": 75, "grip_strength": 20}
     response = clinic.api("clinician").post("/api/v1/assess", json=record)
@@ -155,6 +178,7 @@ def test_assess_refusals_name_the_field(clinic: Clinic) -> None:
     _assess_refuses_bodies_that_are_not_an_object(clinic)
     _assess_refuses_an_unknown_definition(clinic)
     _assess_refuses_an_unknown_language(clinic)
+    _assess_refusals_speak_of_api_fields(clinic)
 
 
 # -- patients --------------------------------------------------------------------------------

@@ -366,3 +366,35 @@ def test_the_main_rules_hold_on_both_databases(clinic: Clinic) -> None:
     assert page.status_code == 303 and page.headers["location"] == "/login"
     browser, _ = clinic.browser("researcher")
     assert browser.get(f"/patients/{records.patient_id}").status_code == 403
+
+
+def test_every_page_form_refuses_a_post_without_its_csrf_token(sqlite_clinic: Clinic) -> None:
+    # The CSRF check is each form's dependency: a route that forgot it would act on this post.
+    clinic = sqlite_clinic
+    records = _records(clinic)
+    posts = sorted(
+        path
+        for method, path in app_routes(clinic.app)
+        if method == "POST" and not _is_api(path) and (method, path) not in CDS_CLIENT_ROUTES
+    )
+    assert "/admin/settings" in posts and "/patients/new" in posts
+    checked = set()
+    for role in ROLES:
+        browser, _ = clinic.browser(role)
+        for path in posts:
+            if role not in PERMISSIONS[("POST", path)] or path in ("/logout", "/setup"):
+                continue
+            for form in ({}, {"csrf_token": "forged"}):
+                response = browser.post(_concrete(path, records), data=form, follow_redirects=False)
+                assert response.status_code == 403, (role, path, form, response.status_code)
+            checked.add(path)
+        refused = browser.post("/logout", data={}, follow_redirects=False)
+        assert refused.status_code == 403
+        checked.add("/logout")
+    # Before a session exists: signing in takes the double-submit cookie's token.
+    anonymous = clinic.client()
+    anonymous.get("/login")
+    assert anonymous.post("/login", data={"csrf_token": "forged"}).status_code == 403
+    checked.add("/login")
+    # Setup is closed once an account exists (it redirects); test_pages checks its token.
+    assert set(posts) - checked == {"/setup"}

@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
 USERNAME = "dr_chen"
 RECORD_NUMBER = "BRW-2026-001"
+CLINIC_NAME = "Riverside Geriatric Clinic"
 TODAY = date.today()
 # The documented local definition example (issue 11), uploaded in the browser.
 EXAMPLE = REPO / "examples" / "local_definition.toml"
@@ -169,6 +170,21 @@ def _shoot(page: Page, tmp_path: Path, name: str) -> None:
         page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 
+def _shoot_pdf_page(pdf: bytes, tmp_path: Path, name: str) -> None:
+    # A PDF's first page as PNG (pdfium), like _shoot: under tmp_path, copied on request.
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(pdf)
+    try:
+        image = document[0].render(scale=1.5).to_pil()
+    finally:
+        document.close()
+    image.save(tmp_path / name)
+    if os.environ.get("SARCOKIT_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        image.save(SCREENSHOTS / name)
+
+
 def _switch_language(page: Page, code: str) -> None:
     # The page after the redirect reads the user's language from the database: it is right
     # only because the change commits before the redirect is answered (this once flaked when
@@ -254,6 +270,12 @@ def test_visit_result_in_two_languages_pdf_and_history(
     page = context.new_page()
     watch = Watch()
     watch.attach(page)
+    # The clinic's name, set once by the administrator, heads every report.
+    page.goto(f"{clinic_server.url}/admin")
+    page.fill('input[name="clinic_name"]', CLINIC_NAME)
+    with page.expect_navigation():
+        page.click('form[action="/admin/settings"] button[type="submit"]')
+    assert page.input_value('input[name="clinic_name"]') == CLINIC_NAME
     page.goto(f"{clinic_server.url}/patients")
     _register_patient(page, clinic_server)
     patient_url = page.url
@@ -353,8 +375,11 @@ def test_visit_result_in_two_languages_pdf_and_history(
     with page.expect_navigation():
         page.click(f'a[href="/visits/{visit_id}/report"]')
     assert RECORD_NUMBER in page.locator("header").inner_text()
-    # A print button, wired by the clinic's own script file (no inline script under the CSP).
+    assert page.locator("header .clinic-name").inner_text().strip() == CLINIC_NAME
+    # A print button, wired by the clinic's own script file (no inline script under the CSP),
+    # and a way back to the visit.
     assert page.locator("button#print-report").is_visible()
+    assert page.locator("a#back-to-visit").get_attribute("href") == f"/visits/{visit_id}"
     assert (
         page.locator('[data-definition="awgs2019"] [data-category]').get_attribute("data-category")
         == "severe_sarcopenia"
@@ -372,7 +397,7 @@ def test_visit_result_in_two_languages_pdf_and_history(
     assert "severe sarcopenia" in rows.nth(0).inner_text().casefold()
     # A fall of 8 kg in grip exceeds the meaningful change (about 5-6.5 kg, Bohannon 2019)
     # and 0.25 m/s in gait speed exceeds 0.1 m/s (Perera 2006): the newer point is ringed.
-    for measure in ("Grip strength", "Gait speed"):
+    for measure in ("Grip strength", "Usual gait speed"):
         svg = page.locator(".charts figure", has_text=measure).locator("svg.chart")
         assert svg.locator("circle.point").count() == 2, measure
         assert svg.locator("circle.point.meaningful").count() == 1, measure
@@ -394,6 +419,21 @@ def test_visit_result_in_two_languages_pdf_and_history(
     assert correction.locator("del").first.inner_text().strip() == "0.7 m/s"
     assert correction.locator("ins").first.inner_text().strip() == "0.75 m/s"
     _shoot(page, tmp_path, "correction-diff.png")
+
+    # The PDF a clinician signs, page 1: clinic, patient, the lead definition's category, its
+    # reasons and next steps, and the correction line.
+    pdf = page.request.get(f"{clinic_server.url}/visits/{visit_id}/report.pdf")
+    assert pdf.ok and pdf.body().startswith(b"%PDF")
+    first = " ".join(PdfReader(io.BytesIO(pdf.body())).pages[0].extract_text().split())
+    for expected in (
+        CLINIC_NAME,
+        RECORD_NUMBER,
+        "severe sarcopenia",
+        "Start progressive resistance exercise.",
+        "because: gait speed re-timed with a stopwatch",
+    ):
+        assert expected in first, (expected, first)
+    _shoot_pdf_page(pdf.body(), tmp_path, "report-pdf-page-1.png")
 
     assert watch.errors == [], "\n".join(watch.errors)
     context.close()
@@ -532,4 +572,70 @@ def test_api_docs_run_under_their_policy_without_violations(
     assert "ResultOut" in page.locator("section.models").inner_text()
     assert violations == [], "\n".join(violations)
     assert outside == [], outside
+    context.close()
+
+
+def _beside_its_label(page: Page, selector: str) -> None:
+    # Each control and its label's text on one line, the control first (not stacked above).
+    placed = page.locator(selector).evaluate_all(
+        """inputs => inputs.map(input => {
+            const label = input.closest("label");
+            const text = [...label.childNodes].find(n => n.nodeType === 3 && n.textContent.trim());
+            const range = document.createRange();
+            range.selectNodeContents(text);
+            const t = range.getBoundingClientRect(), i = input.getBoundingClientRect();
+            return {name: input.name, control: [i.left, i.top + i.height / 2],
+                    text: [t.left, t.top + t.height / 2], height: i.height};
+        })"""
+    )
+    assert placed, selector
+    for found in placed:
+        (cx, cy), (tx, ty) = found["control"], found["text"]
+        assert cx < tx and abs(cy - ty) < found["height"], found
+
+
+def test_keyboard_order_follows_the_form_and_choices_sit_beside_their_labels(
+    clinic_server: Clinic, browser: Browser, signed_in: StorageState
+) -> None:
+    from sarcokit.web.forms import questionnaires, sections
+
+    context = browser.new_context(viewport=VIEWPORT, storage_state=signed_in)
+    page = context.new_page()
+    watch = Watch()
+    watch.attach(page)
+    page.goto(f"{clinic_server.url}/patients/new")
+    _beside_its_label(page, 'input[name="sex"]')
+    page.goto(f"{clinic_server.url}/admin")
+    _beside_its_label(page, 'form[action="/admin/settings"] input[type="checkbox"]')
+    _beside_its_label(page, 'form[action="/admin/users"] input[type="checkbox"]')
+
+    page.goto(f"{clinic_server.url}/patients")
+    _register_patient(page, clinic_server, "BRW-KEYS-1", "Sun Li")
+    page.goto(f"{page.url}/visits/new")
+    _beside_its_label(page, 'input[name="sarc_f_strength"]')
+    # The order the form declares (questionnaires, then visit_form.toml's sections, each
+    # input's trials before its unit); folded sections are passed over while closed.
+    expected = ["visit_date", *(item.field for q in questionnaires() for item in q.items)]
+    for section in sections():
+        if section.collapsed:
+            continue
+        for f in section.fields:
+            if f.trials > 1:
+                expected += [f"{f.field}__{n}" for n in range(1, f.trials + 1)]
+            else:
+                expected.append(f.field)
+            if len(f.units) > 1:
+                expected.append(f"{f.field}__unit")
+    page.focus('input[name="visit_date"]')
+    reached = [page.evaluate("document.activeElement.name")]
+    # A guard against a focus trap, not a count to meet: a date input takes three Tabs.
+    for _ in range(4 * len(expected)):
+        if len(reached) == len(expected):
+            break
+        page.keyboard.press("Tab")
+        name = page.evaluate("document.activeElement.name || ''")
+        if name and name != reached[-1]:
+            reached.append(name)
+    assert reached == expected
+    assert watch.errors == [], "\n".join(watch.errors)
     context.close()

@@ -153,7 +153,7 @@ def test_a_second_correction_shows_the_category_it_changed_in_the_readers_langua
     assert _diff_rows(page, 1) == [("Usual gait speed", "0.7 m/s", "0.75 m/s")]
     assert _diff_rows(page, 2) == [
         ("Visit date", "2026-01-10", "2026-01-11"),
-        ("Grip strength (dominant hand)", "15.5 / 16 kg", "30 kg"),
+        ("Grip strength", "15.5 / 16 kg", "30 kg"),
         ("AWGS 2019 (hospital / research)", "severe sarcopenia", "sarcopenia"),
     ]
     # The printed report says it was corrected, by whom and why (newest first).

@@ -104,7 +104,8 @@ def test_dictionary_describes_every_column_in_order(
         "column": "grip_kg_trial_1",
         "type": "number",
         "unit": "kg",
-        "description": "grip, trial 1",
+        # The field's one label (fields.toml), as the form and the report show it.
+        "description": "Grip strength, trial 1",
         "origin": "measurement",
     }
     assert (by_name["height_m"]["unit"], by_name["height_m"]["type"]) == ("m", "number")

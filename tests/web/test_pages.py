@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import re
+import tomllib
 from collections.abc import Iterator
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pypdf
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from web.support import PASSWORD, Clinic, add_patient, csrf_of, make_app
+from sarcokit.fields import field_specs
+from web.support import PASSWORD, Clinic, add_patient, add_visit, csrf_of, make_app
 
 # The AWGS 2019 worked example of the context (Chen 2020, Figure 1): a woman with grip 16.0 kg
 # (< 18), 6-m gait speed 0.7 m/s (< 1.0) and DXA ASM 11.9 kg at 1.50 m, ASMI 11.9 / 1.5² = 5.29
@@ -394,7 +399,7 @@ def test_every_problem_is_shown_in_one_round_beside_its_input(sqlite_clinic: Cli
     shown = _field_problems(response.text)
     # Gait speed is plausible from 0 to 4 m/s (fields.toml); 175 m is plausible as cm.
     assert shown == {
-        "grip_kg": "Grip strength (dominant hand): “abc” is not a number.",
+        "grip_kg": "Grip strength: “abc” is not a number.",
         "height_m": "Height 175 m is not plausible — did you mean cm?",
         "gait_speed_m_s": "Usual gait speed 9 m/s is not plausible: expected 0 to 4 m/s.",
     }
@@ -623,3 +628,157 @@ def test_a_change_below_the_meaningful_difference_is_not_flagged(sqlite_clinic: 
     grip = chart_of(_grip_history(sqlite_clinic, "H2", "20", "16"), "Grip strength (kg)")
     assert "meaningful" not in grip
     assert re.findall(r'<circle [^>]*class="([^"]+)"', grip) == ["point same", "point worse"]
+
+
+# -- administration -----------------------------------------------------------------------------
+
+
+def _settings_form(token: str, **extra: str) -> dict[str, str]:
+    return {"csrf_token": token, "lead": "awgs2019", "definition_ewgsop2": "on", **extra}
+
+
+def test_the_clinic_name_from_the_settings_heads_the_report_page_and_pdf(clinic: Clinic) -> None:
+    # Both databases: the name is a JSON string in the settings table.
+    api = clinic.api("clinician")
+    visit = add_visit(api, add_patient(api, "CN-1")["id"])
+    admin, token = clinic.browser("admin")
+    name = "Geriatric Medicine, Ward 7 · 老年医学科"
+    # Not named yet: the report carries no clinic line.
+    clinician, _ = clinic.browser("clinician")
+    assert 'class="clinic-name"' not in get(clinician, f"/visits/{visit['id']}/report").text
+
+    saved = post(admin, "/admin/settings", _settings_form(token, clinic_name=f"  {name} "))
+    assert saved.status_code == 303, saved.text
+    assert f'value="{name}"' in get(admin, "/admin").text
+    page = get(clinician, f"/visits/{visit['id']}/report").text
+    assert f'<p class="clinic-name">{name}</p>' in page
+    # The page's header names the clinic before the report's title.
+    assert page.index(name) < page.index("Sarcopenia assessment report</h1>")
+    pdf = api.get(f"/api/v1/visits/{visit['id']}/report.pdf")
+    assert pdf.status_code == 200
+    first = "".join(pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text().split())
+    assert "".join(name.split()) in first
+
+    # A name with a control character is refused, naming the field; nothing changes.
+    refused = post(admin, "/admin/settings", {**_settings_form(token), "clinic_name": "Ward\x07"})
+    assert refused.status_code == 422
+    assert 'data-field="clinic_name"' in refused.text
+    too_long = post(admin, "/admin/settings", _settings_form(token, clinic_name="x" * 201))
+    assert too_long.status_code == 422 and 'data-field="clinic_name"' in too_long.text
+    assert (
+        f'<p class="clinic-name">{name}</p>' in get(clinician, f"/visits/{visit['id']}/report").text
+    )
+    # An empty name takes the line off the report.
+    assert post(admin, "/admin/settings", _settings_form(token, clinic_name="")).status_code == 303
+    assert 'class="clinic-name"' not in get(clinician, f"/visits/{visit['id']}/report").text
+
+
+def test_creating_an_account_shows_a_confirmation(sqlite_clinic: Clinic) -> None:
+    admin, token = sqlite_clinic.browser("admin")
+    form = {
+        "csrf_token": token,
+        "username": "nurse_li",
+        "display_name": "Li",
+        "password": PASSWORD,
+        "role_clinician": "on",
+        "language": "en",
+    }
+    created = post(admin, "/admin/users", form)
+    # Redirected, so a reload does not post the form again.
+    assert created.status_code == 303
+    assert re.fullmatch(r"/admin\?created=\d+", created.headers["location"]), created.headers
+    shown = get(admin, created.headers["location"]).text
+    notice = re.search(r'<div class="notice" role="status">([^<]*)</div>', shown)
+    assert notice, "no confirmation after creating an account"
+    assert notice.group(1) == "Account nurse_li created (clinician)."
+    # The plain page and an unknown id show no confirmation.
+    assert 'class="notice"' not in get(admin, "/admin").text
+    for other in ("999999", "0", "-1", "abc", "²", "9" * 40):
+        assert 'class="notice"' not in get(admin, f"/admin?created={other}").text, other
+
+
+# -- one label per field ------------------------------------------------------------------------
+
+
+def _label_cells(html: str) -> list[str]:
+    return [re.sub(r"\s+", " ", c).strip() for c in re.findall(r"<th>([^<]*)</th>", html)]
+
+
+def test_a_field_has_one_label_on_the_form_result_report_history_and_export(
+    sqlite_clinic: Clinic,
+) -> None:
+    # Issue 12: "one field has three different labels". Grip and gait speed are read from
+    # fields.toml's one `label` everywhere a person sees them, translated at the edge.
+    clinic = sqlite_clinic
+    patient_id = new_patient(clinic)
+    browser, token = clinic.browser("clinician")
+    form = get(browser, f"/patients/{patient_id}/visits/new").text
+    assert '<span class="label">Grip strength</span>' in form
+    assert '<span class="label">Usual gait speed</span>' in form
+    saved = post(
+        browser, f"/patients/{patient_id}/visits/new", {**SEVERE_AWGS, "csrf_token": token}
+    )
+    visit_url = saved.headers["location"]
+    result = _label_cells(get(browser, visit_url).text)
+    report = _label_cells(get(browser, f"{visit_url}/report").text)
+    for cells in (result, report):
+        assert cells.count("Grip strength") == 1, cells
+        # Measured directly, gait speed is one row (not again as a derived value).
+        assert cells.count("Usual gait speed") == 1, cells
+    history = get(browser, f"/patients/{patient_id}").text
+    chart_of(history, "Grip strength (kg)")
+    chart_of(history, "Usual gait speed (m/s)")
+    dictionary = clinic.api("researcher").get("/api/v1/export/dictionary").json()
+    described = {c["column"]: c["description"] for c in dictionary}
+    assert described["grip_kg"] == "Grip strength"
+    assert described["grip_kg_trial_1"] == "Grip strength, trial 1"
+    assert described["gait_speed_m_s"] == "Usual gait speed"
+    # In Chinese, the one label's one translation on every page.
+    post(browser, "/account/language", {"csrf_token": token, "language": "zh-CN", "next": "/"})
+    assert (
+        '<span class="label">握力</span>' in get(browser, f"/patients/{patient_id}/visits/new").text
+    )
+    for page in (visit_url, f"{visit_url}/report"):
+        assert _label_cells(get(browser, page).text).count("握力") == 1, page
+    chart_of(get(browser, f"/patients/{patient_id}").text, "握力 (kg)")
+
+
+def test_the_visit_form_file_gives_no_second_label_for_a_record_field() -> None:
+    form_file = tomllib.loads(files("sarcokit.web").joinpath("visit_form.toml").read_text("utf-8"))
+    specs = field_specs()
+    for section in form_file["sections"]:
+        for entry in section["fields"]:
+            if entry["field"] in specs:
+                assert "label" not in entry, entry["field"]
+                assert specs[entry["field"]].label, f"fields.toml: {entry['field']} has no label"
+    for entry in form_file["history"]:
+        assert "label" not in entry or entry["input"] not in specs, entry
+
+
+def test_a_reason_shows_a_derived_value_rounded_as_the_table_shows_it(
+    sqlite_clinic: Clinic,
+) -> None:
+    # A 4 m walk in 3.8 s is 1.0526… m/s: the table shows 1.05 m/s, and so must the reason.
+    patient_id = new_patient(sqlite_clinic)
+    browser, token = sqlite_clinic.browser("clinician")
+    form = {k: v for k, v in SEVERE_AWGS.items() if k != "gait_speed_m_s"}
+    form |= {"csrf_token": token, "walk_distance_m": "4", "walk_time_s": "3.8"}
+    saved = post(browser, f"/patients/{patient_id}/visits/new", form)
+    assert saved.status_code == 303, saved.text
+    page = get(browser, saved.headers["location"]).text
+    reasons = re.findall(r"<li[^>]*>([^<]*gait speed[^<]*)</li>", result_section(page, "awgs2019"))
+    assert reasons, "no reason names the gait speed"
+    assert all("1.05 m/s" in r and "1.053" not in r for r in reasons), reasons
+    row = re.search(r"<th>Usual gait speed</th><td>([^<]*)</td>", page)
+    assert row and row.group(1).split() == ["1.05", "m/s"], row
+
+
+def test_an_account_form_problem_reads_as_the_form_names_its_fields(sqlite_clinic: Clinic) -> None:
+    # Issue 12: creating an account without a role said "roles = []".
+    admin, token = sqlite_clinic.browser("admin")
+    form = {"csrf_token": token, "username": "nurse_wu", "password": PASSWORD, "language": "en"}
+    refused = post(admin, "/admin/users", form)
+    assert refused.status_code == 422
+    problems = re.findall(r'<li data-field="roles">([^<]*)</li>', refused.text)
+    assert problems == ["Roles: expected one or more of admin, clinician, researcher."], problems
+    assert "roles = " not in refused.text

@@ -12,7 +12,7 @@ from cryptography.fernet import InvalidToken
 
 from sarcokit.fhir.smart import SmartError, configuration, granted, token_response
 from sarcokit.web.config import Settings
-from sarcokit.web.pages import local_path
+from sarcokit.web.pages.common import local_path
 from sarcokit.web.smart_store import (
     CONFIG_ENV,
     SmartConfig,

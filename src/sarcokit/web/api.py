@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -34,7 +33,7 @@ from sarcokit.web.deps import (
 from sarcokit.web.export import ExportKind
 from sarcokit.web.i18n import CORE_LANG, best_language
 from sarcokit.web.identity import TOKEN_NAME_LENGTH, free_text
-from sarcokit.web.models import AuditEvent, LocalDefinition, User, Visit
+from sarcokit.web.models import LocalDefinition, Visit
 from sarcokit.web.report import PDF_MAX_BYTES, PDF_TIMEOUT_S, report_filename, visit_pdf
 from sarcokit.web.schemas import (
     AuditOut,
@@ -414,7 +413,7 @@ def revoke_token(db: Db, principal: Anyone, token_id: int) -> Response:
 @router.get("/users", summary="Accounts")
 def list_users(db: Db, principal: Admin) -> list[UserOut]:
     """Every account."""
-    return [UserOut.model_validate(u) for u in db.scalars(select(User).order_by(User.id))]
+    return [UserOut.model_validate(u) for u in store.users(db)]
 
 
 @router.post("/users", status_code=201, summary="Create an account")
@@ -435,7 +434,7 @@ def create_user(db: Db, principal: Admin, body: UserIn) -> UserOut:
 @router.patch("/users/{user_id}", summary="Change an account")
 def change_user(db: Db, principal: Admin, user_id: int, body: UserChange) -> UserOut:
     """The changed account."""
-    user = db.get(User, user_id) if 0 < user_id <= store.MAX_ID else None
+    user = store.user_by_id(db, user_id)
     if user is None:
         raise _not_found("user", user_id)
     store.update_user(
@@ -565,6 +564,5 @@ def read_audit(
     db: Db, principal: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[AuditOut]:
     """The newest audit events."""
-    events = list(db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)))
-    audit.record(db, principal.user, "audit.read", "audit_log", detail=f"{len(events)} shown")
+    events = store.audit_events(db, principal.user, limit)
     return [AuditOut.model_validate(e) for e in events]

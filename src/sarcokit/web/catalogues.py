@@ -1,7 +1,8 @@
 """Keep the gettext catalogues complete: extract every message and merge it into the .po files.
 
 Messages come from `_()` / `gettext()` calls in the templates and the web modules, and from the
-labels in visit_form.toml and the role names, which templates translate through a variable.
+field labels in reference/fields.toml, the labels in visit_form.toml and the role names, which
+templates translate through a variable.
 Run `python -m sarcokit.web.catalogues` (or `make catalogues`) after changing any of them.
 """
 
@@ -15,6 +16,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
 from sarcokit import __version__
+from sarcokit.fields import field_specs
 from sarcokit.web.forms import derived_labels, history_specs, secondary_results, sections
 from sarcokit.web.i18n import _CATALOGUE_DIRS
 from sarcokit.web.security import ROLES
@@ -35,6 +37,7 @@ def data_messages() -> set[str]:
         for form_field in section.fields:
             found.add(form_field.label)
             found.update(text for _, text in form_field.choices)
+    found.update(spec.label for spec in field_specs().values() if spec.label)
     found.update(spec["label"] for spec in history_specs())
     found.update(shown["label"] for shown in derived_labels().values())
     for result in secondary_results():

@@ -158,8 +158,13 @@ def _observed_type(values: Iterable[Any]) -> ColumnType:
     return "string"
 
 
+def _field_label(spec: FieldSpec, messages: Mapping[str, str]) -> str:
+    # The field's one label (fields.toml), as the form and report show it.
+    return spec.label or messages.get(f"input.{spec.name}", spec.name.replace("_", " "))
+
+
 def _field_column(spec: FieldSpec, messages: Mapping[str, str]) -> Column:
-    label = messages.get(f"input.{spec.name}", spec.name.replace("_", " "))
+    label = _field_label(spec, messages)
     return Column(spec.name, _KINDS[spec.kind], spec.unit or "", label, "measurement")
 
 
@@ -195,7 +200,7 @@ def dictionary(visits: Sequence[Mapping[str, Any]]) -> list[Column]:
                     trial_column(spec.name, n),
                     "number",
                     spec.unit or "",
-                    f"{messages.get(f'input.{spec.name}', spec.name)}, trial {n}",
+                    f"{_field_label(spec, messages)}, trial {n}",
                     "measurement",
                 )
                 for n in range(1, trials.get(spec.name, 0) + 1)
@@ -207,7 +212,11 @@ def dictionary(visits: Sequence[Mapping[str, Any]]) -> list[Column]:
         observed = _observed_type(values[name][1] for values in results if name in values)
         measured = specs.get(name)
         unit = (measured.unit or "") if measured is not None else UNITS.get(name, "")
-        label = messages.get(f"input.{name}", name.replace("_", " "))
+        label = (
+            _field_label(measured, messages)
+            if measured is not None
+            else messages.get(f"input.{name}", name.replace("_", " "))
+        )
         columns.append(Column(name, observed, unit, label, origin))
     return columns
 

@@ -120,16 +120,25 @@ def _form_file() -> dict[str, Any]:
     return tomllib.loads(files("sarcokit.web").joinpath("visit_form.toml").read_text("utf-8"))
 
 
+def _labelled(entry: Mapping[str, str], name: str, where: str) -> dict[str, str]:
+    # A record field's label is its one label in fields.toml; other values name their own.
+    spec = field_specs().get(name)
+    label = spec.label if spec is not None else entry.get("label", "")
+    if not label:
+        raise KeyError(f"visit_form.toml: {where} {name!r} has no label (fields.toml or here)")
+    return {**entry, "label": label}
+
+
 def derived_labels() -> dict[str, dict[str, str]]:
     """Derived value → its label (msgid) and unit, for the values a visit page shows."""
     shown: dict[str, dict[str, str]] = _form_file()["derived"]
-    return shown
+    return {name: _labelled(entry, name, "derived") for name, entry in shown.items()}
 
 
 def history_specs() -> list[dict[str, str]]:
     """The measures a patient's history charts: engine column, label (msgid), unit, and which
     way is better."""
-    charted: list[dict[str, str]] = _form_file()["history"]
+    charted = [_labelled(spec, spec["input"], "history") for spec in _form_file()["history"]]
     for spec in charted:
         if spec.get("better") not in ("higher", "lower"):
             raise ValueError(
@@ -167,11 +176,17 @@ def _form_field(entry: Mapping[str, Any], spec: FieldSpec | None) -> FormField:
             raise KeyError(f"visit_form.toml: {entry['field']!r} is not a subject-record field")
         unit = Unit(entry["field"], "")
         return FormField(entry["field"], entry["label"], "list", (unit,), (), 1, None, None)
+    if "label" in entry or not spec.label:
+        # One label per field: the form takes the field's own, never a second wording.
+        raise KeyError(
+            f"visit_form.toml: {entry['field']!r} takes its label from fields.toml"
+            " (give it there, once)"
+        )
     units = tuple(Unit(u, _unit_symbol(u)) for u in entry.get("units", [entry["field"]]))
     choices = tuple(entry.get("choices", {}).items()) or tuple((v, v) for v in spec.values)
     return FormField(
         field=entry["field"],
-        label=entry["label"],
+        label=spec.label,
         kind=spec.kind,
         units=units,
         choices=choices,
@@ -331,10 +346,29 @@ def _label_ids() -> dict[str, str]:
     return {name: form_field.label for name, form_field in form_inputs().items()}
 
 
+# The inputs of the account, patient and settings forms, named as those forms label them.
+_PAGE_LABELS = {
+    "username": "Username",
+    "display_name": "Full name",
+    "password": "New password",
+    "roles": "Roles",
+    "language": "Language",
+    "record_number": "Record number",
+    "name": "Name",
+    "sex": "Sex",
+    "date_of_birth": "Date of birth",
+    "visit_date": "Visit date",
+    "clinic_name": "Clinic name (heads every report)",
+    "definitions": "Clinic definitions",
+}
+
+
 def field_label(name: str, gettext: Callable[..., str], language: str) -> str | None:
     """How the form names an input (translated), for messages that name the field."""
     if name in _label_ids():
         return gettext(_label_ids()[name])
+    if name in _PAGE_LABELS:
+        return gettext(_PAGE_LABELS[name])
     key = "zh" if language == "zh-CN" else "en"
     for questionnaire in questionnaires():
         for item in questionnaire.items:
@@ -382,4 +416,7 @@ def problem_text(problem: Problem, gettext: Callable[..., str], language: str) -
         )
     if problem.code == "conflict":
         return gettext("%(label)s is given in two ways; give it once.", label=label)
+    if problem.expected and problem.message.startswith(f"{problem.field} = "):
+        # A message in the developer's form (`roles = []; expected …`): what was expected.
+        return gettext("%(label)s: expected %(expected)s.", label=label, expected=problem.expected)
     return gettext("%(label)s: %(detail)s", label=label, detail=problem.message)

@@ -12,6 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import object_session
 from starlette.exceptions import HTTPException
 
 from sarcokit.definitions import resolve
@@ -22,6 +23,7 @@ from sarcokit.web.assessment import age_at, stored_result, visit_definitions
 from sarcokit.web.forms import derived_labels, questionnaires, secondary_results, sections
 from sarcokit.web.i18n import CORE_LANG
 from sarcokit.web.models import Visit
+from sarcokit.web.store import clinic_name
 from sarcokit.web.templating import render_text
 
 
@@ -113,6 +115,7 @@ def report_context(visit: Visit, language: str) -> dict[str, Any]:
     from sarcokit.web.corrections import corrections
 
     patient = visit.patient
+    db = object_session(visit)
     # The result as saved, never re-derived: reading a visit does not run the engine.
     result = stored_result(visit, CORE_LANG[language])
     # Each definition as the visit used it: a local one in the exact uploaded version.
@@ -131,6 +134,8 @@ def report_context(visit: Visit, language: str) -> dict[str, Any]:
         "secondary": secondary_rows(result),
         "corrections": corrections(visit, language),
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        # Read from the visit's own session, so every caller (page, PDF, API) shows it.
+        "clinic_name": clinic_name(db) if db is not None else "",
     }
 
 

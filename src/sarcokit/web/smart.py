@@ -42,16 +42,8 @@ from sarcokit.web.assessment import FROM_PATIENT
 from sarcokit.web.deps import Db, Principal, optional_page_user, page_role, settings
 from sarcokit.web.forms import form_inputs, form_values, questionnaires
 from sarcokit.web.models import Patient, SmartLaunch
-from sarcokit.web.pages import (
-    NEXT_COOKIE,
-    Form,
-    check_csrf,
-    problems_of,
-    status_of,
-    unit_switched,
-    visit_form_page,
-    visit_from_form,
-)
+from sarcokit.web.pages.common import NEXT_COOKIE, Form, ShownForm, problems_of, status_of
+from sarcokit.web.pages.visits import unit_switched, visit_form_page, visit_from_form
 from sarcokit.web.security import aware, digest, now, same
 from sarcokit.web.templating import render
 
@@ -462,10 +454,9 @@ def launch_page(request: Request, db: Db, principal: Maybe, handle: str) -> Resp
 
 @router.post("/smart/launches/{handle}/visit")
 def save_launch_visit(
-    request: Request, db: Db, principal: Clinician, handle: str, form: Form
+    request: Request, db: Db, principal: Clinician, handle: str, form: ShownForm
 ) -> Response:
     """Save the visit (committed first), then write its result back to the EHR."""
-    check_csrf(principal.csrf, form, shows_problems=True)
     row = _open(request, db, principal, handle)
     if row.visit_id is not None:
         # Sent twice: the visit exists once, and so does its write-back.
@@ -507,7 +498,6 @@ def retry_write_back(
     request: Request, db: Db, principal: Clinician, visit_id: int, form: Form
 ) -> Response:
     """Write a launched visit's result back to the EHR again, after a failure."""
-    check_csrf(principal.csrf, form)
     row = db.scalar(select(SmartLaunch).where(SmartLaunch.visit_id == visit_id))
     if row is None or not 0 < visit_id <= store.MAX_ID:
         raise HTTPException(

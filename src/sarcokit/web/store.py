@@ -51,6 +51,7 @@ from sarcokit.web.identity import (
 )
 from sarcokit.web.models import (
     ApiToken,
+    AuditEvent,
     LocalDefinition,
     LoginSession,
     Patient,
@@ -118,6 +119,34 @@ def set_clinic_definitions(db: Session, user: User, ids: Sequence[str]) -> None:
     else:
         stored.value = chosen
     audit.record(db, user, "settings.update", "settings", detail=",".join(chosen))
+
+
+CLINIC_NAME = "clinic_name"
+CLINIC_NAME_LENGTH = 200
+
+
+def clinic_name(db: Session) -> str:
+    """The clinic's name as the report heads it ('' until an administrator sets it)."""
+    stored = db.get(Setting, CLINIC_NAME)
+    return stored.value if stored and isinstance(stored.value, str) else ""
+
+
+def check_clinic_name(raw: str) -> str:
+    """The clinic's name trimmed; raises InputError for one too long or with control characters."""
+    return free_text("clinic_name", raw, CLINIC_NAME_LENGTH, required=False)
+
+
+def set_clinic_name(db: Session, user: User, raw: str) -> None:
+    """Name the clinic on its reports; an empty name takes it off."""
+    name = check_clinic_name(raw)
+    stored = db.get(Setting, CLINIC_NAME)
+    if stored is not None and stored.value == name:
+        return
+    if stored is None:
+        db.add(Setting(key=CLINIC_NAME, value=name))
+    else:
+        stored.value = name
+    audit.record(db, user, "settings.update", "settings", detail=f"{CLINIC_NAME}={name}")
 
 
 def clinic_chosen(db: Session) -> list[DefinitionRef]:
@@ -309,6 +338,28 @@ def username(raw: str) -> str:
     if not name.replace(".", "").replace("_", "").isalnum():
         raise invalid("username", name, "1 to 64 letters, digits, '.' or '_'")
     return name
+
+
+def users(db: Session) -> list[User]:
+    """Every account, oldest first."""
+    return list(db.scalars(select(User).order_by(User.id)))
+
+
+def user_by_id(db: Session, user_id: int) -> User | None:
+    """The account with this id (an id out of range is not found)."""
+    return db.get(User, user_id) if 0 < user_id <= MAX_ID else None
+
+
+def usernames(db: Session) -> dict[int, str]:
+    """Each account's username by id (to name who did what on a page)."""
+    return {u.id: u.username for u in db.scalars(select(User))}
+
+
+def audit_events(db: Session, user: User, limit: int) -> list[AuditEvent]:
+    """The newest audit events, newest first; the read itself is audited."""
+    events = list(db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)))
+    audit.record(db, user, "audit.read", "audit_log", detail=f"{len(events)} shown")
+    return events
 
 
 def user_by_name(db: Session, raw: str) -> User | None:

@@ -49,7 +49,7 @@ from sarcokit.web.security import (
     same,
     tokens_of,
 )
-from sarcokit.web.smart_store import launch_of_visit
+from sarcokit.web.smart_store import correction_written, launch_of_visit
 from sarcokit.web.templating import LANGUAGE_COOKIE, render
 
 router = APIRouter(include_in_schema=False)
@@ -517,7 +517,10 @@ def _save_visit(
             visit, _ = store.create_visit(db, principal.user, patient, when, measurements)
         else:
             reason = form.get("reason", "")
+            before = dict(visit.measurements or {})
             store.correct_visit(db, principal.user, visit, when, measurements, reason)
+            # A visit saved from an EHR launch: what was written back is replaced.
+            correction_written(db, settings(request), principal.user, visit, before)
     except (InputError, store.Conflict) as error:
         return visit_form_page(
             request, principal, patient, form, _problems(error), _status(error), visit

@@ -91,6 +91,7 @@ catalogues: $(RUN_STAMP)
 
 docs: $(RUN_STAMP)
 	$(BIN)/sarcokit criteria markdown > docs/definitions.md
+	$(BIN)/sarcokit fhir mappings > docs/fhir-mappings.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -136,3 +136,46 @@ def test_cohort_reads_a_bulk_export(tmp_path: Path) -> None:
     # Three patients read: each either scored or rejected with its reason, none lost.
     assert scored.height + rejected.height == 3
     assert output.with_name("results.fhir-ignored.parquet").is_file()
+
+
+def test_many_blocks_and_partitions_give_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import polars as pl
+
+    from sarcokit.fhir import bulk
+
+    folder, _ = _export(tmp_path)
+    whole = read_bulk([folder], AS_OF)
+    expected = pl.collect_all([whole.records, whole.ignored])
+    # Blocks of a few hundred bytes (one or two resources each) and one partition per ~100 bytes
+    # of export: a patient's observations are then spread over blocks and partitions.
+    real_blocks = bulk.ndjson_blocks
+    monkeypatch.setattr(
+        bulk, "ndjson_blocks", lambda path, schema: real_blocks(path, schema, block_bytes=600)
+    )
+    monkeypatch.setattr(bulk, "PARTITION_BYTES", 100)
+    split = read_bulk([folder], AS_OF)
+    records, ignored = pl.collect_all([split.records, split.ignored])
+    assert records.equals(expected[0])  # the export's patient order is kept
+    assert ignored.sort(pl.all()).equals(expected[1].sort(pl.all()))
+    assert ignored.height == expected[1].height > 0
+
+
+def test_a_response_of_an_unknown_patient_is_listed(tmp_path: Path) -> None:
+    folder, _ = _export(tmp_path)
+    with (folder / "QuestionnaireResponse.ndjson").open("a") as out:
+        out.write(json.dumps(_of("p9", sarc_f("q9", {"sarc_f_falls": 2}))) + "\n")
+    read = read_bulk([folder], AS_OF)
+    ignored = read.ignored.collect().to_dicts()
+    assert {"resource": "QuestionnaireResponse/q9", "patient": "p9", "code": "sarc-f",
+            "reason": "other_patient"} in ignored  # fmt: skip
+    assert "p9" not in read.records.collect()["id"].to_list()
+
+
+def test_malformed_ndjson_names_the_file(tmp_path: Path) -> None:
+    folder, _ = _export(tmp_path)
+    with (folder / "Observation.ndjson").open("a") as out:
+        out.write('{"resourceType": "Observation", "id": \n')
+    with pytest.raises(ValueError, match=r"Observation\.ndjson: not FHIR NDJSON"):
+        read_bulk([folder], AS_OF)

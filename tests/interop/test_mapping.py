@@ -147,3 +147,24 @@ def test_sarc_f_questionnaire_scores_by_item_weight() -> None:
         ]
         # Malmstrom 2013: each item scores 0, 1 or 2.
         assert weights == [0, 1, 2]
+
+
+def test_docs_fhir_mappings_md_is_current() -> None:
+    from pathlib import Path
+
+    from sarcokit.fhir.mapping_doc import mappings_markdown
+
+    committed = (Path(__file__).parents[2] / "docs" / "fhir-mappings.md").read_text("utf-8")
+    assert committed == mappings_markdown(), "docs/fhir-mappings.md is stale: run `make docs`"
+
+
+def test_the_mappings_document_lists_every_code_with_its_evidence() -> None:
+    from sarcokit.fhir.mapping_doc import mappings_markdown
+
+    text = mappings_markdown()
+    # Codes the issue lists as verified, and the ICD-10-CM code, each with evidence.
+    for code in ("83174-3", "83172-7", "8302-2", "39156-5", "62292-8", "38267-1", "M62.84"):
+        assert f"`{code}`" in text
+    assert "none recorded" not in text
+    # The factor of pounds-force (from fields.toml) is written in full.
+    assert "`[lbf_av]` × 0.45359237 (as `grip_lb`) → `grip_kg`" in text

@@ -435,9 +435,9 @@ def test_the_authorisation_request_carries_pkce_and_the_scopes(
     assert set(query["scope"].split()) >= {
         "launch",
         "patient/Patient.r",
-        "patient/Observation.crs",
+        "patient/Observation.crus",
         "patient/QuestionnaireResponse.rs",
-        "patient/DiagnosticReport.cs",
+        "patient/DiagnosticReport.cus",
     }
     with sqlite_clinic.app.state.sessions() as db:
         [row] = db.scalars(select(SmartLaunch)).all()
@@ -578,3 +578,89 @@ def test_an_expired_launch_asks_for_a_new_one_and_its_token_is_dropped(
     with sqlite_clinic.app.state.sessions() as db:
         tokens = db.scalars(select(SmartLaunch.access_token)).all()
         assert tokens == [None, None]
+
+
+def test_a_corrected_visit_replaces_what_was_written_back(
+    fhir_server: str, auth: AuthServer, sqlite_clinic: Clinic
+) -> None:
+    clinic = sqlite_clinic
+    pid = "smart-corrected"
+    browser = ready(fhir_server, auth, clinic, pid)
+    page = browser.get(launch_page_url(browser, authorise(browser, auth, pid)))
+    action, values = visit_form(page.text)
+    saved = browser.post(action, data=values, follow_redirects=False)
+    visit_id = int(saved.headers["location"].rsplit("/", 1)[1])
+    before = {r["identifier"][0]["value"]: r for r in written_back(fhir_server, pid)}
+    lead_key = next(k for k in before if k.endswith(f"/{LEAD}"))
+    assert before[lead_key]["valueCodeableConcept"]["coding"][0]["code"] == "severe_sarcopenia"
+    assert any(k.endswith("/sarc-f-total") for k in before)
+
+    # The grip was typed wrong, and the SARC-F was never asked: corrected in the clinic.
+    api = clinic.api("clinician")
+    visit = api.get(f"/api/v1/visits/{visit_id}").json()
+    measurements = {k: v for k, v in visit["measurements"].items() if not k.startswith("sarc_f_")}
+    measurements["grip_kg_trials"] = [25.5, 26.0]
+    corrected = api.put(
+        f"/api/v1/visits/{visit_id}",
+        json={"visit_date": visit["visit_date"], "measurements": measurements,
+              "reason": "grip trials typed in the wrong row; SARC-F not asked"},
+    )  # fmt: skip
+    assert corrected.status_code == 200, corrected.text
+
+    after = {r["identifier"][0]["value"]: r for r in written_back(fhir_server, pid)}
+    # Replaced in place: the same resources (same server ids), none added.
+    assert set(after) == set(before)
+    assert {r["id"] for r in after.values()} == {r["id"] for r in before.values()}
+    assert len(search(fhir_server, f"DiagnosticReport?patient={pid}")) == 1
+    lead = after[lead_key]
+    # AWGS 2019 (Chen 2020): 26 kg ≥ 18 kg for women is normal strength; low mass with slow
+    # gait is sarcopenia, no longer severe.
+    assert lead["valueCodeableConcept"]["coding"][0]["code"] == "sarcopenia"
+    assert lead["status"] == "corrected"
+    # The grip no longer comes from the EHR's observation; the kept values still do.
+    derived = {d["reference"] for d in lead["derivedFrom"]}
+    assert f"Observation/{pid}-grip-r2" not in derived
+    assert f"Observation/{pid}-asm" in derived
+    # The SARC-F total the corrected visit no longer has is withdrawn, not left standing.
+    [total] = [r for k, r in after.items() if k.endswith("/sarc-f-total")]
+    assert total["status"] == "entered-in-error"
+    [report] = [r for r in after.values() if r["resourceType"] == "DiagnosticReport"]
+    assert report["status"] == "corrected"
+    assert "sarc-f-total" not in str(report["result"])
+    shown = browser.get(f"/visits/{visit_id}").text
+    assert 'data-write-back="written"' in shown and "corrected visit" in shown
+    with clinic.app.state.sessions() as db:
+        launch = db.scalar(select(SmartLaunch).where(SmartLaunch.visit_id == visit_id))
+        assert launch is not None
+        assert "1 withdrawn (entered-in-error)" in launch.write_back_detail
+        assert "0 created" in launch.write_back_detail
+
+    # Correcting again once the token has expired: refused with why, until the clinician
+    # launches the clinic from the EHR again; then the retry writes with the new launch's token.
+    with clinic.app.state.sessions() as db, db.begin():
+        db.execute(update(SmartLaunch).values(token_expires_at=datetime.now(UTC)))
+    measurements["grip_kg_trials"] = [14.0, 15.0]
+    again = api.put(
+        f"/api/v1/visits/{visit_id}",
+        json={"visit_date": visit["visit_date"], "measurements": measurements,
+              "reason": "the first reading was right after all"},
+    )  # fmt: skip
+    assert again.status_code == 200, again.text
+    shown = browser.get(f"/visits/{visit_id}").text
+    assert 'data-write-back="failed"' in shown and "launch the clinic from the EHR again" in shown
+    assert after[lead_key] == written_back_by_key(fhir_server, pid)[lead_key]
+    browser.get(launch_page_url(browser, authorise(browser, auth, pid)))
+    retried = browser.post(
+        f"/visits/{visit_id}/write-back",
+        data={"csrf_token": csrf_of(shown)},
+        follow_redirects=False,
+    )
+    assert retried.status_code == 303
+    final = written_back_by_key(fhir_server, pid)
+    assert set(final) == set(before)
+    assert final[lead_key]["valueCodeableConcept"]["coding"][0]["code"] == "severe_sarcopenia"
+
+
+def written_back_by_key(fhir: str, pid: str) -> dict[str, dict[str, Any]]:
+    """The clinic's resources on the FHIR server for a patient, by identifier value."""
+    return {r["identifier"][0]["value"]: r for r in written_back(fhir, pid)}

@@ -83,9 +83,9 @@ def test_discovery_refuses_what_the_launch_cannot_use(change: dict[str, Any], fi
 
 def test_discovery_picks_the_scope_form_the_server_supports() -> None:
     v2 = configuration(DISCOVERED, "test").scopes.split()
-    assert "patient/Observation.crs" in v2 and "launch" in v2
+    assert "patient/Observation.crus" in v2 and "launch" in v2
     v1 = configuration({**DISCOVERED, "capabilities": []}, "test").scopes.split()
-    assert "patient/Observation.write" in v1 and "patient/Observation.crs" not in v1
+    assert "patient/Observation.write" in v1 and "patient/Observation.crus" not in v1
     loopback = {**DISCOVERED, "token_endpoint": "http://127.0.0.1:8080/token"}
     assert configuration(loopback, "test").token_endpoint.startswith("http://127.0.0.1")
 
@@ -118,6 +118,9 @@ def test_a_token_response_without_what_the_launch_needs_is_named(
     ("scope", "resource", "permission", "allowed"),
     [
         ("patient/Observation.crs", "Observation", "c", True),
+        ("patient/Observation.crs", "Observation", "u", False),
+        ("patient/Observation.crus", "Observation", "u", True),
+        ("patient/Observation.write", "Observation", "u", True),
         ("patient/Observation.rs", "Observation", "c", False),
         ("patient/Observation.write", "Observation", "c", True),
         # SMART 1.0 `write` does not include reading.

@@ -2,12 +2,21 @@
 record per patient, through the same mapping (reference/fhir.toml) and the same rules as a
 Bundle: per field the newest observation within the look-back window, the best or fastest trial
 on that day, units converted as fields.toml says, and every observation left out counted with
-its reason. Streamed with Polars: the NDJSON is scanned lazily, never held as Python objects.
+its reason.
+
+Streamed in two passes, with memory bounded by the block and partition sizes, not by the export:
+(1) each NDJSON file is parsed in blocks (Arrow's JSON reader, only the fields sarcokit reads);
+each block is classified into narrow rows (one per observation or component: patient, field,
+date, canonical value, reason) and written to Parquet, split into partitions by a hash of the
+patient's id; (2) each partition (its patients, observations and responses, wherever they were
+in the export) is read back alone and the per-patient choice is made there with Polars. Nothing
+of the export is ever held as Python objects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -56,6 +65,10 @@ RESPONSE_SCHEMA: dict[str, Any] = {
     "item": pl.List(pl.Struct({"linkId": pl.String, "answer": pl.List(_ANSWER)})),
 }
 _FULL_DATE = r"^\d{4}-\d{2}-\d{2}"
+# NDJSON bytes per block parsed at once, and Observation bytes per partition of the second pass:
+# together they bound the reader's memory (a few hundred MiB) whatever the export's size.
+BLOCK_BYTES = 32 << 20
+PARTITION_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -101,19 +114,26 @@ def read_ndjson(path: Path, schema: dict[str, Any]) -> pl.DataFrame:
     return frame
 
 
-def ndjson_blocks(path: Path, schema: dict[str, Any], block_bytes: int = 32 << 20) -> Any:
-    """The file's rows in blocks of about `block_bytes` of text, as Polars frames."""
+def ndjson_blocks(
+    path: Path, schema: dict[str, Any], block_bytes: int = BLOCK_BYTES
+) -> Iterator[pl.DataFrame]:
+    """The file's rows in blocks of about `block_bytes` of text, as Polars frames; malformed
+    NDJSON is a ValueError naming the file."""
+    import pyarrow as pa
     import pyarrow.json as pj
 
-    reader = pj.open_json(
-        path,
-        read_options=pj.ReadOptions(block_size=block_bytes),
-        parse_options=_arrow_options(schema),
-    )
-    for batch in reader:
-        frame = pl.from_arrow(batch)
-        assert isinstance(frame, pl.DataFrame)
-        yield frame
+    try:
+        reader = pj.open_json(
+            path,
+            read_options=pj.ReadOptions(block_size=block_bytes),
+            parse_options=_arrow_options(schema),
+        )
+        for batch in reader:
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            yield frame
+    except pa.ArrowInvalid as error:
+        raise ValueError(f"{path.name}: not FHIR NDJSON as expected: {error}") from None
 
 
 def is_bulk_export(inputs: Sequence[Path]) -> bool:
@@ -209,49 +229,137 @@ def _elements(observations: pl.LazyFrame) -> pl.LazyFrame:
     ).drop("code")
 
 
+_IGNORED_SCHEMA = {
+    "resource": pl.String, "patient": pl.String, "code": pl.String, "reason": pl.String
+}  # fmt: skip
+
+
+class _Spill:
+    """Narrow rows of pass 1, written to Parquet by partition (hash of the patient's id)."""
+
+    def __init__(self, folder: Path, parts: int) -> None:
+        self.folder, self.parts = folder, parts
+        self.files: dict[tuple[str, int], list[Path]] = {}
+
+    def write(self, kind: str, frame: pl.DataFrame, patient: str) -> None:
+        """Split `frame` by the hash of its `patient` column and write each piece."""
+        if frame.is_empty():
+            return
+        key = (pl.col(patient).hash(seed=13) % self.parts).fill_null(0).alias("_partition")
+        for (part, *_), piece in (
+            frame.with_columns(key)
+            .partition_by("_partition", as_dict=True, include_key=False)
+            .items()
+        ):
+            paths = self.files.setdefault((kind, int(part)), [])
+            path = self.folder / f"{kind}-{part}-{len(paths):06d}.parquet"
+            piece.write_parquet(path, compression="lz4", statistics=False)
+            paths.append(path)
+
+    def read(self, kind: str, part: int, schema: dict[str, Any]) -> pl.DataFrame:
+        """Every row of one partition of one kind, in the export's order."""
+        paths = self.files.get((kind, part), [])
+        if not paths:
+            return pl.DataFrame(schema=schema)
+        return pl.read_parquet(paths)
+
+
 def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
-    """Read a Bulk Data export lazily into subject records and the ignored observations."""
+    """Read a Bulk Data export into subject records and the ignored observations, streamed
+    (blocks, then partitions by patient; see the module's docstring)."""
     day = as_of or datetime.now(UTC).date()
     files = _files(inputs)
     if PATIENT_FILE not in files:
         raise ValueError(f"a Bulk Data export needs {PATIENT_FILE}; found {', '.join(files)}")
-    mapping = fhir_mapping()
-    patients = read_ndjson(files[PATIENT_FILE], PATIENT_SCHEMA).lazy()
-    records = _patients(patients, day)
-    ignored: list[pl.LazyFrame] = []
-    if OBSERVATION_FILE in files:
-        rules = _rules().lazy()
-        ids = patients.select("id").collect().lazy()
-        parts, offset = [], 0
-        # Read in blocks: each block shrinks to narrow rows before the next is parsed.
-        for block in ndjson_blocks(files[OBSERVATION_FILE], OBSERVATION_SCHEMA):
-            classified = _classify(block.lazy(), day, ids, rules).collect()
-            parts.append(classified.with_columns(pl.col("element") + offset))
-            offset += block.height + int(block["component"].list.len().sum() or 0)
-        empty = _classify(pl.LazyFrame(schema=OBSERVATION_SCHEMA), day, ids, rules)
-        rows = pl.concat([empty.collect(), *parts]).lazy()
-        values, left_out = _choose(rows)
-        records = records.join(values, on="id", how="left")
-        ignored.append(left_out)
-        if "asm_kg" in values.collect_schema():
-            records = records.with_columns(
-                pl.when(pl.col("asm_kg").is_not_null()).then(pl.lit("dxa")).alias("asm_method")
+    size = sum(files[n].stat().st_size for n in (OBSERVATION_FILE, RESPONSE_FILE) if n in files)
+    parts = max(1, -(-size // PARTITION_BYTES))
+    questionnaire = fhir_mapping().questionnaire_url
+    with tempfile.TemporaryDirectory(prefix="sarcokit-bulk-") as tmp:
+        spill = _Spill(Path(tmp), parts)
+        order = 0
+        for block in ndjson_blocks(files[PATIENT_FILE], PATIENT_SCHEMA):
+            found = _patients(block.lazy(), day).collect()
+            spill.write("patient", found.with_row_index("order", order), "id")
+            order += block.height
+        if OBSERVATION_FILE in files:
+            rules = _rules().lazy()
+            offset = 0
+            # Each block shrinks to narrow rows (written out) before the next is parsed.
+            for block in ndjson_blocks(files[OBSERVATION_FILE], OBSERVATION_SCHEMA):
+                classified = _classify(block.lazy(), day, rules).collect()
+                spill.write(
+                    "observation", classified.with_columns(pl.col("element") + offset), "patient"
+                )
+                offset += block.height + int(block["component"].list.len().sum() or 0)
+        if RESPONSE_FILE in files:
+            for block in ndjson_blocks(files[RESPONSE_FILE], RESPONSE_SCHEMA):
+                rows = _response_rows(block.lazy(), day, questionnaire).collect()
+                spill.write("response", rows, "patient")
+        schemas = _spill_schemas(day)
+        records, ignored = [], []
+        for part in range(parts):
+            found, left_out = _partition(
+                spill.read("patient", part, schemas["patient"]),
+                spill.read("observation", part, schemas["observation"]),
+                spill.read("response", part, schemas["response"]),
             )
-        if "walk_time_s" in values.collect_schema():
-            records = records.with_columns(
-                pl.when(pl.col("walk_time_s").is_not_null())
-                .then(pl.lit(4.0))
-                .alias("walk_distance_m")
-            )
-    if RESPONSE_FILE in files:
-        responses = read_ndjson(files[RESPONSE_FILE], RESPONSE_SCHEMA).lazy()
-        answers, left_out = _responses(responses, day, mapping.questionnaire_url)
-        records = records.join(answers, on="id", how="left")
-        ignored.append(left_out)
-    empty = pl.LazyFrame(
-        schema={"resource": pl.String, "patient": pl.String, "code": pl.String, "reason": pl.String}
+            records.append(found)
+            ignored.append(left_out)
+    everyone = pl.concat(records, how="diagonal_relaxed").sort("order").drop("order")
+    left = pl.concat([pl.DataFrame(schema=_IGNORED_SCHEMA), *ignored], how="vertical_relaxed")
+    return BulkRead(everyone.lazy(), left.lazy())
+
+
+def _spill_schemas(day: date) -> dict[str, dict[str, Any]]:
+    """The schema of each kind of narrow row, for partitions that hold none of that kind."""
+    empty = {
+        "patient": _patients(pl.LazyFrame(schema=PATIENT_SCHEMA), day).with_row_index("order"),
+        "observation": _classify(pl.LazyFrame(schema=OBSERVATION_SCHEMA), day, _rules().lazy()),
+        "response": _response_rows(pl.LazyFrame(schema=RESPONSE_SCHEMA), day, ""),
+    }
+    return {kind: dict(frame.collect_schema()) for kind, frame in empty.items()}
+
+
+def _partition(
+    patients: pl.DataFrame, observations: pl.DataFrame, responses: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The records of one partition's patients and the rows left out, with reasons."""
+    known = patients.lazy().select(pl.col("id").alias("patient"), pl.lit(True).alias("known"))
+    # A row about a patient not in the export is listed as such, whatever else is wrong with it
+    # (only an unknown code comes first: such a row is not about a measurement at all).
+    rows = (
+        observations.lazy()
+        .join(known, on="patient", how="left")
+        .with_columns(
+            pl.when((pl.col("reason") != "unknown_code") & pl.col("known").is_null())
+            .then(pl.lit("other_patient"))
+            .otherwise(pl.col("reason"))
+            .alias("reason")
+        )
+        .drop("known")
     )
-    return BulkRead(records, pl.concat([empty, *ignored]) if ignored else empty)
+    values, left_out = _choose(rows)
+    records = (
+        patients.lazy()
+        .join(values, on="id", how="left")
+        .with_columns(
+            pl.when(pl.col("asm_kg").is_not_null()).then(pl.lit("dxa")).alias("asm_method"),
+            pl.when(pl.col("walk_time_s").is_not_null()).then(pl.lit(4.0)).alias("walk_distance_m"),
+        )
+    )
+    answers, answers_left_out = _choose_responses(
+        responses.lazy()
+        .join(known, on="patient", how="left")
+        .with_columns(
+            pl.when((pl.col("reason") != "unknown_code") & pl.col("known").is_null())
+            .then(pl.lit("other_patient"))
+            .otherwise(pl.col("reason"))
+            .alias("reason")
+        )
+    )
+    records = records.join(answers, on="id", how="left")
+    found, ignored, ignored_answers = pl.collect_all([records, left_out, answers_left_out])
+    return found, pl.concat([ignored, ignored_answers], how="vertical_relaxed")
 
 
 def _patients(patients: pl.LazyFrame, day: date) -> pl.LazyFrame:
@@ -284,10 +392,9 @@ def _ignored(frame: pl.LazyFrame, reason: pl.Expr) -> pl.LazyFrame:
     )
 
 
-def _classify(
-    observations: pl.LazyFrame, day: date, patient_ids: pl.LazyFrame, rules: pl.LazyFrame
-) -> pl.LazyFrame:
-    """One narrow row per observation (and component) with why it is left out, or "ok"."""
+def _classify(observations: pl.LazyFrame, day: date, rules: pl.LazyFrame) -> pl.LazyFrame:
+    """One narrow row per observation (and component) with why it is left out, or "ok" (a
+    patient missing from the export is found in the second pass, `_partition`)."""
     codes = rules.select("system", "code", "input").unique()
     elements = _elements(observations).with_row_index("element")
     exploded = (
@@ -305,10 +412,8 @@ def _classify(
         .agg(pl.col("system").first(), pl.col("code").first(), pl.col("input").first())
     )
     first_code = exploded.group_by("element").agg(pl.col("code").first().alias("any_code"))
-    known = patient_ids.select(pl.col("id").alias("patient"), pl.lit(True).alias("known"))
     rows = (
         elements.join(matched, on="element", how="left")
-        .join(known, on="patient", how="left")
         .join(first_code, on="element", how="left")
         .with_columns(pl.coalesce("code", "any_code").alias("code"))
     )
@@ -346,8 +451,6 @@ def _classify(
         .then(pl.lit(None, pl.String))
         .when(unknown)
         .then(pl.lit("unknown_code"))
-        .when(pl.col("known").is_null())
-        .then(pl.lit("other_patient"))
         .when(pl.col("status") == "entered-in-error")
         .then(pl.lit("entered_in_error"))
         .when(~pl.col("status").is_in(["final", "amended", "corrected"]).fill_null(False))
@@ -394,30 +497,28 @@ def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     present = good.select("patient", pl.col("field").alias("yields_to")).unique()
     yielded = good.join(present, on=["patient", "yields_to"], how="semi")
     good = good.join(present, on=["patient", "yields_to"], how="anti")
-    newest = pl.col("day").max().over("patient", "field")
+    # One sort instead of window functions: per patient and field the newest day first, on that
+    # day the best trial (max), the fastest (min) or the newest time (latest), and among equals
+    # the first in the export, as a Bundle is read. The first row of each group is chosen.
     order = (
         pl.when(pl.col("combine") == "max")
         .then(-pl.col("canonical"))
         .when(pl.col("combine") == "min")
         .then(pl.col("canonical"))
-        .otherwise(-pl.col("when").rank("ordinal").over("patient", "field").cast(pl.Float64))
+        .alias("order")
     )
-    good = good.with_columns(
-        (pl.col("day") == newest).alias("newest"), order.alias("order")
-    ).with_columns(
-        (pl.col("newest") & (pl.col("order") == pl.col("order").filter(pl.col("newest")).min()
-                             .over("patient", "field"))).alias("best")
-    )  # fmt: skip
-    good = good.with_columns(
-        (pl.col("best") & (pl.col("element") == pl.col("element").filter(pl.col("best")).min()
-                           .over("patient", "field"))).alias("chosen")
-    )  # fmt: skip
-    chosen = good.filter(pl.col("chosen"))
-    superseded = pl.concat([good.filter(~pl.col("chosen")), yielded], how="diagonal_relaxed")
-    fields = [item.field for item in fhir_mapping().inputs]
-    values = chosen.group_by("patient").agg(
-        pl.col("canonical").filter(pl.col("field") == name).first().alias(name)
-        for name in dict.fromkeys(fields)
+    newest_time = pl.when(pl.col("combine") == "latest").then(pl.col("when")).alias("newest_time")
+    ranked = good.with_columns(order, newest_time).sort(
+        ["patient", "field", "day", "order", "newest_time", "element"],
+        descending=[False, False, True, False, True, False],
+        nulls_last=True,
+    )
+    chosen = ranked.unique(["patient", "field"], keep="first", maintain_order=True)
+    losers = good.join(chosen.select("element"), on="element", how="anti")
+    superseded = pl.concat([losers, yielded], how="diagonal_relaxed")
+    fields = list(dict.fromkeys(item.field for item in fhir_mapping().inputs))
+    values = chosen.pivot(
+        "field", on_columns=fields, index="patient", values="canonical", aggregate_function="first"
     )
     integer_fields = [n for n, s in field_specs().items() if s.kind == "integer"]
     values = values.with_columns(
@@ -429,12 +530,11 @@ def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     return values, ignored
 
 
-def _responses(
-    responses: pl.LazyFrame, day: date, questionnaire: str
-) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """Per patient the SARC-F item scores of the newest completed response in the window."""
+def _response_rows(responses: pl.LazyFrame, day: date, questionnaire: str) -> pl.LazyFrame:
+    """One narrow row per QuestionnaireResponse: patient, date, why it is left out (or "ok"),
+    and its SARC-F item scores."""
     window = fhir_mapping().sarc_f_lookback_days
-    rows = responses.with_columns(
+    rows = responses.with_row_index("row").with_columns(
         pl.col("subject").struct.field("reference").str.strip_prefix("Patient/").alias("patient"),
         pl.col("questionnaire").str.split("|").list.first().alias("canonical"),
         pl.col("authored").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).alias("day"),
@@ -455,17 +555,11 @@ def _responses(
         .otherwise(pl.lit("ok"))
     )
     rows = rows.with_columns(reason.alias("reason"))
-    good = rows.filter(pl.col("reason") == "ok")
-    newest = pl.col("authored").max().over("patient")
-    chosen = good.filter(pl.col("authored") == newest).unique("patient", keep="first")
-    superseded = good.join(chosen.select("id"), on="id", how="anti").with_columns(
-        pl.lit("superseded").alias("reason")
-    )
     items = (
-        chosen.select("patient", "item")
+        rows.select("row", "item")
         .explode("item")
         .select(
-            "patient",
+            "row",
             pl.col("item").struct.field("linkId").alias("link"),
             pl.col("item").struct.field("answer").list.first().alias("answer"),
         )
@@ -479,31 +573,47 @@ def _responses(
             ).alias("score")
         )
     )
-    answers = items.group_by("patient").agg(
+    scores = items.group_by("row").agg(
         pl.col("score").filter(pl.col("link") == name).first().alias(name)
         for name in sarc_f_items()
     )
+    return (
+        rows.join(scores, on="row", how="left")
+        .sort("row")
+        .select("id", "patient", "authored", "reason", *sarc_f_items())
+    )
+
+
+def _choose_responses(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Per patient the SARC-F item scores of the newest usable response; and the responses
+    left out."""
+    rows = rows.with_row_index("row")
+    good = rows.filter(pl.col("reason") == "ok")
+    newest = pl.col("authored").max().over("patient")
+    chosen = good.filter(pl.col("authored") == newest).unique("patient", keep="first")
+    superseded = good.join(chosen.select("row"), on="row", how="anti").with_columns(
+        pl.lit("superseded").alias("reason")
+    )
+    answers = chosen.select(pl.col("patient").alias("id"), *sarc_f_items())
     left_out = pl.concat([rows.filter(pl.col("reason") != "ok"), superseded]).select(
         pl.concat_str(pl.lit("QuestionnaireResponse/"), pl.col("id")).alias("resource"),
         "patient",
         pl.lit("sarc-f").alias("code"),
         "reason",
     )
-    return answers.rename({"patient": "id"}), left_out
+    return answers, left_out
 
 
 def bulk_to_parquet(inputs: Sequence[Path], output: Path, as_of: date | None = None) -> Path:
     """Write the export's subject records next to `output` (<stem>.fhir-records.parquet) and
     the observations left out (<stem>.fhir-ignored.parquet); return the records' path."""
-    read = read_bulk(inputs, as_of)
     records = output.with_name(output.stem + ".fhir-records.parquet")
     ignored = output.with_name(output.stem + ".fhir-ignored.parquet")
     try:
-        # One query for both: they share the classified observations.
+        read = read_bulk(inputs, as_of)
         found, left_out = pl.collect_all([read.records, read.ignored])
         found.write_parquet(records)
         left_out.write_parquet(ignored)
     except pl.exceptions.PolarsError as error:
-        # Malformed NDJSON: the reader names the file and line.
         raise ValueError(f"Bulk Data export {inputs[0]}: {error}") from None
     return records

@@ -28,6 +28,14 @@ def questionnaire_command() -> None:
     typer.echo(json.dumps(sarc_f_questionnaire(), ensure_ascii=False, indent=2))
 
 
+@fhir_app.command("mappings")
+def mappings_command() -> None:
+    """Print every code and unit mapping with its evidence as Markdown (docs/fhir-mappings.md)."""
+    from sarcokit.fhir.mapping_doc import mappings_markdown
+
+    typer.echo(mappings_markdown(), nl=False)
+
+
 @fhir_app.command("bulk")
 def bulk_command(
     export: Annotated[Path, typer.Argument(help="Bulk Data export folder (Patient.ndjson, ...).")],

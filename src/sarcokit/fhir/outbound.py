@@ -202,11 +202,15 @@ def result_resources(
     key: str,
     sources: Sequence[str] = (),
     sarc_f_response_url: str | None = None,
+    corrected: bool = False,
 ) -> list[dict[str, Any]]:
     """One Observation per definition, derived values, the SARC-F total, and the
-    DiagnosticReport grouping them. `sources` are references to the observations read."""
+    DiagnosticReport grouping them. `sources` are references to the observations read;
+    `corrected` marks them as replacing what was written before for the same visit."""
     if not result.ok:
         raise ValueError("a rejected record has no result to write")
+    # FHIR R4: "corrected" is a final result changed after it was released, to fix an error.
+    status = "corrected" if corrected else "final"
     mapping = fhir_mapping()
     words = catalogue("en")
     derived_from = [{"reference": ref} for ref in sources]
@@ -216,7 +220,7 @@ def result_resources(
         observation: dict[str, Any] = {
             "resourceType": "Observation",
             "identifier": [ident],
-            "status": "final",
+            "status": status,
             "category": _category(mapping, "exam"),
             "code": {"coding": [mapping.project_coding("sarcopenia-category")]},
             "method": {"coding": [mapping.project_coding(definition_id)]},
@@ -248,7 +252,7 @@ def result_resources(
             {
                 "resourceType": "Observation",
                 "identifier": [identifier("observation", f"{key}/{name}")],
-                "status": "final",
+                "status": status,
                 "category": _category(mapping, "exam"),
                 "code": {"coding": [out.code.to_fhir()]},
                 "subject": {"reference": subject},
@@ -266,7 +270,7 @@ def result_resources(
         score: dict[str, Any] = {
             "resourceType": "Observation",
             "identifier": [identifier("observation", f"{key}/sarc-f-total")],
-            "status": "final",
+            "status": status,
             "category": _category(mapping, "survey"),
             "code": {"coding": [mapping.project_coding("sarc-f-total")]},
             "subject": {"reference": subject},
@@ -281,7 +285,7 @@ def result_resources(
         {
             "resourceType": "DiagnosticReport",
             "identifier": [report_ident],
-            "status": "final",
+            "status": status,
             "code": {"coding": [mapping.project_coding("sarcopenia-report")]},
             "subject": {"reference": subject},
             "effectiveDateTime": when,
@@ -328,10 +332,44 @@ def _ident(resource: Mapping[str, Any]) -> Mapping[str, str] | None:
     return found if isinstance(found, Mapping) else None
 
 
-def transaction(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def written_keys(resources: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """What identifies each written resource (type, identifier, code): kept with a write-back
+    so that a correction can withdraw what it no longer writes."""
+    return [
+        {"resourceType": r["resourceType"], "identifier": dict(ident), "code": r.get("code")}
+        for r in resources
+        if (ident := _ident(r)) is not None
+    ]
+
+
+def withdrawn(
+    before: Iterable[Mapping[str, Any]], now: Iterable[Mapping[str, Any]], subject: str
+) -> list[dict[str, Any]]:
+    """Resources written before (`written_keys`) that the corrected result no longer has
+    (a value or a definition gone): the same identifier, status entered-in-error."""
+    kept = {(k["resourceType"], k["identifier"]["value"]) for k in written_keys(now)}
+    out = []
+    for key in before:
+        if (key["resourceType"], key["identifier"]["value"]) in kept:
+            continue
+        resource: dict[str, Any] = {
+            "resourceType": key["resourceType"],
+            "identifier": [dict(key["identifier"])],
+            "status": "entered-in-error",
+            "subject": {"reference": subject},
+        }
+        if key.get("code") is not None:
+            resource["code"] = key["code"]
+        out.append(resource)
+    return out
+
+
+def transaction(resources: Iterable[Mapping[str, Any]], replace: bool = False) -> dict[str, Any]:
     """A transaction Bundle: Patients and questionnaire responses by PUT on their (stable) id,
     everything else created only if no resource with its identifier exists (conditional
-    create), so writing twice adds nothing."""
+    create), so writing twice adds nothing. With `replace` (a corrected visit) everything else
+    is a conditional update on its identifier instead: the resource written before is
+    replaced, never duplicated, and created only if it is not there yet."""
     entries = []
     for resource in resources:
         kind = resource["resourceType"]
@@ -346,6 +384,18 @@ def transaction(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             continue
         if ident is None:
             raise ValueError(f"{kind} without an identifier cannot be written idempotently")
+        search = f"identifier={ident['system']}|{ident['value']}"
+        if replace:
+            # The server keeps the id it gave the resource when it was created.
+            body = {k: v for k, v in resource.items() if k != "id"}
+            entries.append(
+                {
+                    "fullUrl": full_url(ident),
+                    "resource": body,
+                    "request": {"method": "PUT", "url": f"{kind}?{search}"},
+                }
+            )
+            continue
         entries.append(
             {
                 "fullUrl": full_url(ident),
@@ -353,7 +403,7 @@ def transaction(resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                 "request": {
                     "method": "POST",
                     "url": kind,
-                    "ifNoneExist": f"identifier={ident['system']}|{ident['value']}",
+                    "ifNoneExist": search,
                 },
             }
         )

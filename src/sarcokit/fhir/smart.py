@@ -270,9 +270,10 @@ def token_response(body: Any, where: str) -> TokenResponse:
 
 def granted(scope: str, requested: str, resource: str, permission: str) -> bool:
     """Whether a granted scope (or, when the response named none, the requested one) allows a
-    permission (`c`reate, `r`ead, `s`earch) on a patient resource, in either scope form."""
+    permission (`c`reate, `r`ead, `u`pdate, `s`earch) on a patient resource, in either scope
+    form."""
     names = (scope or requested).split()
-    v1 = {"c": "write", "r": "read", "s": "read"}[permission]
+    v1 = {"c": "write", "r": "read", "u": "write", "s": "read"}[permission]
     for name in names:
         context, _, rest = name.partition("/")
         kind, _, allowed = rest.partition("?")[0].partition(".")

@@ -27,6 +27,7 @@ from sarcokit.web.deps import (
     api_user,
     patient_or_404,
     research_table,
+    settings,
     sign_in,
     visit_or_404,
 )
@@ -60,6 +61,7 @@ from sarcokit.web.schemas import (
     subject_record_schema,
 )
 from sarcokit.web.security import issue_token, tokens_of
+from sarcokit.web.smart_store import correction_written
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no valid bearer token"},
@@ -267,11 +269,18 @@ def read_visit(db: Db, principal: Clinician, visit_id: int, lang: Language = Non
 
 @router.put("/visits/{visit_id}", summary="Correct a visit (the superseded version is kept)")
 def correct_visit(
-    db: Db, principal: Clinician, visit_id: int, body: VisitCorrection, lang: Language = None
+    request: Request,
+    db: Db,
+    principal: Clinician,
+    visit_id: int,
+    body: VisitCorrection,
+    lang: Language = None,
 ) -> VisitOut:
-    """The corrected visit; `reason` says why, and the previous version stays in `revisions`."""
+    """The corrected visit; `reason` says why, and the previous version stays in `revisions`.
+    A visit saved from an EHR launch has what was written back replaced."""
     visit = visit_or_404(db, principal, visit_id)
     language = _language(principal, lang)
+    before = dict(visit.measurements or {})
     result = store.correct_visit(
         db,
         principal.user,
@@ -281,6 +290,7 @@ def correct_visit(
         body.reason,
         CORE_LANG[language],
     )
+    correction_written(db, settings(request), principal.user, visit, before)
     db.flush()
     db.refresh(visit, ["revisions"])
     return _visit_out(visit, result)

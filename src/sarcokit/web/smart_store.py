@@ -318,67 +318,144 @@ def visit_key(db: Session, visit: Visit) -> str:
     return f"{_clinic_id(db)}/visit/{visit.id}"
 
 
+def _token(db: Session, launch: SmartLaunch) -> SmartLaunch | None:
+    """The launch whose live token writes this launch's visit: its own, or else the newest
+    later launch by the same clinician for the same EHR patient (a visit corrected after its
+    token expired is written once the clinician launches the clinic from the EHR again)."""
+    if token_live(launch):
+        return launch
+    later = db.scalars(
+        select(SmartLaunch)
+        .where(
+            SmartLaunch.user_id == launch.user_id,
+            SmartLaunch.iss == launch.iss,
+            SmartLaunch.fhir_patient == launch.fhir_patient,
+            SmartLaunch.id > launch.id,
+            SmartLaunch.access_token.is_not(None),
+        )
+        .order_by(SmartLaunch.id.desc())
+    )
+    return next((row for row in later if token_live(row)), None)
+
+
 def write_back(db: Session, settings: Settings, user: User, launch: SmartLaunch) -> bool:
     """Write the launch's visit to the EHR as Observations in a DiagnosticReport (conditional
-    create: writing again adds nothing); the outcome is stored with the launch and audited.
+    create: writing again adds nothing; after a correction, conditional update: what was
+    written is replaced, and what the corrected result no longer has is withdrawn as
+    entered-in-error); the outcome is stored with the launch and audited.
 
     The visit is committed before this runs: a failure here never loses it.
     """
     from sarcokit.fhir.client import FhirClient, FhirClientError
-    from sarcokit.fhir.outbound import result_resources, transaction
+    from sarcokit.fhir.outbound import result_resources, transaction, withdrawn, written_keys
     from sarcokit.fhir.smart import smart_settings
     from sarcokit.web.assessment import assess_visit
 
     visit = db.get(Visit, launch.visit_id)
     assert visit is not None
+    context = dict(launch.context or {})
+    corrected = bool(context.get("corrected"))
+    needed = ("c", "u") if corrected else ("c",)
     problem = None
     statuses: list[str] = []
-    if not token_live(launch):
+    withdrawing: list[dict[str, Any]] = []
+    holder = _token(db, launch)
+    if holder is None:
         problem = "the EHR's access token has expired; launch the clinic from the EHR again"
     elif not all(
-        granted(launch.scope, "", kind, "c") for kind in ("Observation", "DiagnosticReport")
+        granted(holder.scope, "", kind, p)
+        for kind in ("Observation", "DiagnosticReport")
+        for p in needed
     ):
         wanted = " ".join(smart_settings()["scopes_v2"])
-        problem = f"the EHR did not grant creating Observations and DiagnosticReports ({wanted})"
-    if problem is None:
+        what = "creating and updating" if corrected else "creating"
+        problem = f"the EHR did not grant {what} Observations and DiagnosticReports ({wanted})"
+    if holder is not None and problem is None:
         result = assess_visit(
             visit.patient, visit.visit_date, visit.measurements, visit.definitions, "en"
         )
-        sources: Sequence[str] = (launch.context or {}).get("derived_from", [])
+        subject = f"Patient/{launch.fhir_patient}"
+        sources: Sequence[str] = context.get("derived_from", [])
         resources = result_resources(
             result,
-            f"Patient/{launch.fhir_patient}",
+            subject,
             visit.visit_date.isoformat(),
             visit_key(db, visit),
             sources,
+            corrected=corrected,
         )
-        assert launch.access_token is not None
-        client = FhirClient(launch.iss, unseal(settings, launch.access_token))
+        if corrected:
+            withdrawing = withdrawn(context.get("written", []), resources, subject)
+        assert holder.access_token is not None
+        client = FhirClient(launch.iss, unseal(settings, holder.access_token))
         try:
-            answer = client.transaction(transaction(resources))
+            answer = client.transaction(transaction([*resources, *withdrawing], corrected))
             statuses = [
                 str((e.get("response") or {}).get("status", ""))[:3]
                 for e in answer.get("entry") or []
             ]
-            if len(statuses) != len(resources) or not all(s.startswith("2") for s in statuses):
+            expected = len(resources) + len(withdrawing)
+            if len(statuses) != expected or not all(s.startswith("2") for s in statuses):
                 problem = f"the EHR answered the transaction with statuses {statuses}"
         except FhirClientError as error:
             problem = f"the EHR's FHIR server refused or did not answer: {error}"
+        if problem is None:
+            context["written"] = written_keys(resources)
     launch.write_back_at = now()
     if problem is None:
         created = statuses.count("201")
+        if corrected:
+            kept = statuses[: len(statuses) - len(withdrawing)]
+            launch.write_back_detail = (
+                f"corrected visit: {kept.count('200')} resources replaced, "
+                f"{kept.count('201')} created, {len(withdrawing)} withdrawn (entered-in-error)"
+            )
+        else:
+            launch.write_back_detail = (
+                f"{len(statuses)} resources: {created} created, "
+                f"{len(statuses) - created} already there"
+            )
         launch.write_back = "written"
-        launch.write_back_detail = (
-            f"{len(statuses)} resources: {created} created, {len(statuses) - created} already there"
-        )
-        # Nothing more is written with it: the token is not kept longer than needed.
-        launch.access_token = None
+        # A new dict: the JSON column is stored again only when it is replaced.
+        launch.context = context
+        # The (encrypted) token is kept until it expires: a correction of the visit within its
+        # life is written with it. Nothing else is written with it.
         audit.record(db, user, "smart.write_back", "visit", visit.id, launch.write_back_detail)
         return True
     launch.write_back = "failed"
-    launch.write_back_detail = problem
-    audit.record(db, user, "smart.write_back_failed", "visit", visit.id, problem[:500])
+    launch.write_back_detail = problem or ""
+    audit.record(db, user, "smart.write_back_failed", "visit", visit.id, (problem or "")[:500])
     return False
+
+
+def correction_written(
+    db: Session, settings: Settings, user: User, visit: Visit, before: Mapping[str, Any]
+) -> None:
+    """After a visit saved from a SMART launch is corrected (and committed), replace what was
+    written to the EHR for it. An EHR observation stays a source (derivedFrom) only for the
+    fields whose values the correction left as they were (`before`: the measurements before)."""
+    launch = launch_of_visit(db, visit)
+    if launch is None or not launch.write_back:
+        return
+    context = dict(launch.context or {})
+    after = visit.measurements or {}
+    unchanged = {
+        f for f in context.get("sources", {}) if f in before and before.get(f) == after.get(f)
+    }
+    context["derived_from"] = sorted(
+        {
+            ref
+            for f in unchanged
+            for s in context.get("sources", {})[f]
+            if (ref := str(s["resource"]).split("#")[0]).startswith("Observation/")
+            and ref in context.get("derived_from", [])
+        }
+    )
+    context["corrected"] = True
+    launch.context = context
+    launch.write_back = "pending"
+    db.commit()
+    write_back(db, settings, user, launch)
 
 
 def token_expiry(expires_in: int | None, default_minutes: int) -> datetime:

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from sarcokit.fields import InputError, Problem
 from sarcokit.web import store
-from sarcokit.web.deps import Db, Principal, patient_or_404, visit_or_404
+from sarcokit.web.deps import Db, Principal, patient_or_404, settings, visit_or_404
 from sarcokit.web.forms import form_values, questionnaires, read_measurements, sections
 from sarcokit.web.identity import REASON_LENGTH
 from sarcokit.web.models import Patient, Visit
@@ -24,7 +24,7 @@ from sarcokit.web.pages.common import (
     status_of,
 )
 from sarcokit.web.report import report_context, report_filename, visit_pdf
-from sarcokit.web.smart_store import launch_of_visit
+from sarcokit.web.smart_store import correction_written, launch_of_visit
 from sarcokit.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -137,7 +137,10 @@ def _save_visit(
             visit, _ = store.create_visit(db, principal.user, patient, when, measurements)
         else:
             reason = form.get("reason", "")
+            before = dict(visit.measurements or {})
             store.correct_visit(db, principal.user, visit, when, measurements, reason)
+            # A visit saved from an EHR launch: what was written back is replaced.
+            correction_written(db, settings(request), principal.user, visit, before)
     except (InputError, store.Conflict) as error:
         return visit_form_page(
             request, principal, patient, form, problems_of(error), status_of(error), visit

@@ -15,7 +15,6 @@ from sarcokit.fields import (
     InputError,
     Problem,
     describe_token,
-    field_specs,
     input_columns,
     parse_record,
 )
@@ -32,16 +31,19 @@ def _schema() -> dict[str, pl.DataType]:
 
 @cache
 def _common_fields() -> frozenset[str]:
+    # Every unit of a common field too (height_cm, grip_lb, …): which unit a record used must
+    # not pick a pipeline of its own, since compiling one costs ~0.3 s of CPU and a server
+    # holding the interpreter lock for it stalls every request in flight (issue 9).
     return frozenset(
-        {"id"} | {name for name, spec in field_specs().items() if spec.group != "secondary"}
+        {"id"} | {name for name, (spec, _) in input_columns().items() if spec.group != "secondary"}
     )
 
 
 def _frame_schema(parsed: Sequence[Mapping[str, Any]]) -> dict[str, pl.DataType]:
-    # The common fields always, the secondary ones only when carried: the engine compiles one
-    # pipeline per set of present columns and folds what reads only absent ones into literals
-    # (most of the cost of a one-row frame is the secondary tools). Records that differ only in
-    # which common fields they give then share one pipeline.
+    # The common fields (in every unit) always, the secondary ones only when carried: the engine
+    # compiles one pipeline per set of present columns and folds what reads only absent ones into
+    # literals (most of the cost of a one-row frame is the secondary tools). Records that differ
+    # only in which common fields (or units) they give then share one pipeline.
     carried = {name for row in parsed for name in row} | _common_fields()
     return {name: dtype for name, dtype in _schema().items() if name in carried}
 

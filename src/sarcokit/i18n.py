@@ -33,6 +33,7 @@ LOCAL_SECTIONS = ("category", "component", "state", "next", "input")
 def register_labels(lang: str, labels: dict[str, str]) -> None:
     """Add a local definition's labels ('category.my_id' → text) for one language."""
     _LOCAL_LABELS.setdefault(lang, {}).update(labels)
+    _LABELS.clear()  # a remembered fallback may now have a label of its own
 
 
 def text(lang: Lang, key: str, **values: Any) -> str:
@@ -46,6 +47,19 @@ def text(lang: Lang, key: str, **values: Any) -> str:
         local = _LOCAL_LABELS.get(lang, {})
         return local.get(key) or _LOCAL_LABELS.get("en", {}).get(key) or name.replace("_", " ")
     raise KeyError(key)
+
+
+# label()'s answers by (language, key); emptied whenever a local definition brings labels.
+_LABELS: dict[tuple[Lang, str], str] = {}
+
+
+def label(lang: Lang, key: str) -> str:
+    """A message without values (a category's, a component's, an input's name), remembered:
+    every reason of every record looks up several."""
+    found = _LABELS.get((lang, key))
+    if found is None:
+        found = _LABELS[(lang, key)] = text(lang, key)
+    return found
 
 
 class Message(str):

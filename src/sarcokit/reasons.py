@@ -5,21 +5,27 @@ PDF, API). A stored reason renders the same way years later without re-running t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from sarcokit.definitions import Definition, definition
 from sarcokit.equations import REPORT_DECIMALS, UNITS
 from sarcokit.fields import field_specs
-from sarcokit.i18n import Lang, text
+from sarcokit.i18n import Lang, label, text
 from sarcokit.screening import INTEGER_SCORES
 from sarcokit.thresholds import NEGATION, SYMBOL
 
 
 def round_half_up(value: float, decimals: int) -> float:
     """Round as a person would (2.675 → 2.68), from the shortest decimal form of the float."""
+    shortest = repr(value)
+    # No more decimals than asked (a measured 17.5 kg): already rounded, without Decimal.
+    plain = "e" not in shortest and "n" not in shortest and decimals >= 0
+    if plain and len(shortest.partition(".")[2]) <= decimals:
+        return float(value)
     quantum = Decimal(1).scaleb(-decimals)
-    return float(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP))
+    return float(Decimal(shortest).quantize(quantum, rounding=ROUND_HALF_UP))
 
 
 @dataclass(frozen=True)
@@ -133,33 +139,65 @@ class Reason:
         )
 
 
+_FIELD_NAMES = frozenset(f.name for f in fields(Reason))
+_DEFAULTS = {f.name: f.default for f in fields(Reason) if f.default is not MISSING}
+
+
+def reason_fields(**given: Any) -> dict[str, Any]:
+    """Every field of a Reason with a plain default (all but code and detail), updated with
+    `given`: a template for reason_of."""
+    return {**_DEFAULTS, **given}
+
+
+def reason_of(values: dict[str, Any]) -> Reason:
+    """A Reason from a dict holding every one of its fields, which it takes (not a copy).
+
+    The same object the constructor makes, without its frozen `__init__` (one guarded setattr
+    per field, fifteen of them): building ~60 reasons was a quarter of a record's assessment."""
+    if len(values) != len(_FIELD_NAMES):  # the templates hold every field; a stray key shows
+        given = ", ".join(sorted(values.keys() ^ _FIELD_NAMES))
+        raise TypeError(f"reason_of needs exactly the fields of a Reason; differing: {given}")
+    made = object.__new__(Reason)
+    object.__setattr__(made, "__dict__", values)
+    return made
+
+
 # -- rendering ---------------------------------------------------------------------------------
 
 
-def _definition_labels(definition_id: str | None, lang: Lang) -> Mapping[str, str]:
-    from sarcokit.definitions import definition
-
+def _found(definition_id: str | None) -> Definition | None:
+    """The definition of an id in this process; None for a local one not loaded here (its
+    stored text then stands)."""
     if definition_id is None:
-        return {}
+        return None
     try:
-        found = definition(definition_id)
-    except KeyError:  # a local definition not loaded in this process: its stored text stands
-        return {}
-    return found.labels.get(lang, {})
+        return definition(definition_id)
+    except KeyError:
+        return None
+
+
+def _definition_labels(definition_id: str | None, lang: Lang) -> Mapping[str, str]:
+    found = _found(definition_id)
+    return {} if found is None else found.labels.get(lang, {})
+
+
+def _name_of(found: Definition | None, definition_id: str, lang: Lang) -> str:
+    if found is None:
+        return definition_id
+    name = found.labels.get(lang, {}).get("name")
+    return found.name if name is None else str(name)
 
 
 def definition_name(definition_id: str, lang: Lang) -> str:
     """A definition's name in the reader's language (`[labels.<lang>] name` in its criteria
     file), else the name the file gives, else the id."""
-    from sarcokit.definitions import definition
+    return _name_of(_found(definition_id), definition_id, lang)
 
-    labels = _definition_labels(definition_id, lang)
-    if "name" in labels:
-        return str(labels["name"])
-    try:
-        return definition(definition_id).name
-    except KeyError:
-        return definition_id
+
+def _source_of(key: str, printed: str | None, labels: Mapping[str, str]) -> str:
+    _, _, path = key.partition("/")
+    translated = labels.get(f"source.{path.replace('/', '.')}")
+    return str(translated) if translated else printed or key
 
 
 def source_label(key: str | None, printed: str | None, lang: Lang) -> str:
@@ -167,9 +205,7 @@ def source_label(key: str | None, printed: str | None, lang: Lang) -> str:
     `source.<kind>.<id>` where it has one, else the citation as printed in the file."""
     if key is None:
         return printed or ""
-    owner, _, path = key.partition("/")
-    translated = _definition_labels(owner, lang).get(f"source.{path.replace('/', '.')}")
-    return str(translated) if translated else printed or key
+    return _source_of(key, printed, _definition_labels(key.partition("/")[0], lang))
 
 
 def unit_suffix(name: str) -> str:
@@ -226,42 +262,67 @@ def _group(cutoff: Cutoff, lang: Lang, by_method: bool) -> str:
     if cutoff.age_banded:
         parts.append(age_band_text(cutoff, lang))
     if cutoff.sex is not None:
-        parts.append(text(lang, f"sex.{cutoff.sex}"))
+        parts.append(label(lang, f"sex.{cutoff.sex}"))
     if by_method and cutoff.methods is not None:
-        parts.append("/".join(text(lang, f"method.{m}") for m in cutoff.methods))
+        parts.append("/".join(label(lang, f"method.{m}") for m in cutoff.methods))
     return text(lang, "reason.group", who=", ".join(parts)) if parts else ""
+
+
+# A cut-off as a reason shows it, by (cut-off, input, low, language, by method): the same few
+# dozen cut-offs are written into every record's reasons. Bounded, since stored results bring
+# cut-offs of their own.
+_CUTOFF_TEXTS: dict[tuple[Cutoff, str, bool | None, Lang, bool], str] = {}
+_CUTOFF_TEXTS_KEPT = 4096
+
+
+def _cutoff_text(cutoff: Cutoff, name: str, low: bool | None, lang: Lang, by_method: bool) -> str:
+    """'< 16 kg (women)' (low given), '16 kg (women)' (low None: the cut-off alone)."""
+    key = (cutoff, name, low, lang, by_method)
+    shown = _CUTOFF_TEXTS.get(key)
+    if shown is None:
+        group = _group(cutoff, lang, by_method)
+        if low is None:
+            shown = f"{format_cutoff(cutoff.value, name)}{group}"
+        else:
+            symbol = SYMBOL[cutoff.op if low else NEGATION[cutoff.op]]
+            shown = f"{symbol} {format_cutoff(cutoff.value, name)}{unit_suffix(name)}{group}"
+        if len(_CUTOFF_TEXTS) >= _CUTOFF_TEXTS_KEPT:
+            _CUTOFF_TEXTS.clear()
+        _CUTOFF_TEXTS[key] = shown
+    return shown
 
 
 def _comparison(reason: Reason, low: bool, lang: Lang) -> str:
     name = reason.input or ""
-    unit = unit_suffix(name)
     by_method = bool(reason.detail.get("by_method"))
-    return " / ".join(
-        f"{SYMBOL[c.op if low else NEGATION[c.op]]} {format_cutoff(c.value, name)}{unit}"
-        f"{_group(c, lang, by_method)}"
-        for c in reason.cutoffs
-    )
+    return " / ".join(_cutoff_text(c, name, low, lang, by_method) for c in reason.cutoffs)
 
 
 def _names(lang: Lang, section: str, ids: Sequence[str]) -> str:
-    return ", ".join(text(lang, f"{section}.{i}") for i in ids)
+    return ", ".join(label(lang, f"{section}.{i}") for i in ids)
 
 
 def render_reason(reason: Reason, lang: Lang) -> str:
     """One reason as a sentence in the reader's language."""
-    from sarcokit.secondary.conditions import known_conditions
-
     code, detail, name = reason.code, reason.detail, reason.input or ""
     values: dict[str, Any] = {}
     if reason.input is not None:
-        values["input"] = text(lang, f"input.{reason.input}")
+        values["input"] = label(lang, f"input.{reason.input}")
     if reason.component is not None:
-        values["component"] = text(lang, f"component.{reason.component}")
+        values["component"] = label(lang, f"component.{reason.component}")
     if reason.state is not None:
-        values["state"] = text(lang, f"state.{reason.state}")
+        values["state"] = label(lang, f"state.{reason.state}")
+    found = _found(reason.definition)
     if reason.definition is not None:
-        values["definition"] = definition_name(reason.definition, lang)
-    values["source"] = source_label(reason.source, reason.source_text, lang)
+        values["definition"] = _name_of(found, reason.definition, lang)
+    source = reason.source
+    if source is None:
+        values["source"] = reason.source_text or ""
+    else:
+        owner = source.partition("/")[0]
+        holder = found if owner == reason.definition else _found(owner)
+        labels = {} if holder is None else holder.labels.get(lang, {})
+        values["source"] = _source_of(source, reason.source_text, labels)
     shown = ""
     if reason.value is not None and code not in ("in_scope", "out_of_scope"):
         cutoffs = [c.value for c in reason.cutoffs]
@@ -287,9 +348,7 @@ def render_reason(reason: Reason, lang: Lang) -> str:
         low, high = detail["bounds"]
         return text(lang, "reason.partial", **values, low=low, high=high, comparison=comparison)
     if code in ("sex_unknown", "age_unknown", "method_unknown"):
-        listed = " / ".join(
-            f"{format_cutoff(c.value, name)}{_group(c, lang, by_method)}" for c in reason.cutoffs
-        )
+        listed = " / ".join(_cutoff_text(c, name, None, lang, by_method) for c in reason.cutoffs)
         return text(lang, f"reason.{code}", **values, value=shown, cutoffs=listed)
     if code == "method_not_covered":
         return text(lang, f"reason.{code}", **values, value=shown, method=detail.get("method"))
@@ -302,16 +361,19 @@ def render_reason(reason: Reason, lang: Lang) -> str:
         return text(lang, f"reason.{code}", equation=detail["equation"])
     if code == "category":
         states = ", ".join(
-            f"{text(lang, f'component.{c}')} {text(lang, f'state.{s}')}"
+            f"{label(lang, f'component.{c}')} {label(lang, f'state.{s}')}"
             for c, s in detail.get("states", ())
         )
-        category = text(lang, f"category.{reason.category}")
+        category = label(lang, f"category.{reason.category}")
         return text(lang, f"reason.{code}", **values, states=states, category=category)
     if code in ("indeterminate", "not_excluded"):
         return text(
             lang, f"reason.{code}", categories=_names(lang, "category", detail["categories"])
         )
     if code in ("secondary", "awgs_trigger"):
+        # Imported here: the conditions table loads Polars, which `import sarcokit` must not.
+        from sarcokit.secondary.conditions import known_conditions
+
         condition = known_conditions()[detail["condition"]]
         return text(
             lang,

@@ -11,6 +11,7 @@ from sarcokit.definitions import (
     INDETERMINATE,
     NOT_APPLICABLE,
     Category,
+    Component,
     Definition,
     Test,
     category_column,
@@ -24,7 +25,16 @@ from sarcokit.engine import (
 from sarcokit.equations import REPORT_DECIMALS
 from sarcokit.fields import Problem
 from sarcokit.i18n import Lang
-from sarcokit.reasons import Cutoff, Reason, render_reason, round_half_up, source_label, unit_of
+from sarcokit.reasons import (
+    Cutoff,
+    Reason,
+    reason_fields,
+    reason_of,
+    render_reason,
+    round_half_up,
+    source_label,
+    unit_of,
+)
 from sarcokit.rules import components_named, evaluate_rule
 from sarcokit.screening import BOUNDS, bound_column, instruments
 from sarcokit.secondary.conditions import known_conditions
@@ -33,6 +43,9 @@ from sarcokit.thresholds import Threshold, Variant, applicable_variants
 # The result contract's version (README, "The result contract"): 2 added the structured
 # reasons (`explanations`), `contract_version` and `lang`; version 1 had reasons as text only.
 CONTRACT_VERSION = 2
+
+# Every field of a Reason at its default but code and detail, which each reason gives.
+_BLANK = reason_fields()
 
 # Inputs whose value comes from ASM, so an estimated ASM must be disclosed where they decide.
 ASM_INPUTS = frozenset({"asm_kg", "asmi_kg_m2", "alm_bmi"})
@@ -215,17 +228,14 @@ def _source(
     return {"source": key, "source_text": printed}
 
 
-def _cutoffs(test: Threshold, variants: Sequence[Variant]) -> tuple[Cutoff, ...]:
-    return tuple(
-        Cutoff(
-            value=v.value,
-            op=v.op or test.op,
-            sex=v.sex,
-            age_from=v.age_from,
-            age_below=v.age_below,
-            methods=v.methods,
-        )
-        for v in variants
+def _cutoff(test: Threshold, variant: Variant) -> Cutoff:
+    return Cutoff(
+        value=variant.value,
+        op=variant.op or test.op,
+        sex=variant.sex,
+        age_from=variant.age_from,
+        age_below=variant.age_below,
+        methods=variant.methods,
     )
 
 
@@ -234,49 +244,177 @@ def _by_method(test: Threshold) -> bool:
     return len({v.methods for v in test.variants}) > 1
 
 
-def _test_reason(
-    definition: Definition,
-    component: str,
-    assigned: Test,
-    row: Mapping[str, Any],
-) -> Reason | None:
+# What explaining a definition needs that does not depend on the subject (column names, the
+# static fields of each reason, a Cutoff per cut-off variant), worked out once per definition
+# version: one record's ten definitions give ~60 reasons, and redoing this for each was most
+# of an assessment's time.
+
+
+@dataclass(frozen=True)
+class _TestPlan:
+    assigned: Test
+    flag_column: str
+    # Every field of the reasons this test gives, at its value for all subjects.
+    template: dict[str, Any]
+    states: tuple[str, str]
+    by_method: bool
+    bounds: tuple[str, ...]
+    # The Cutoff of each of the threshold's variants, by the variant's identity.
+    cutoff_of: dict[int, Cutoff]
+    # A pre-classified flag or a code list: the reason shows fields, not cut-offs.
+    shows_fields: bool
+    asm_input: bool
+    # Whether any cut-off is for an age band only (else every age has one).
+    age_banded: bool
+
+    def cutoffs(self, variants: Sequence[Variant]) -> tuple[Cutoff, ...]:
+        """The cut-offs of these variants of the test's threshold."""
+        return tuple(self.cutoff_of[id(v)] for v in variants)
+
+
+@dataclass(frozen=True)
+class _ComponentPlan:
+    component: Component
+    column: str
+    tests: tuple[_TestPlan, ...]
+    # The inputs of its tests, each once, in order (a not-assessed reason names them).
+    inputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _CategoryPlan:
+    category: Category
+    rule_column: str
+    named: tuple[str, ...]
+    source: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    definition: Definition
+    category_column: str
+    components: tuple[_ComponentPlan, ...]
+    rule_components: tuple[str, ...]
+    outcomes: tuple[str, ...]
+    case_finding: tuple[str, ...]
+    categories: tuple[_CategoryPlan, ...]
+
+
+# Plans by the identity of their definition (a Definition holds dicts, so it is not hashable);
+# each entry keeps its definition alive, so an id is never reused while its plan is kept.
+_PLANS: dict[int, _Plan] = {}
+_PLANS_KEPT = 256
+
+
+def _plan(definition: Definition) -> _Plan:
+    """The subject-independent part of explaining `definition`, built on first use."""
+    plan = _PLANS.get(id(definition))
+    if plan is not None and plan.definition is definition:
+        return plan
+    if len(_PLANS) >= _PLANS_KEPT:  # many one-off versions (a test's variations): start afresh
+        _PLANS.clear()
+    plan = _build_plan(definition)
+    _PLANS[id(definition)] = plan
+    return plan
+
+
+def _build_plan(definition: Definition) -> _Plan:
+    components = []
+    for component in definition.components:
+        tests = []
+        for assigned in definition.tests_of(component.id):
+            test = assigned.threshold
+            template = {
+                **_BLANK,
+                "definition": definition.id,
+                "component": component.id,
+                "test": test.id,
+                "input": test.input,
+                "unit": unit_of(test.input),
+                "op": test.op,
+                **_source(definition, "tests", test.id, test.source),
+            }
+            tests.append(
+                _TestPlan(
+                    assigned=assigned,
+                    flag_column=test_column(definition, test.id),
+                    template=template,
+                    states=component.states,
+                    by_method=_by_method(test),
+                    bounds=tuple(bound_column(test.input, b) for b in BOUNDS),
+                    cutoff_of={id(v): _cutoff(test, v) for v in test.variants},
+                    shows_fields=test.op in ("is_true", "in"),
+                    asm_input=test.input in ASM_INPUTS,
+                    age_banded=any(v.age_banded for v in test.variants),
+                )
+            )
+        components.append(
+            _ComponentPlan(
+                component=component,
+                column=component_column(definition, component.id),
+                tests=tuple(tests),
+                inputs=tuple(dict.fromkeys(t.assigned.threshold.input for t in tests)),
+            )
+        )
+    return _Plan(
+        definition=definition,
+        category_column=category_column(definition),
+        components=tuple(components),
+        rule_components=tuple(c.id for c in definition.rule_components),
+        outcomes=tuple(c.id for c in definition.components if c.role == "outcome"),
+        case_finding=tuple(c.id for c in definition.components if c.role == "case_finding"),
+        categories=tuple(
+            _CategoryPlan(
+                category=c,
+                rule_column=rule_column(definition, c.id),
+                named=tuple(components_named(c.rule)),
+                source=_source(definition, "categories", c.id, c.source),
+            )
+            for c in definition.categories
+        ),
+    )
+
+
+def _test_reason(plan: _TestPlan, row: Mapping[str, Any]) -> Reason | None:
     """What a test showed, or None when it was not done."""
-    test = assigned.threshold
-    flag = row[test_column(definition, test.id)]
+    test = plan.assigned.threshold
+    flag = row[plan.flag_column]
     value = row.get(test.input)
-    states = next(c.states for c in definition.components if c.id == component)
-    common: dict[str, Any] = {
-        "definition": definition.id,
-        "component": component,
-        "test": test.id,
-        "input": test.input,
-        "unit": unit_of(test.input),
-        "op": test.op,
-        **_source(definition, "tests", test.id, test.source),
-    }
+    template = plan.template
+    states = plan.states
     if test.unable is not None and row.get(test.unable.field) == test.unable.value:
-        return Reason("unable", **common, low=True, state=states[0])
+        return reason_of(
+            {**template, "code": "unable", "low": True, "state": states[0], "detail": {}}
+        )
     sex, method, age = row.get("sex"), row.get("asm_method"), row.get("age")
     variants = applicable_variants(test, sex, method, age)
-    by_method = {"by_method": _by_method(test)}
     if value is None:
-        low, high = (row.get(bound_column(test.input, b)) for b in BOUNDS)
+        low, high = (row.get(column) for column in plan.bounds)
         if flag is None or low is None or high is None:
             return None
         # A score with items missing whose flag the answered items already decide (§10.10).
-        return Reason(
-            "partial",
-            **common,
-            cutoffs=_cutoffs(test, variants),
-            low=bool(flag),
-            state=states[0] if flag else states[1],
-            detail={**by_method, "bounds": [low, high]},
+        return reason_of(
+            {
+                **template,
+                "code": "partial",
+                "cutoffs": plan.cutoffs(variants),
+                "low": bool(flag),
+                "state": states[0] if flag else states[1],
+                "detail": {"by_method": plan.by_method, "bounds": [low, high]},
+            }
         )
-    if age is not None and test.variants and not applicable_variants(test, None, None, age):
+    if age is not None and plan.age_banded and not applicable_variants(test, None, None, age):
         return None  # no cut-off for this age: the definition's scope says so once
     if flag is None:
         if not variants:
-            return Reason("method_not_covered", **common, value=value, detail={"method": method})
+            return reason_of(
+                {
+                    **template,
+                    "code": "method_not_covered",
+                    "value": value,
+                    "detail": {"method": method},
+                }
+            )
         code = (
             "sex_unknown"
             if sex is None and any(v.sex for v in variants)
@@ -284,21 +422,34 @@ def _test_reason(
             if age is None and any(v.age_banded for v in variants)
             else "method_unknown"
         )
-        return Reason(
-            code, **common, value=value, cutoffs=_cutoffs(test, variants), detail=by_method
+        return reason_of(
+            {
+                **template,
+                "code": code,
+                "value": value,
+                "cutoffs": plan.cutoffs(variants),
+                "detail": {"by_method": plan.by_method},
+            }
         )
-    shown: dict[str, list[list[Any]]] = {}
-    if test.op in ("is_true", "in"):
-        shown = {"shown": [[name, row.get(name)] for name in assigned.show]}
-    return Reason(
-        "test",
-        **common,
-        value=value,
-        cutoffs=() if test.op in ("is_true", "in") else _cutoffs(test, variants),
-        low=bool(flag),
-        state=states[0] if flag else states[1],
-        detail={**by_method, **shown},
+    detail: dict[str, Any] = {"by_method": plan.by_method}
+    if plan.shows_fields:
+        detail["shown"] = [[name, row.get(name)] for name in plan.assigned.show]
+    return reason_of(
+        {
+            **template,
+            "code": "test",
+            "value": value,
+            "cutoffs": () if plan.shows_fields else plan.cutoffs(variants),
+            "low": bool(flag),
+            "state": states[0] if flag else states[1],
+            "detail": detail,
+        }
     )
+
+
+def _reason(code: str, definition: Definition, **fields: Any) -> Reason:
+    """A reason that is not a test's (scope, category, open categories, …)."""
+    return reason_of({**_BLANK, "detail": {}, **fields, "code": code, "definition": definition.id})
 
 
 def explain(
@@ -309,88 +460,81 @@ def explain(
 ) -> DefinitionResult:
     """Category, components, reasons and next steps of one definition for one evaluated row;
     the reasons are data, rendered in `lang` when read as text."""
-    category = row[category_column(definition)]
-    states = {c.id: row[component_column(definition, c.id)] for c in definition.components}
-    components = {c.id: states[c.id] for c in definition.rule_components}
+    plan = _plan(definition)
+    category = row[plan.category_column]
+    states = {c.component.id: row[c.column] for c in plan.components}
+    components = {name: states[name] for name in plan.rule_components}
     reasons: list[Reason] = []
     estimated_used = False
     age = row.get("age")
     if definition.min_age is not None:
         reasons.append(_scope_reason(definition, age))
-    for component in definition.components:
-        if category == NOT_APPLICABLE:
-            break
-        if component.applies_from_age is not None and states[component.id] == NOT_APPLICABLE:
-            reasons.append(
-                Reason(
-                    "component_not_applicable",
-                    definition=definition.id,
-                    component=component.id,
-                    detail={"age": component.applies_from_age},
+    if category != NOT_APPLICABLE:
+        for planned in plan.components:
+            component = planned.component
+            if component.applies_from_age is not None and states[component.id] == NOT_APPLICABLE:
+                reasons.append(
+                    _reason(
+                        "component_not_applicable",
+                        definition,
+                        component=component.id,
+                        detail={"age": component.applies_from_age},
+                    )
                 )
-            )
-            continue
-        said = False
-        for test in definition.tests_of(component.id):
-            reason = _test_reason(definition, component.id, test, row)
-            if reason is not None:
-                reasons.append(reason)
-                said = True
-                estimated_used |= test.threshold.input in ASM_INPUTS and bool(
-                    row.get(ASM_ESTIMATED)
+                continue
+            said = False
+            for test in planned.tests:
+                reason = _test_reason(test, row)
+                if reason is not None:
+                    reasons.append(reason)
+                    said = True
+                    estimated_used |= test.asm_input and bool(row.get(ASM_ESTIMATED))
+            if not said:
+                reasons.append(
+                    _reason(
+                        "not_assessed",
+                        definition,
+                        component=component.id,
+                        detail={"inputs": list(planned.inputs)},
+                    )
                 )
-        if not said:
-            inputs = list(
-                dict.fromkeys(t.threshold.input for t in definition.tests_of(component.id))
-            )
-            reasons.append(
-                Reason(
-                    "not_assessed",
-                    definition=definition.id,
-                    component=component.id,
-                    detail={"inputs": inputs},
-                )
-            )
     if estimated_used:
-        reasons.append(
-            Reason("estimated", definition=definition.id, detail={"equation": "Wen 2011"})
-        )
+        reasons.append(_reason("estimated", definition, detail={"equation": "Wen 2011"}))
 
-    rules = {c.id: row[rule_column(definition, c.id)] for c in definition.categories}
-    chosen = next((c for c in definition.categories if c.id == category), None)
+    rules = {c.category.id: row[c.rule_column] for c in plan.categories}
+    chosen_plan = next((c for c in plan.categories if c.category.id == category), None)
+    chosen = None if chosen_plan is None else chosen_plan.category
     position = definition.categories.index(chosen) if chosen else len(definition.categories)
     pending = [c for c in definition.categories[:position] if rules[c.id] is None]
     if category == NOT_APPLICABLE:
         pending = []  # outside the definition's scope nothing is open
-    if chosen is not None:
-        named = components_named(chosen.rule)
+    if chosen_plan is not None:
         reasons.append(
-            Reason(
+            _reason(
                 "category",
-                definition=definition.id,
-                category=chosen.id,
-                **_source(definition, "categories", chosen.id, chosen.source),
-                detail={"states": [[name, components[name]] for name in named]},
+                definition,
+                category=chosen_plan.category.id,
+                **chosen_plan.source,
+                detail={"states": [[name, components[name]] for name in chosen_plan.named]},
             )
         )
     open_ids = [c.id for c in pending]
     if category == INDETERMINATE:
-        reasons.append(
-            Reason("indeterminate", definition=definition.id, detail={"categories": open_ids})
-        )
+        reasons.append(_reason("indeterminate", definition, detail={"categories": open_ids}))
     elif pending and chosen is not None and not chosen.final:
-        reasons.append(
-            Reason("not_excluded", definition=definition.id, detail={"categories": open_ids})
-        )
+        reasons.append(_reason("not_excluded", definition, detail={"categories": open_ids}))
 
-    reasons.extend(secondary_reasons(definition, chosen, conditions))
+    if conditions:
+        reasons.extend(secondary_reasons(definition, chosen, conditions))
     steps: list[str] = []
+    flags: dict[str, bool | None] | None = None
     if category != NOT_APPLICABLE and (chosen is None or not chosen.final):
+        flags = _flags(definition, states)
         unknown = {
             n
             for c in pending
             for n in components_named(c.rule)
-            if components[n] == "unknown" and _decides(c, n, _flags(definition, states))
+            if components[n] == "unknown" and _decides(c, n, flags)
         }
         steps.extend(c.next_step for c in definition.components if c.id in unknown)
     cited: dict[str, dict[str, str]] = {}
@@ -401,19 +545,18 @@ def explain(
             cited = {
                 s: {"source": key, "source_text": chosen.steps_source} for s in chosen.next_steps
             }
-        flags = _flags(definition, states)
-        steps.extend(
-            step for step, _, rule in chosen.conditional_steps if evaluate_rule(rule, flags)
-        )
+        if chosen.conditional_steps:
+            flags = flags if flags is not None else _flags(definition, states)
+            steps.extend(
+                step for step, _, rule in chosen.conditional_steps if evaluate_rule(rule, flags)
+            )
     return DefinitionResult(
         category,
         components,
         tuple(reasons),
         list(dict.fromkeys(steps)),
-        outcomes={c.id: states[c.id] for c in definition.components if c.role == "outcome"},
-        case_finding={
-            c.id: states[c.id] for c in definition.components if c.role == "case_finding"
-        },
+        outcomes={name: states[name] for name in plan.outcomes},
+        case_finding={name: states[name] for name in plan.case_finding},
         local=definition.local,
         sha256=definition.sha256 if definition.local else None,
         lang=lang,
@@ -443,15 +586,14 @@ def _scope_reason(definition: Definition, age: float | None) -> Reason:
     """Whether the subject's age is within the definition's scope, said plainly."""
     assert definition.min_age is not None
     common: dict[str, Any] = {
-        "definition": definition.id,
         "input": None,
         "detail": {"age": definition.min_age},
         **_source(definition, "scope", None, definition.scope_source or definition.name),
     }
     if age is None:
-        return Reason("age_not_given", **common)
+        return _reason("age_not_given", definition, **common)
     code = "out_of_scope" if age < definition.min_age else "in_scope"
-    return Reason(code, value=age, **common)
+    return _reason(code, definition, value=age, **common)
 
 
 def screening_of(row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -508,25 +650,53 @@ def secondary_reasons(
     return reasons
 
 
+# The factor and osteosarcopenia columns of a row, by the row's columns in order: every row of
+# one compiled pipeline has the same ~300, and scanning them all was a tenth of an assessment.
+_SECONDARY_NAMES: dict[
+    tuple[str, ...], tuple[tuple[tuple[str, str, str], ...], tuple[tuple[str, str], ...]]
+] = {}
+_SECONDARY_NAMES_KEPT = 64
+
+
+def _secondary_names(
+    row: Mapping[str, Any],
+) -> tuple[tuple[tuple[str, str, str], ...], tuple[tuple[str, str], ...]]:
+    """(factor, value column, flag column) of each factor; (variant, column) of each
+    osteosarcopenia column."""
+    columns = tuple(row)
+    found = _SECONDARY_NAMES.get(columns)
+    if found is None:
+        factors = tuple(
+            (
+                name.removeprefix("factor_").removesuffix("_value"),
+                name,
+                name.removesuffix("_value") + "_flag",
+            )
+            for name in columns
+            if name.startswith("factor_") and name.endswith("_value")
+        )
+        osteo = tuple(
+            (name.removeprefix("osteosarcopenia_"), name)
+            for name in columns
+            if name.startswith("osteosarcopenia_")
+        )
+        if len(_SECONDARY_NAMES) >= _SECONDARY_NAMES_KEPT:
+            _SECONDARY_NAMES.clear()
+        found = _SECONDARY_NAMES[columns] = (factors, osteo)
+    return found
+
+
 def secondary_of(
     row: Mapping[str, Any], recognised: Sequence[str], others: Sequence[str], lang: Lang
 ) -> dict[str, Any]:
     """The secondary block: CT muscle, liver scores, bone and osteosarcopenia, GLIM, contributing
     factors, and the recognised conditions with their context."""
     known = known_conditions()
+    factor_names, osteo_names = _secondary_names(row)
     factors = {
-        name.removeprefix("factor_").removesuffix("_value"): {
-            "value": row[name],
-            "flag": row.get(name.removesuffix("_value") + "_flag"),
-        }
-        for name in row
-        if name.startswith("factor_") and name.endswith("_value")
+        factor: {"value": row[value], "flag": row.get(flag)} for factor, value, flag in factor_names
     }
-    osteo = {
-        name.removeprefix("osteosarcopenia_"): row[name]
-        for name in row
-        if name.startswith("osteosarcopenia_")
-    }
+    osteo = {variant: row[name] for variant, name in osteo_names}
     smi = row.get("l3_smi_cm2_m2")
     return {
         "ct_muscle": {

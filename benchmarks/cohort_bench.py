@@ -625,19 +625,26 @@ def spark_rate(source: Path, target: Path) -> dict[str, float]:
     return {"seconds": seconds, "build": built, "rows_out": rows_out}
 
 
+# CPU seconds (user + system, all threads, after the imports) and peak RSS of the run itself:
+# VmHWM, not getrusage, whose ru_maxrss keeps this benchmark's own size from before the exec.
 FILE_CHILD = """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 from sarcokit.cohort.run import run_cohort
-start = time.perf_counter()
+start, cpu = time.perf_counter(), sum(os.times()[:2])
+def usage():
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    return {"seconds": time.perf_counter() - start, "cpu": sum(os.times()[:2]) - cpu,
+            "peak_mb": peak / 1024}
 try:
     run = run_cohort([Path(sys.argv[1])], Path(sys.argv[2]))
 except Exception as error:  # the old code stops on a dirty cell: record how
-    print(json.dumps({"seconds": time.perf_counter() - start, "error": str(error)[:200]}))
+    print(json.dumps(usage() | {"error": str(error)[:200]}))
 else:
     flow = run.flow
-    print(json.dumps({"seconds": time.perf_counter() - start, "read": flow.rows_read,
-                      "scored": flow.rows_scored, "rejected": flow.rows_rejected}))
+    print(json.dumps(usage() | {"read": flow.rows_read, "scored": flow.rows_scored,
+                                "rejected": flow.rows_rejected}))
 """
 DIRTY = ("NA", "abc", "17.5 kg", "-999", "n/a")
 DIRTY_COLUMNS = (
@@ -906,19 +913,29 @@ def files(
         f"(f) wrote {rows} rows, 1% dirty cells, in {write_csv(dirty, args.file_rows, 0.01):.1f} s"
     )
     codes = [("new", None)] + ([("old", args.baseline_src)] if args.baseline_src else [])
-    times: dict[str, list[float]] = {name: [] for name, _ in codes}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in codes}
     for repeat in range(args.file_repeats):
         for name, src in codes if repeat % 2 == 0 else list(reversed(codes)):
+            load = os.getloadavg()[0]
             result = cohort_in_child(clean, directory / f"{name}.parquet", src)
             print(
                 f"(e) {name} code, run {repeat + 1}: {json.dumps(result)} "
-                f"(load average {os.getloadavg()[0]:.2f})"
+                f"(load average {load:.2f} before, {os.getloadavg()[0]:.2f} after)"
             )
-            times[name].append(result["seconds"])
-    new = statistics.median(times["new"])
-    result_text = ""
-    if "old" in times:
-        old = statistics.median(times["old"])
+            runs[name].append(result)
+
+    def medians(name: str) -> tuple[float, str]:
+        """The median wall time, and the medians of CPU time and peak RSS as words."""
+        done = runs[name]
+        wall = statistics.median(r["seconds"] for r in done)
+        cpu = statistics.median(r.get("cpu", math.nan) for r in done)
+        peak = statistics.median(r.get("peak_mb", math.nan) for r in done)
+        return wall, f"CPU {cpu:.1f} s, peak RSS {peak:,.0f} MB"
+
+    new, new_usage = medians("new")
+    result_text = new_usage
+    if "old" in runs:
+        old, old_usage = medians("old")
         table.append(
             (
                 f"(e) `sarcokit cohort` on a clean CSV, {rows} rows, code before issue 10, "
@@ -926,10 +943,11 @@ def files(
                 f"{old:.1f} s",
                 f"{args.file_rows / old:,.0f}",
                 "",
-                "",
+                old_usage,
             )
         )
-        result_text = f"{new / old:.2f}× the old time: " + ("met" if new <= old else "missed")
+        verdict = "met" if new <= old else "missed"
+        result_text = f"{new / old:.2f}× the old time: {verdict}; {new_usage}"
     table.append(
         (
             f"(e) the same with this code, median of {args.file_repeats} (alternating)",
@@ -950,7 +968,9 @@ def files(
             f"{measured['seconds']:.1f} s",
             f"{args.file_rows / measured['seconds']:,.0f}",
             "measured",
-            f"scored {measured.get('scored', 0):,}, rejected {measured.get('rejected', 0):,}",
+            f"scored {measured.get('scored', 0):,}, rejected {measured.get('rejected', 0):,}; "
+            f"CPU {measured.get('cpu', math.nan):.1f} s, "
+            f"peak RSS {measured.get('peak_mb', math.nan):,.0f} MB",
         )
     )
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -70,6 +70,7 @@ ID = "id"
 PROBLEMS = "mapping_problems"
 # Staged columns, dropped by the final select.
 _TEXT, _NUMBER, _FIELD, _CHECK = "_text:", "_number:", "_field:", "_check:"
+_DIRECT = "_direct:"
 _TYPES: dict[Kind, pl.DataType] = {
     "text": pl.String(),
     "number": pl.Float64(),
@@ -418,32 +419,93 @@ class _Reading:
     staged: frozenset[str] = frozenset()  # text columns already parsed into _TEXT/_NUMBER
 
     def stage(self, frame: pl.LazyFrame, columns: Collection[str]) -> tuple[pl.LazyFrame, _Reading]:
-        """Parse text number columns once, in two steps, so no expression is computed twice."""
-        codes = [c.strip() for c in self.na]
-        cleaned = []
-        for column in columns:
-            text = pl.col(column).str.strip_chars()
-            text = pl.when(~text.is_in(codes)).then(text)
-            if self.decimal_comma:
-                text = text.str.replace(",", ".", literal=True)
-            cleaned.append(text.alias(_TEXT + column))
-        parsed = [
-            pl.col(_TEXT + c).cast(pl.Float64, strict=False).alias(_NUMBER + c) for c in columns
-        ]
-        staged = frame.with_columns(cleaned).with_columns(parsed)
-        return staged, _Reading(self.na, self.decimal_comma, frozenset(columns))
+        """Parse text number columns once, in steps, so no expression is computed twice."""
+        frame = frame.with_columns(
+            pl.col(c).cast(pl.Float64, strict=False).alias(_DIRECT + c) for c in columns
+        )
+        frame = frame.with_columns(
+            self._text(pl.col(c), self._plain(pl.col(_DIRECT + c))).alias(_TEXT + c)
+            for c in columns
+        )
+        frame = frame.with_columns(
+            self._number(pl.col(_DIRECT + c), pl.col(_TEXT + c)).alias(_NUMBER + c) for c in columns
+        )
+        return frame, _Reading(self.na, self.decimal_comma, frozenset(columns))
+
+    def parse(self, cell: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+        """A text column's cells as numbers: (what is left to read as text, the numbers).
+
+        The first is null where the cell is missing or already read as a finite number; else
+        it is the cell trimmed (null when a missing-value code). The second is the number, read
+        from the cell as written or else from that text (null if neither reads, or missing).
+        """
+        direct = cell.cast(pl.Float64, strict=False)
+        text = self._text(cell, self._plain(direct))
+        return text, self._number(direct, text)
+
+    def _plain(self, direct: pl.Expr) -> pl.Expr:
+        """Cells read as a finite number as written, and not a missing-value code such as -999.
+
+        Most cells of a cohort file are such plain numbers: they are read once and never
+        trimmed or looked up among the codes, the per-cell work of the text path.
+        """
+        numbers = pl.Series([c.strip() for c in self.na]).cast(pl.Float64, strict=False)
+        codes = numbers.filter(numbers.is_finite()).to_list()
+        plain = direct.is_finite().fill_null(False)
+        return plain & ~direct.is_in(codes) if codes else plain
+
+    def _text(self, cell: pl.Expr, plain: pl.Expr) -> pl.Expr:
+        """The cells that are not plain numbers, trimmed; null where missing (or plain)."""
+        trimmed = pl.when(~plain).then(cell).str.strip_chars()
+        text = pl.when(~trimmed.is_in([c.strip() for c in self.na])).then(trimmed)
+        return text.str.replace(",", ".", literal=True) if self.decimal_comma else text
+
+    def _number(self, direct: pl.Expr, text: pl.Expr) -> pl.Expr:
+        """The plain number, else the text read as one."""
+        parsed = text.cast(pl.Float64, strict=False)
+        return pl.when(self._plain(direct)).then(direct).otherwise(parsed)
 
     def missing(self, column: str, dtype: pl.DataType) -> pl.Expr:
         """The column with its missing-value codes as null (text trimmed first)."""
         source = pl.col(column)
         if dtype == pl.String:
-            codes = [c.strip() for c in self.na]
-            return pl.when(~source.str.strip_chars().is_in(codes)).then(source)
+            return self.missing_in(source)
         if dtype.is_numeric():
             numbers = [n for c in self.na if (n := _code_number(c.strip(), dtype)) is not None]
             if numbers:
                 return pl.when(~source.is_in(numbers)).then(source)
         return source
+
+    def missing_in(self, text: pl.Expr) -> pl.Expr:
+        """Text cells with the missing-value codes as null (trimmed first)."""
+        codes = [c.strip() for c in self.na]
+        return pl.when(~text.str.strip_chars().is_in(codes)).then(text)
+
+
+def _shortcut(
+    cell: pl.Expr, read: Callable[[pl.Expr], pl.Expr], spellings: Sequence[str]
+) -> tuple[pl.Expr, pl.Expr]:
+    """`read(cell)`, with the usual spellings compared rather than read; and the other cells.
+
+    A cohort file writes its answers a few ways ("female", "true"). What `read` makes of
+    each of those is worked out once, on the spellings themselves, so the result is exactly
+    `read(cell)`; cells equal to one take it by a plain comparison. Only the other cells
+    (null elsewhere in the second expression) go through `read`'s trimming, case folding and
+    look-ups, which Polars skips on a column with no value. A spelling `read` makes null
+    (a missing-value code) is left to `read`.
+    """
+    frame = pl.DataFrame({"cell": list(dict.fromkeys(spellings))}, schema={"cell": pl.String})
+    known = frame.with_columns(read(pl.col("cell")).alias("value")).drop_nulls("value")
+    pairs = list(known.iter_rows())
+    if not pairs:
+        return read(cell), cell
+    hit = pl.any_horizontal(cell == spelling for spelling, _ in pairs)
+    rest = pl.when(~hit).then(cell)
+    chain: Any = pl
+    for spelling, value in pairs:
+        chain = chain.when(cell == spelling).then(pl.lit(value, dtype=known.schema["value"]))
+    result: pl.Expr = chain.otherwise(read(rest))
+    return result, rest
 
 
 def _field_expr(
@@ -507,11 +569,7 @@ def _number(
         if column in reading.staged:
             text, parsed = pl.col(_TEXT + column), pl.col(_NUMBER + column)
         else:
-            text = pl.col(column).str.strip_chars()
-            text = pl.when(~text.is_in([c.strip() for c in reading.na])).then(text)
-            if reading.decimal_comma:
-                text = text.str.replace(",", ".", literal=True)
-            parsed = text.cast(pl.Float64, strict=False)
+            text, parsed = reading.parse(pl.col(column))
         bad = text.is_not_null() & (parsed.is_null() | parsed.is_infinite() | parsed.is_nan())
         bad_value = pl.when(bad).then(pl.col(column))
         parts = [pl.lit(f"{target}: {column} = '"), bad_value, pl.lit("' is not a number")]
@@ -543,28 +601,43 @@ def _as_is(
         return source, None
     if field_map.kind == "boolean" and dtype == pl.String:
         # yes/no, true/false, 1/0 in any case, as fields.py reads a single record.
-        folded = source.str.strip_chars().str.to_lowercase()
-        parsed = (
-            pl.when(folded.is_in(list(_TRUE)))
-            .then(True)
-            .when(folded.is_in(list(_FALSE)))
-            .then(False)
-            .otherwise(None)
+        answers = [*_TRUE, *_FALSE]
+
+        def folded(cell: pl.Expr) -> pl.Expr:
+            return reading.missing_in(cell).str.strip_chars().str.to_lowercase()
+
+        def answer(cell: pl.Expr) -> pl.Expr:
+            return folded(cell).replace_strict(
+                dict.fromkeys(_TRUE, True) | dict.fromkeys(_FALSE, False),
+                default=None,
+                return_dtype=pl.Boolean,
+            )
+
+        spellings = [s for a in answers for s in (a, a.capitalize(), a.upper())]
+        parsed, rest = _shortcut(pl.col(column), answer, spellings)
+        bad = folded(rest).is_not_null() & answer(rest).is_null()
+        # Null wherever the cell is an answer, so good rows carry no text at all.
+        message = pl.concat_str(
+            pl.lit(f"{field_map.target}: {column} = '"),
+            pl.when(bad).then(pl.col(column)),
+            pl.lit("' is not a yes/no answer"),
         )
-        bad = folded.is_not_null() & ~folded.is_in([*_TRUE, *_FALSE])
-        message = pl.format(
-            f"{field_map.target}: {column} = '{{}}' is not a yes/no answer", pl.col(column)
-        )
-        return parsed.cast(pl.Boolean), pl.when(bad).then(message)
+        return parsed, message
     if field_map.kind == "category" and dtype == pl.String:
         # Labels are matched without regard to case or spaces where they are unambiguous
         # (Female, F, 女); anything else goes on as written for the engine to name.
         spec = field_specs()[field_map.canonical]
         labels = {value: value for value in spec.values}
         labels |= {label.casefold(): value for label, value in spec.labels.items()}
-        folded = source.str.strip_chars().str.to_lowercase()
-        known = folded.replace_strict(labels, default=None, return_dtype=pl.String)
-        return pl.coalesce(known, source.cast(pl.String)), None
+
+        def category(cell: pl.Expr) -> pl.Expr:
+            source = reading.missing_in(cell)
+            folded = source.str.strip_chars().str.to_lowercase()
+            known = folded.replace_strict(labels, default=None, return_dtype=pl.String)
+            return pl.coalesce(known, source.cast(pl.String))
+
+        spellings = [s for v in spec.values for s in (v, v.capitalize(), v.upper())]
+        return _shortcut(pl.col(column), category, spellings)[0], None
     if field_map.kind != "boolean" and (dtype == pl.String or _is_categorical(dtype)):
         return source.cast(pl.String), None
     expected = "true/false" if field_map.kind == "boolean" else "text"

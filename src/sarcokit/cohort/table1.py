@@ -75,24 +75,32 @@ class Group:
     rows: pl.Expr
 
 
-def _weighted_quantile(values: FloatArray, weights: FloatArray, q: float) -> float:
-    """Smallest value whose cumulative weight share reaches q (for q=0.5 the weighted median)."""
-    order = np.argsort(values, kind="stable")
-    cumulative = np.cumsum(weights[order])
-    index = int(np.searchsorted(cumulative, q * cumulative[-1], side="left"))
-    return float(values[order][min(index, len(values) - 1)])
+def _quantiles(values: FloatArray, weights: FloatArray, qs: Sequence[float]) -> list[float]:
+    """For each q, the smallest value whose cumulative weight share reaches q (0.5: median).
+
+    `values` are sorted ascending, ties in their original order, and `weights` go with them.
+    """
+    cumulative = np.cumsum(weights)
+    last = len(values) - 1
+    return [
+        float(values[min(int(np.searchsorted(cumulative, q * cumulative[-1], side="left")), last)])
+        for q in qs
+    ]
 
 
 def _skewed(values: FloatArray) -> bool:
     if len(values) < 3 or float(np.std(values)) == 0:
         return False
     centred = values - values.mean()
-    skewness = float(np.mean(centred**3) / np.mean(centred**2) ** 1.5)
+    squared = centred * centred
+    skewness = float(np.mean(squared * centred) / np.mean(squared) ** 1.5)
     return abs(skewness) > 1
 
 
-def _continuous(values: FloatArray, weights: FloatArray, skewed: bool) -> tuple[str, float, float]:
-    """The cell text and the (mean, SD) the SMD uses."""
+def _continuous(
+    values: FloatArray, weights: FloatArray, quartiles: list[float] | None
+) -> tuple[str, float, float]:
+    """The cell text and the (mean, SD) the SMD uses; quartiles given when skewed."""
     if len(values) == 0:
         return "–", float("nan"), float("nan")
     total = float(weights.sum())
@@ -101,8 +109,8 @@ def _continuous(values: FloatArray, weights: FloatArray, skewed: bool) -> tuple[
         sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
     else:
         sd = float(np.sqrt((weights * (values - mean) ** 2).sum() / total))
-    if skewed:
-        low, mid, high = (_weighted_quantile(values, weights, q) for q in (0.25, 0.5, 0.75))
+    if quartiles is not None:
+        low, mid, high = quartiles
         return f"{mid:.2f} [{low:.2f}, {high:.2f}]", mean, sd
     return f"{mean:.2f} ± {sd:.2f}", mean, sd
 
@@ -149,13 +157,19 @@ def table_one(
     categorical = [
         c for c in CATEGORICAL if c in results.columns and results[c].null_count() < results.height
     ]
-    frames = [results.filter(group.rows) for group in groups]
-    weights = [
-        (f[weight].cast(pl.Float64).fill_null(0.0) if weight else pl.Series([1.0] * f.height))
-        .to_numpy()
-        .astype(np.float64)
-        for f in frames
+    # Each group as a mask over the rows, so that a variable is sorted once for all groups.
+    # (with_columns: it gives a literal such as pl.lit(True) one value per row.)
+    masks = [
+        results.with_columns(group.rows.fill_null(False).alias("_in"))["_in"].to_numpy()
+        for group in groups
     ]
+    every_weight = (
+        results[weight].cast(pl.Float64).fill_null(0.0).to_numpy().astype(np.float64)
+        if weight
+        else np.ones(results.height, dtype=np.float64)
+    )
+    frames = [results.filter(pl.Series(m)) for m in masks]
+    weights = [every_weight[m] for m in masks]
     headings = [g.heading for g in groups]
     lines: list[dict[str, object]] = []
     first: dict[str, object] = {"variable": "n", "level": ""}
@@ -164,17 +178,31 @@ def table_one(
     first |= {"missing": "", "smd": None}
     lines.append(first)
     for name in variables:
-        everything = results[name].cast(pl.Float64).drop_nulls().to_numpy()
+        column = results[name].cast(pl.Float64)
+        present = column.is_not_null().to_numpy()
+        numbers = column.to_numpy()
+        everything = numbers[present]
         skewed = name in nonnormal if nonnormal is not None else _skewed(everything)
         line: dict[str, object] = {
             "variable": label(name),
             "level": "median [IQR]" if skewed else "mean ± SD",
         }
+        if skewed:
+            # One stable sort of all values: a group's values in that order are its own stable
+            # sort, so its quantiles are those of sorting the group alone.
+            order = np.argsort(everything, kind="stable")
+            ranked, ranked_weights = everything[order], every_weight[present][order]
         moments = []
-        for heading, frame, w in zip(headings, frames, weights, strict=True):
-            present = frame[name].is_not_null().to_numpy()
-            values = frame[name].cast(pl.Float64).to_numpy()[present]
-            text, mean, sd = _continuous(values, w[present], skewed)
+        for heading, mask in zip(headings, masks, strict=True):
+            chosen = mask & present
+            values, w = numbers[chosen], every_weight[chosen]
+            quartiles = None
+            if skewed and len(values):
+                in_group = mask[present][order]
+                quartiles = _quantiles(
+                    ranked[in_group], ranked_weights[in_group], (0.25, 0.5, 0.75)
+                )
+            text, mean, sd = _continuous(values, w, quartiles)
             line[heading] = text
             moments.append((mean, sd))
         line["missing"] = str(results[name].null_count())

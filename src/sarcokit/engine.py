@@ -342,16 +342,15 @@ def _polars_stages(
         compiled.append(words)
         pipeline[0] = (_to_nw_invalid(len(words)),)
     # The columns' types as the pipeline goes (a folded null keeps the type it would have had).
-    shape = pl.DataFrame(
-        schema={name: polars_dtype(spec.dtype()) for name, (spec, _) in input_columns().items()}
-    ).with_columns(*words)
+    shape = pl.DataFrame(schema=_input_schema()).with_columns(*words)
     for stage in pipeline:
         exprs = []
         folded: dict[str, pl.Series] = {}
         varying: list[str] = []
-        typed = shape.with_columns(*map(_to_polars, stage)).schema
+        translated = [_to_polars(e) for e in stage]
+        typed = shape.with_columns(*translated).schema
         booleans = {name for name, dtype in shape.schema.items() if dtype == pl.Boolean}
-        for expr in map(_to_polars, stage):
+        for expr in translated:
             roots = expr.meta.root_names()
             name = expr.meta.output_name()
             if set(roots) <= constants.keys():
@@ -407,13 +406,12 @@ def _single_value(expr: pl.Expr, constants: dict[str, pl.Series], booleans: set[
     an absent input makes it null on every row (`_outcomes`); else `_VARIES`."""
     roots = list(dict.fromkeys(expr.meta.root_names()))
     live = [r for r in roots if r not in constants]
-    if not live or not set(roots) & constants.keys():
+    nulls = {r for r in roots if r in constants and constants[r][0] is None}
+    if not live or not nulls:
         return _VARIES
-    nulls = {name for name, value in constants.items() if value[0] is None}
+    if _outcomes(_tree(expr), nulls, booleans) == {NULL}:
+        return None
     if len(live) > GRID_INPUTS or not set(live) <= booleans:
-        outcome = _outcomes(_tree(expr), nulls, booleans) if nulls & set(roots) else _ANY
-        if outcome == {NULL}:
-            return None
         return _VARIES
     grid = pl.DataFrame(
         list(product([True, False, None], repeat=len(live))),
@@ -502,6 +500,14 @@ def _function_outcomes(function: Any, inputs: list[frozenset[str]]) -> frozenset
     if name in _NULL_IN_NULL_OUT and inputs[0] == {NULL}:
         return frozenset({NULL})
     return _ANY
+
+
+@cache
+def _input_schema() -> pl.Schema:
+    """The Polars types of every input column, as fields.toml declares them."""
+    return pl.Schema(
+        {name: polars_dtype(spec.dtype()) for name, (spec, _) in input_columns().items()}
+    )
 
 
 # Validation on Polars: each problem check is one bit of an unsigned 64-bit word, so a row's

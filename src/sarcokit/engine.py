@@ -7,8 +7,10 @@ categories. Every flag is three-valued: true = low, false = normal, null = unkno
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from functools import cache, lru_cache, partial
+from itertools import product
 from typing import Any, Literal
 
 import narwhals as nw
@@ -50,7 +52,7 @@ from sarcokit.secondary.factors import factor_exprs
 from sarcokit.secondary.glim import glim_stages
 from sarcokit.secondary.liver import liver_exprs
 from sarcokit.secondary.osteosarcopenia import bone_exprs, osteosarcopenia_exprs
-from sarcokit.thresholds import subject_exprs, threshold_expr
+from sarcokit.thresholds import age_bounds, subject_exprs, threshold_expr
 
 INVALID = "invalid_fields"
 ASM_ESTIMATED = "asm_estimated"
@@ -81,18 +83,19 @@ def _component_flag(definition: Definition, component_id: str) -> nw.Expr:
     flags = [
         nw.col(test_column(definition, t.threshold.id)) for t in definition.tests_of(component_id)
     ]
-    any_low = nw.any_horizontal([f.fill_null(False) for f in flags], ignore_nulls=False)
-    if component.normal_when == "all":
-        any_decided = nw.all_horizontal([~f.is_null() for f in flags], ignore_nulls=False)
+    if len(flags) == 1 or component.normal_when == "all":
+        # Low if any is low, normal only when all are known: Kleene `or` (one test: itself).
+        flag = nw.any_horizontal(flags, ignore_nulls=False)
     else:
+        any_low = nw.any_horizontal([f.fill_null(False) for f in flags], ignore_nulls=False)
         any_decided = nw.any_horizontal([~f.is_null() for f in flags], ignore_nulls=False)
-    flag = (
-        nw.when(any_low)
-        .then(nw.lit(True))
-        .when(any_decided)
-        .then(nw.lit(False))
-        .otherwise(nw.lit(None, dtype=nw.Boolean()))
-    )
+        flag = (
+            nw.when(any_low)
+            .then(nw.lit(True))
+            .when(any_decided)
+            .then(nw.lit(False))
+            .otherwise(nw.lit(None, dtype=nw.Boolean()))
+        )
     if component.applies_from_age is not None:
         flag = (
             nw.when(_below_age(component.applies_from_age))
@@ -270,11 +273,11 @@ def stages(
         body_exprs(),
         asm,
         muscle_exprs(),
-        subject_exprs(),
+        subject_exprs(age_bounds(t.threshold for d in chosen for t in d.tests)),
         *score_stages(),
         *secondary_stages(),
         [
-            threshold_expr(t.threshold, score_bounds(t.threshold.input)).alias(
+            threshold_expr(t.threshold, score_bounds(t.threshold.input), ages=True).alias(
                 test_column(d, t.threshold.id)
             )
             for d in chosen
@@ -338,20 +341,32 @@ def _polars_stages(
     if words:
         compiled.append(words)
         pipeline[0] = (_to_nw_invalid(len(words)),)
+    # The columns' types as the pipeline goes (a folded null keeps the type it would have had).
+    shape = pl.DataFrame(schema=_input_schema()).with_columns(*words)
     for stage in pipeline:
         exprs = []
         folded: dict[str, pl.Series] = {}
         varying: list[str] = []
-        for expr in map(_to_polars, stage):
+        translated = [_to_polars(e) for e in stage]
+        typed = shape.with_columns(*translated).schema
+        booleans = {name for name, dtype in shape.schema.items() if dtype == pl.Boolean}
+        for expr in translated:
             roots = expr.meta.root_names()
+            name = expr.meta.output_name()
             if set(roots) <= constants.keys():
                 value = pl.DataFrame([constants[r] for r in dict.fromkeys(roots)]).select(expr)
                 column = value.to_series() if value.height else pl.Series([None])
                 folded[column.name] = column
                 expr = pl.lit(column[0], dtype=column.dtype).alias(column.name)
+            elif (one := _single_value(expr, constants, booleans)) is not _VARIES:
+                # One value whatever the present inputs hold (an equation with an absent term,
+                # a test of an absent measurement whatever the sex).
+                folded[name] = pl.Series(name, [one], dtype=typed[name])
+                expr = pl.lit(one, dtype=typed[name]).alias(name)
             else:
-                varying.append(expr.meta.output_name())
+                varying.append(name)
             exprs.append(expr)
+        shape = shape.with_columns(*exprs)
         constants.update(folded)
         # A stage may overwrite an absent input from a present one (creatinine in mg/dL from
         # µmol/L): from here on that column varies and must not be folded as null.
@@ -359,6 +374,140 @@ def _polars_stages(
             constants.pop(name, None)
         compiled.append(tuple(exprs))
     return tuple(compiled)
+
+
+def _tree(expr: pl.Expr) -> Any:
+    """A Polars expression as its serialized tree."""
+    return json.loads(expr.meta.serialize(format="json"))
+
+
+# What a node can evaluate to, as a subset of: true, false, null, any other value. An
+# expression whose only outcome is null (or true, or false) is folded to that literal.
+TRUE, FALSE, NULL, VALUE = "T", "F", "N", "V"
+_ANY = frozenset({TRUE, FALSE, NULL, VALUE})
+_KLEENE = {
+    "And": {(TRUE, TRUE): TRUE, (TRUE, NULL): NULL, (NULL, TRUE): NULL, (NULL, NULL): NULL},
+    "Or": {(FALSE, FALSE): FALSE, (FALSE, NULL): NULL, (NULL, FALSE): NULL, (NULL, NULL): NULL},
+}
+# Functions and operators that are null whenever their (first) input is.
+_NULL_IN_NULL_OUT = {"Round", "Floor", "Log", "Clip", "Abs", "Sqrt"}
+_NULL_BINARY = {"Plus", "Minus", "Multiply", "TrueDivide", "Lt", "LtEq", "Gt", "GtEq", "Eq"}
+
+
+_VARIES = object()
+# Up to this many Boolean inputs, an expression over folded constants and Boolean columns is
+# evaluated for every combination of them (3^n rows) to see whether its value can vary.
+GRID_INPUTS = 6
+
+
+def _single_value(expr: pl.Expr, constants: dict[str, pl.Series], booleans: set[str]) -> Any:
+    """The expression's one value where it reads folded constants: by evaluating it for every
+    combination of the few Boolean columns it also reads, or, over other columns, null when
+    an absent input makes it null on every row (`_outcomes`); else `_VARIES`."""
+    roots = list(dict.fromkeys(expr.meta.root_names()))
+    live = [r for r in roots if r not in constants]
+    nulls = {r for r in roots if r in constants and constants[r][0] is None}
+    if not live or not nulls:
+        return _VARIES
+    if _outcomes(_tree(expr), nulls, booleans) == {NULL}:
+        return None
+    if len(live) > GRID_INPUTS or not set(live) <= booleans:
+        return _VARIES
+    grid = pl.DataFrame(
+        list(product([True, False, None], repeat=len(live))),
+        schema={name: pl.Boolean for name in live},
+        orient="row",
+    ).with_columns(
+        pl.lit(constants[r][0], dtype=constants[r].dtype).alias(r) for r in roots if r in constants
+    )
+    values = grid.select(expr).to_series()
+    return values[0] if values.n_unique() == 1 else _VARIES
+
+
+def _kleene(op: str, left: frozenset[str], right: frozenset[str]) -> frozenset[str]:
+    """The outcomes of Kleene `and` / `or` over two operands' outcomes."""
+    if VALUE in left or VALUE in right:
+        return _ANY
+    decisive = FALSE if op == "And" else TRUE
+    table = _KLEENE[op]
+    return frozenset(decisive if decisive in (a, b) else table[(a, b)] for a in left for b in right)
+
+
+def _outcomes(node: Any, nulls: set[str], booleans: set[str]) -> frozenset[str]:
+    """What the expression can evaluate to on any row, given columns known to be all null
+    and the Boolean columns. Conservative: a node not handled here may be anything.
+    """
+    ((kind, body),) = node.items()
+    if kind == "Column":
+        if body in nulls:
+            return frozenset({NULL})
+        return frozenset({TRUE, FALSE, NULL}) if body in booleans else _ANY
+    if kind == "Literal":
+        scalar = body.get("Scalar", {}) if isinstance(body, dict) else {}
+        if "Null" in scalar:
+            return frozenset({NULL})
+        if "Boolean" in scalar:
+            return frozenset({TRUE if scalar["Boolean"] else FALSE})
+        return frozenset({VALUE})
+    if kind == "Alias":
+        return _outcomes(body[0], nulls, booleans)
+    if kind == "Cast":
+        inner = _outcomes(body["expr"], nulls, booleans)
+        return inner if inner == {NULL} else _ANY
+    if kind == "BinaryExpr":
+        left, right = (
+            _outcomes(body["left"], nulls, booleans),
+            _outcomes(body["right"], nulls, booleans),
+        )
+        if body["op"] in _KLEENE:
+            return _kleene(body["op"], left, right)
+        if body["op"] in _NULL_BINARY and NULL in (left | right) and {NULL} in (left, right):
+            return frozenset({NULL})
+        return _ANY
+    if kind == "Ternary":
+        predicate = _outcomes(body["predicate"], nulls, booleans)
+        found: frozenset[str] = frozenset()
+        if TRUE in predicate or VALUE in predicate:
+            found |= _outcomes(body["truthy"], nulls, booleans)
+        if predicate - {TRUE}:
+            found |= _outcomes(body["falsy"], nulls, booleans)
+        return found
+    if kind == "Function":
+        return _function_outcomes(
+            body["function"], [_outcomes(i, nulls, booleans) for i in body["input"]]
+        )
+    return _ANY
+
+
+def _function_outcomes(function: Any, inputs: list[frozenset[str]]) -> frozenset[str]:
+    if function == {"Boolean": "Not"}:
+        swap = {TRUE: FALSE, FALSE: TRUE, NULL: NULL}
+        return _ANY if VALUE in inputs[0] else frozenset(swap[x] for x in inputs[0])
+    if function == {"Boolean": "IsNull"}:
+        if inputs[0] == {NULL}:
+            return frozenset({TRUE})
+        return frozenset({FALSE}) if NULL not in inputs[0] else frozenset({TRUE, FALSE})
+    if function in ({"Boolean": "AllHorizontal"}, {"Boolean": "AnyHorizontal"}):
+        op = "And" if function == {"Boolean": "AllHorizontal"} else "Or"
+        found = inputs[0]
+        for other in inputs[1:]:
+            found = _kleene(op, found, other)
+        return found
+    if function == "FillNull":
+        value, fill = inputs
+        return (value - {NULL}) | (fill if NULL in value else frozenset())
+    name = function if isinstance(function, str) else next(iter(function))
+    if name in _NULL_IN_NULL_OUT and inputs[0] == {NULL}:
+        return frozenset({NULL})
+    return _ANY
+
+
+@cache
+def _input_schema() -> pl.Schema:
+    """The Polars types of every input column, as fields.toml declares them."""
+    return pl.Schema(
+        {name: polars_dtype(spec.dtype()) for name, (spec, _) in input_columns().items()}
+    )
 
 
 # Validation on Polars: each problem check is one bit of an unsigned 64-bit word, so a row's

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import narwhals as nw
 
-from sarcokit.equations import LinearModel, code_expr, model_expr, parse_model
+from sarcokit.equations import code_expr, model_expr, parse_model
 from sarcokit.fields import field_specs
 from sarcokit.thresholds import Bounds, Threshold, Variant, parse_threshold, threshold_expr
 
@@ -89,19 +89,19 @@ def _part(known: nw.Expr, values: list[float], bound: Bound) -> nw.Expr:
     return known.fill_null(min(values) if bound == "min" else max(values))
 
 
-def _msra_points(entry: Mapping[str, Any], bound: Bound = "value") -> nw.Expr:
+def _msra_items(entry: Mapping[str, Any]) -> list[tuple[str, nw.Expr, list[float]]]:
+    """Each MSRA item as (name, its points or null when unanswered, the points it can score)."""
     points = entry["points"]
     age = nw.col("age")
-    ages = [points["age_below"], points["age_at_or_above"]]
-    parts = [
-        _part(
+    items = [
+        (
+            "age",
             nw.when(age < entry["age_below"])
             .then(nw.lit(points["age_below"]))
             .when(age >= entry["age_below"])
             .then(nw.lit(points["age_at_or_above"]))
             .otherwise(nw.lit(None, dtype=nw.Int64())),
-            ages,
-            bound,
+            [points["age_below"], points["age_at_or_above"]],
         )
     ]
     for item, table in points.items():
@@ -118,10 +118,27 @@ def _msra_points(entry: Mapping[str, Any], bound: Bound = "value") -> nw.Expr:
             )
         else:
             known = code_expr(item, table).cast(nw.Int64())
-        parts.append(_part(known, list(table.values()), bound))
-    return _sum(parts)
+        items.append((item, known, list(table.values())))
+    return items
 
 
+def _msra_item_column(key: str, item: str) -> str:
+    return f"__{key}_points_{item}"
+
+
+def _msra_points(key: str, entry: Mapping[str, Any], bound: Bound = "value") -> nw.Expr:
+    """The total of the item columns `score_stages` computes first (each item once, rather
+    than once for the total and once for each bound: these were the costliest screening
+    expressions of a large frame)."""
+    return _sum(
+        [
+            _part(nw.col(_msra_item_column(key, item)), values, bound)
+            for item, _, values in _msra_items(entry)
+        ]
+    )
+
+
+MSRA = ("msra7", "msra5")
 BOUNDS: tuple[Literal["min", "max"], ...] = ("min", "max")
 
 
@@ -154,13 +171,15 @@ def _ishii_column(variant: Variant) -> str:
     return f"__ishii_score_{variant.sex}"
 
 
-def _sex_specific(models: Mapping[str, LinearModel]) -> nw.Expr:
+def _sex_specific() -> nw.Expr:
+    """The Ishii score of the subject's sex, read from the two equations' columns (computed
+    once in the stage before, not a second time here)."""
     sex = nw.col("sex")
     return (
         nw.when(sex == "male")
-        .then(model_expr(models["male"]))
+        .then(nw.col("__ishii_score_male"))
         .when(sex == "female")
-        .then(model_expr(models["female"]))
+        .then(nw.col("__ishii_score_female"))
         .otherwise(nw.lit(None, dtype=nw.Float64()))
     )
 
@@ -195,13 +214,11 @@ def score_stages() -> list[list[nw.Expr]]:
             bound_column("sarc_f_total", "max")
         ),
         threshold_expr(inst["calf"].test).alias("calf_low"),
-        _sex_specific(ishii_models).alias("ishii_score"),
         *(model_expr(m).alias(f"__ishii_score_{sex}") for sex, m in ishii_models.items()),
-        *(_msra_points(inst[key].raw).alias(f"{key}_total") for key in ("msra7", "msra5")),
         *(
-            _msra_points(inst[key].raw, end).alias(bound_column(f"{key}_total", end))
-            for key in ("msra7", "msra5")
-            for end in BOUNDS
+            known.alias(_msra_item_column(key, item))
+            for key in MSRA
+            for item, known, _ in _msra_items(inst[key].raw)
         ),
     ]
     calf_part = (
@@ -218,6 +235,13 @@ def score_stages() -> list[list[nw.Expr]]:
         ),
         (nw.col(bound_column("sarc_f_total", "max")) + calf_part.fill_null(calf_points)).alias(
             bound_column("sarc_calf_total", "max")
+        ),
+        _sex_specific().alias("ishii_score"),
+        *(_msra_points(key, inst[key].raw).alias(f"{key}_total") for key in MSRA),
+        *(
+            _msra_points(key, inst[key].raw, end).alias(bound_column(f"{key}_total", end))
+            for key in MSRA
+            for end in BOUNDS
         ),
     ]
     third = [

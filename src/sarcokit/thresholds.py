@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import narwhals as nw
 
-from sarcokit.fields import field_specs
+from sarcokit.fields import field_specs, one_of
 from sarcokit.i18n import Message
 
 Op = Literal["<", "<=", ">", ">=", "is_true", "in"]
@@ -247,23 +247,50 @@ def _method_column(method: str) -> str:
     return f"__asm_method_may_be_{method}"
 
 
-def subject_exprs() -> list[nw.Expr]:
-    """Which sex and mass method may apply to each row, computed once for all cut-offs.
+def age_bounds(tests: Iterable[Threshold]) -> list[tuple[str, float]]:
+    """The age-band ends the tests' cut-offs use, as (`age_from` or `age_below`, age)."""
+    found = {
+        (key, getattr(v, key))
+        for test in tests
+        for v in test.variants
+        for key in AGE_KEYS
+        if getattr(v, key) is not None
+    }
+    return sorted(found)
+
+
+def _age_column(key: str, age: float) -> str:
+    return f"__{key}_{age:g}".replace(".", "_").replace("-", "minus")
+
+
+def _age_condition(key: str, age: float) -> nw.Expr:
+    """Whether a band end may hold: a missing age may be any age."""
+    value = nw.col("age")
+    return (value >= age if key == "age_from" else value < age).fill_null(True)
+
+
+def subject_exprs(ages: Sequence[tuple[str, float]] = ()) -> list[nw.Expr]:
+    """Which sex, mass method and age band may apply to each row, computed once for all
+    cut-offs (`ages` as `age_bounds` lists them).
 
     Comparing the text of `sex` and `asm_method` again for every cut-off variant of every
     test was the costliest part of the tests; these Boolean columns are read instead. A
     missing sex or method may be any of them; an undeclared method (an equation) may be any.
+    The age-band ends likewise: AWGS 2025 compares the age with 50 and 65 in each of its
+    eight mass cut-offs.
     """
     method = nw.col("asm_method")
-    undeclared = method.is_null() | method.is_in(list(UNDECLARED_METHODS))
+    undeclared = method.is_null() | one_of(method, UNDECLARED_METHODS)
     return [
         *((nw.col("sex") == sex).fill_null(True).alias(_sex_column(sex)) for sex in SEXES),
         *((undeclared | (method == m)).alias(_method_column(m)) for m in mass_methods()),
+        *(_age_condition(key, age).alias(_age_column(key, age)) for key, age in ages),
     ]
 
 
-def _possible(variant: Variant) -> nw.Expr:
-    """Whether the variant may apply: true or unknown (a missing sex or method) counts."""
+def _possible(variant: Variant, ages: bool = False) -> nw.Expr:
+    """Whether the variant may apply: true or unknown (a missing sex or method) counts.
+    With `ages`, the age-band conditions are read from the `subject_exprs` columns."""
     conditions: list[nw.Expr] = []
     if variant.sex is not None:
         conditions.append(nw.col(_sex_column(variant.sex)))
@@ -273,11 +300,11 @@ def _possible(variant: Variant) -> nw.Expr:
                 [nw.col(_method_column(m)) for m in variant.methods], ignore_nulls=False
             )
         )
-    age = nw.col("age")
-    if variant.age_from is not None:
-        conditions.append((age >= variant.age_from).fill_null(True))
-    if variant.age_below is not None:
-        conditions.append((age < variant.age_below).fill_null(True))
+    for key in AGE_KEYS:
+        age = getattr(variant, key)
+        if age is not None:
+            condition = nw.col(_age_column(key, age)) if ages else _age_condition(key, age)
+            conditions.append(condition)
     return nw.all_horizontal(conditions, ignore_nulls=False) if conditions else nw.lit(True)
 
 
@@ -298,13 +325,14 @@ def _compare_bounded(op: Op, low: nw.Expr, high: nw.Expr, cutoff: float) -> nw.E
     )
 
 
-def threshold_expr(test: Threshold, bounds: Bounds | None = None) -> nw.Expr:
+def threshold_expr(test: Threshold, bounds: Bounds | None = None, ages: bool = False) -> nw.Expr:
     """Three-valued flag: true = low, false = normal, null = not decided by the inputs.
 
     When the sex or the mass method is unknown, the flag is still decided if every cut-off
     that could apply gives the same answer (a grip of 10 kg is low for men and women alike).
     With `bounds`, the value is a score of which only the least and greatest possible values
     are known (items missing, criteria.md §10.10): the flag is decided where both agree.
+    With `ages`, the age bands are read from columns `subject_exprs` made for these tests.
     """
     value = nw.col(test.input)
     if test.op == "is_true":
@@ -316,7 +344,7 @@ def threshold_expr(test: Threshold, bounds: Bounds | None = None) -> nw.Expr:
             .otherwise(value.is_in(list(test.codes)))
         )
     else:
-        possible = [_possible(v) for v in test.variants]
+        possible = [_possible(v, ages) for v in test.variants]
         if bounds is None:
             results = [_COMPARE[v.op or test.op](value, v.value) for v in test.variants]
         else:

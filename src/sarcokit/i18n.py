@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import tomllib
 from functools import cache
 from importlib.resources import files
@@ -28,12 +29,20 @@ def catalogue(lang: Lang) -> dict[str, str]:
 _LOCAL_LABELS: dict[str, dict[str, str]] = {}
 # Sections whose keys are ids a local definition may introduce; any other missing key is a bug.
 LOCAL_SECTIONS = ("category", "component", "state", "next", "input")
+# label()'s answers by (language, key), emptied whenever a local definition brings labels; how
+# many times labels were registered; the lock that keeps the two in step.
+_LABELS: dict[tuple[Lang, str], str] = {}
+_REGISTERED = 0
+_LABELS_LOCK = threading.Lock()
 
 
 def register_labels(lang: str, labels: dict[str, str]) -> None:
     """Add a local definition's labels ('category.my_id' → text) for one language."""
-    _LOCAL_LABELS.setdefault(lang, {}).update(labels)
-    _LABELS.clear()  # a remembered fallback may now have a label of its own
+    global _REGISTERED
+    with _LABELS_LOCK:
+        _LOCAL_LABELS.setdefault(lang, {}).update(labels)
+        _REGISTERED += 1
+        _LABELS.clear()  # a remembered fallback may now have a label of its own
 
 
 def text(lang: Lang, key: str, **values: Any) -> str:
@@ -49,16 +58,18 @@ def text(lang: Lang, key: str, **values: Any) -> str:
     raise KeyError(key)
 
 
-# label()'s answers by (language, key); emptied whenever a local definition brings labels.
-_LABELS: dict[tuple[Lang, str], str] = {}
-
-
 def label(lang: Lang, key: str) -> str:
     """A message without values (a category's, a component's, an input's name), remembered:
     every reason of every record looks up several."""
     found = _LABELS.get((lang, key))
     if found is None:
-        found = _LABELS[(lang, key)] = text(lang, key)
+        registered = _REGISTERED
+        found = text(lang, key)
+        with _LABELS_LOCK:
+            # Kept only if no labels were registered while it was worked out (a thread
+            # rendering a reason while another loads a local definition).
+            if registered == _REGISTERED:
+                _LABELS[(lang, key)] = found
     return found
 
 

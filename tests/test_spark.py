@@ -213,3 +213,20 @@ def test_a_single_definition_string_is_refused(spark: SparkSession) -> None:
 def test_importing_sarcokit_does_not_import_pyspark() -> None:
     code = "import sys, sarcokit; sys.exit('pyspark' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_evaluate_lowers_the_huge_method_limit_unless_its_owner_chose_one(
+    spark: SparkSession,
+) -> None:
+    # 8000 is HotSpot's HugeMethodLimit, the value Spark's documentation of the setting advises.
+    name = "spark.sql.codegen.hugeMethodLimit"
+    frame = to_spark(spark, pl.DataFrame({"sex": ["female"], "grip_kg": [14.0]}))
+    spark.conf.unset(name)
+    try:
+        sarcokit.spark.evaluate(frame, ["ewgsop2"])
+        assert spark.conf.get(name) == "8000"
+        spark.conf.set(name, "20000")
+        sarcokit.spark.evaluate(frame, ["ewgsop2"])
+        assert spark.conf.get(name) == "20000"
+    finally:
+        spark.conf.unset(name)

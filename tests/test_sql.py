@@ -215,6 +215,13 @@ def test_the_header_names_the_definitions_hash() -> None:
     assert "27.0e0" in compiled.sql and "16.0e0" in compiled.sql
 
 
+def test_spark_sql_names_the_setting_it_needs_and_nests_its_stages() -> None:
+    sql = sarcokit.sql.to_sql(["awgs2019"], "spark", table="t")
+    # HotSpot's HugeMethodLimit, the value Spark's documentation advises for this setting.
+    assert "-- run with SET spark.sql.codegen.hugeMethodLimit=8000\n" in sql
+    assert "WITH" not in sql and sql.count("SELECT") == sql.count(") AS s") + 1 > 2
+
+
 def test_bad_requests_are_refused_with_a_reason() -> None:
     with pytest.raises(ValueError, match="dialect 'oracle'"):
         sarcokit.sql.compile_query(None, "oracle")  # type: ignore[arg-type]

@@ -480,6 +480,14 @@ def _compile(
         f"-- sarcokit rules as {dialect} SQL: {', '.join(ids)}\n"
         f"-- definitions_sha256: {digest}\n" + "".join(f"-- {d.id}: {d.sha256}\n" for d in chosen)
     )
+    if dialect == "spark":
+        # The settings sarcokit.spark gives sessions, for whoever runs the text.
+        from sarcokit.spark import SQL_CONF
+
+        header += "".join(f"-- run with SET {k}={v}\n" for k, (_, v) in SQL_CONF.items())
+        header += (
+            "-- (this code is otherwise too large for the JVM's compiler: several times slower)\n"
+        )
     if view is not None:
         query = f"CREATE VIEW {sql.quote(view)} AS\n{query}"
     return CompiledQuery(header + query, dialect, ids, tuple(result), digest)

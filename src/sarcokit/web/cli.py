@@ -46,7 +46,7 @@ def serve(
             "and create the administrator."
         )
     uvicorn.run(
-        "sarcokit.web.app:create_app",
+        "sarcokit.web.app:serving_app",
         factory=True,
         host=host,
         port=port,

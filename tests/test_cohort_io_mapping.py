@@ -266,3 +266,21 @@ def test_shipped_mappings_load() -> None:
     assert grip.source == "max_of" and "MGDCGSZ" not in grip.columns
     asm = next(f for f in nhanes.fields if f.target == "asm_kg")
     assert (asm.source, asm.output, asm.optional) == ("sum_of", "asm_g", True)
+
+
+def test_mapped_fields_stream_batch_by_batch(tmp_path: Path) -> None:
+    # Code maps, yes/no answers and sex labels: none may become a whole-column step in the
+    # streaming plan (replace_strict did, and the cohort run then held every row in memory).
+    mapping = load_mapping(
+        write_mapping(
+            tmp_path,
+            '[fields.sex]\ncolumn = "RIAGENDR"\nvalues = { 1 = "male", 2 = "female" }\n\n'
+            '[fields.chair_stand_unable]\ncolumn = "unable"\n\n'
+            '[fields.age]\ncolumn = "age"\n',
+        )
+    )
+    source = pl.LazyFrame({"pid": ["a"], "RIAGENDR": [1.0], "unable": ["Yes"], "age": [70.0]})
+    frame = apply_mapping(source, mapping)
+    graph = frame.show_graph(engine="streaming", plan_stage="physical", raw_output=True)
+    assert "columnar-function" not in str(graph)
+    assert frame.collect()["chair_stand_unable"].to_list() == [True]

@@ -70,7 +70,7 @@ def test_writes_failing_in_the_database_are_never_acknowledged(server: ClinicSer
         remove()
     server.stop()
     findings = check(server.database_url, ledger)
-    assert findings.acknowledged > 10 and ledger.refused, ledger
+    assert findings.acknowledged >= 10 and ledger.refused, ledger
     # Each refusal is the named 503 of a write that was rolled back, never a success.
     assert set(ledger.refused) == {"503"}, ledger.refused
     assert findings.clean, findings
@@ -94,7 +94,7 @@ def test_cut_postgresql_connections_lose_no_acknowledged_visit(tmp_path: Path) -
         finally:
             clinic.stop()
         findings = check(url, ledger)
-        assert cuts >= 3 and findings.acknowledged > 10, (cuts, ledger)
+        assert cuts >= 3 and findings.acknowledged >= 10, (cuts, ledger)
         assert findings.clean, findings
     finally:
         for _ in urls:

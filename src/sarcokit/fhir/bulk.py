@@ -320,16 +320,14 @@ def _spill_schemas(day: date) -> dict[str, dict[str, Any]]:
     return {kind: dict(frame.collect_schema()) for kind, frame in empty.items()}
 
 
-def _partition(
-    patients: pl.DataFrame, observations: pl.DataFrame, responses: pl.DataFrame
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The records of one partition's patients and the rows left out, with reasons."""
-    known = patients.lazy().select(pl.col("id").alias("patient"), pl.lit(True).alias("known"))
-    # A row about a patient not in the export is listed as such, whatever else is wrong with it
-    # (only an unknown code comes first: such a row is not about a measurement at all).
-    rows = (
-        observations.lazy()
-        .join(known, on="patient", how="left")
+def _about_known_patients(rows: pl.LazyFrame, known: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows (observations or responses) whose patient is not in the export marked other_patient.
+
+    Such a row is listed as about another patient whatever else is wrong with it; only an
+    unknown code comes first, as such a row is not about a measurement at all.
+    """
+    return (
+        rows.join(known, on="patient", how="left")
         .with_columns(
             pl.when((pl.col("reason") != "unknown_code") & pl.col("known").is_null())
             .then(pl.lit("other_patient"))
@@ -338,7 +336,14 @@ def _partition(
         )
         .drop("known")
     )
-    values, left_out = _choose(rows)
+
+
+def _partition(
+    patients: pl.DataFrame, observations: pl.DataFrame, responses: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The records of one partition's patients and the rows left out, with reasons."""
+    known = patients.lazy().select(pl.col("id").alias("patient"), pl.lit(True).alias("known"))
+    values, left_out = _choose(_about_known_patients(observations.lazy(), known))
     records = (
         patients.lazy()
         .join(values, on="id", how="left")
@@ -347,16 +352,7 @@ def _partition(
             pl.when(pl.col("walk_time_s").is_not_null()).then(pl.lit(4.0)).alias("walk_distance_m"),
         )
     )
-    answers, answers_left_out = _choose_responses(
-        responses.lazy()
-        .join(known, on="patient", how="left")
-        .with_columns(
-            pl.when((pl.col("reason") != "unknown_code") & pl.col("known").is_null())
-            .then(pl.lit("other_patient"))
-            .otherwise(pl.col("reason"))
-            .alias("reason")
-        )
-    )
+    answers, answers_left_out = _choose_responses(_about_known_patients(responses.lazy(), known))
     records = records.join(answers, on="id", how="left")
     found, ignored, ignored_answers = pl.collect_all([records, left_out, answers_left_out])
     return found, pl.concat([ignored, ignored_answers], how="vertical_relaxed")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+from sarcokit.fields import input_columns
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -60,3 +63,23 @@ def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
         "type": "collection",
         "entry": [{"resource": r} for r in resources],
     }
+
+
+def assert_bulk_row_is_bundle_record(row: dict[str, Any], record: dict[str, Any], pid: str) -> None:
+    """A bulk reader's row equals the Bundle reader's record for that patient.
+
+    The Bundle record keeps each value under the input name it came in (grip_lb); the bulk row
+    has it in the field's canonical unit, so the record is converted before comparing.
+    """
+    expected = {}
+    for name, value in record.items():
+        spec, alt = input_columns()[name]
+        alternative = spec.alternative(alt)
+        expected[spec.name] = value if alternative is None else alternative.to_canonical(value)
+    got = {k: v for k, v in row.items() if v is not None}
+    assert set(got) == set(expected), pid
+    for name, value in expected.items():
+        if isinstance(value, float):
+            assert math.isclose(got[name], value, rel_tol=1e-12), (pid, name)
+        else:
+            assert got[name] == value, (pid, name)

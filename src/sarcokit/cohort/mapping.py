@@ -482,19 +482,22 @@ class _Reading:
         return pl.when(~text.str.strip_chars().is_in(codes)).then(text)
 
 
-def _lookup(cell: pl.Expr, table: dict[Any, Any], dtype: pl.DataType) -> pl.Expr:
-    """The value `table` gives each cell, null for any other: a chain of comparisons.
+def _lookup(
+    cell: pl.Expr, table: dict[Any, Any], dtype: pl.DataType, otherwise: pl.Expr | None = None
+) -> pl.Expr:
+    """The value `table` gives each cell, `otherwise` (null) for any other: comparisons.
 
     Not `replace_strict`: Polars' streaming engine runs that on whole columns, so the one pass
     over a cohort file held every row of the mapped columns until the end (peak memory grew by
     about 0.6 GB per million rows). Comparisons stream, batch by batch.
     """
+    rest = pl.lit(None, dtype=dtype) if otherwise is None else otherwise
     chain: Any = pl
     for key, value in table.items():
         chain = chain.when(cell == key).then(pl.lit(value, dtype=dtype))
     if chain is pl:
-        return pl.lit(None, dtype=dtype)
-    result: pl.Expr = chain.otherwise(pl.lit(None, dtype=dtype))
+        return rest
+    result: pl.Expr = chain.otherwise(rest)
     return result
 
 
@@ -517,11 +520,7 @@ def _shortcut(
         return read(cell), cell
     hit = pl.any_horizontal(cell == spelling for spelling, _ in pairs)
     rest = pl.when(~hit).then(cell)
-    chain: Any = pl
-    for spelling, value in pairs:
-        chain = chain.when(cell == spelling).then(pl.lit(value, dtype=known.schema["value"]))
-    result: pl.Expr = chain.otherwise(read(rest))
-    return result, rest
+    return _lookup(cell, dict(pairs), known.schema["value"], otherwise=read(rest)), rest
 
 
 def _field_expr(

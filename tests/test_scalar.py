@@ -18,7 +18,7 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sarcokit import api, engine, scalar
+from sarcokit import api, scalar
 from sarcokit.definitions import definitions
 from sarcokit.engine import ASM_EQUATIONS, evaluate
 from sarcokit.fields import CONDITIONS, InputError, input_columns, parse_record
@@ -178,10 +178,10 @@ def test_every_definition_compiles_to_the_scalar_path() -> None:
             scalar.evaluate_rows([{}], schema, [definition.id], estimate_asm=estimate_asm)
 
 
-def test_problem_words_spell_the_text_of_the_columnar_text_column() -> None:
-    """Polars renders `invalid_fields` from bit words (two words when every input column is
-    present); DuckDB still builds the text in the query. Rows with problems in the first word,
-    the second word, both, and none must read the same on both."""
+def test_problem_flags_spell_the_text_of_the_columnar_text_column() -> None:
+    """Polars renders `invalid_fields` from one flag per check at the end; DuckDB still builds
+    the text in the query. Rows with problems among the first checks, the last, both, and none
+    must read the same on both (and in the scalar path)."""
     import duckdb
 
     # Every input column but one (the DuckDB path needs at least one absent column to add).
@@ -189,10 +189,10 @@ def test_problem_words_spell_the_text_of_the_columnar_text_column() -> None:
     valid = {"sex": "female", "age": 70.0, "height_m": 1.6, "grip_kg": 20.0}
     rows = [
         valid,
-        {**valid, "age": 5.0, "grip_kg": 500.0},  # first word
-        {**valid, "crp_mg_l": 5.0, "crp_mg_dl": 0.5},  # a conflict, checked late: second word
+        {**valid, "age": 5.0, "grip_kg": 500.0},  # early checks
+        {**valid, "crp_mg_l": 5.0, "crp_mg_dl": 0.5},  # a conflict, checked late
         {**valid, "age": 500.0, "weight_kg": 60.0, "weight_lb": 132.0, "crp_mg_l": 5.0},
-        {**valid, "age": 500.0, "crp_mg_l": 5.0, "crp_mg_dl": 0.5},  # both words
+        {**valid, "age": 500.0, "crp_mg_l": 5.0, "crp_mg_dl": 0.5},  # both
     ]
     frame = pl.DataFrame(rows, schema=schema, orient="row")
     polars = evaluate(frame)["invalid_fields"].to_list()
@@ -200,7 +200,6 @@ def test_problem_words_spell_the_text_of_the_columnar_text_column() -> None:
     text = evaluate(relation).pl()["invalid_fields"].to_list()
     assert polars == text
     assert polars[0] is None and all(polars[1:])
-    assert len(engine.problem_checks(frozenset(schema))) > engine.WORD_BITS
     assert polars[2] == "crp_mg_l/crp_mg_dl" and polars[4] == "age crp_mg_l/crp_mg_dl"
     parsed = [{k: v for k, v in row.items() if v is not None} for row in rows]
     scalar_rows = scalar.evaluate_rows(parsed, schema, None)

@@ -335,14 +335,14 @@ def _polars_stages(
         tuple(pl.lit(None, dtype=c.dtype).alias(name) for name, c in constants.items())
     ]
     pipeline = list(stages(keys, estimate_asm, present, enum=True))
-    # Validation as bit words and a Boolean (null when valid) instead of text for every row;
+    # Validation as Boolean flags and a Boolean (null when valid) instead of text for every row;
     # the text is rendered at the end for the rejected rows only (`render_problems`).
-    words = _problem_words(present)
-    if words:
-        compiled.append(words)
-        pipeline[0] = (_to_nw_invalid(len(words)),)
+    flags = _problem_flags(present)
+    if flags:
+        compiled.append(flags)
+        pipeline[0] = (_to_nw_invalid(len(flags)),)
     # The columns' types as the pipeline goes (a folded null keeps the type it would have had).
-    shape = pl.DataFrame(schema=_input_schema()).with_columns(*words)
+    shape = pl.DataFrame(schema=_input_schema()).with_columns(*flags)
     for stage in pipeline:
         exprs = []
         folded: dict[str, pl.Series] = {}
@@ -510,76 +510,66 @@ def _input_schema() -> pl.Schema:
     )
 
 
-# Validation on Polars: each problem check is one bit of an unsigned 64-bit word, so a row's
-# problems cost a few integer operations; building the problem text for every row was the
-# largest single stage of a large frame although almost every row is valid.
-WORD_BITS = 64
+# Validation on Polars: each problem check is one Boolean column (bit-packed, so a check costs
+# about a third of a numeric column), and `invalid_fields` is true on a rejected row; the problem
+# text is built at the end for the rejected rows only. Building the text for every row was the
+# largest single stage of a large frame, and packing the checks into integer words cost more than
+# the checks themselves (a when/then and an addition per bit).
 
 
-def _word_column(index: int) -> str:
-    return f"__invalid_word_{index}"
+def _problem_column(index: int) -> str:
+    return f"__problem_{index}"
 
 
 @lru_cache(maxsize=PIPELINE_CACHE_SIZE)
 def problem_checks(present: frozenset[str]) -> tuple[str, ...]:
-    """The problem tokens checked for a set of input columns, in bit order."""
+    """The problem tokens checked for a set of input columns, in column order."""
     return tuple(token for token, _ in problem_tokens(present))
 
 
-def _problem_words(present: frozenset[str]) -> tuple[pl.Expr, ...]:
-    """The bit words of the row's problems (0 where the row has none)."""
-    flags = [_to_polars(bad.fill_null(False)) for _, bad in problem_tokens(present)]
-    words = []
-    for index, start in enumerate(range(0, len(flags), WORD_BITS)):
-        word = pl.lit(0, dtype=pl.UInt64)
-        for bit, flag in enumerate(flags[start : start + WORD_BITS]):
-            one = pl.lit(1 << bit, dtype=pl.UInt64)
-            word = word + pl.when(flag).then(one).otherwise(pl.lit(0, dtype=pl.UInt64))
-        words.append(word.alias(_word_column(index)))
-    return tuple(words)
+def _problem_flags(present: frozenset[str]) -> tuple[pl.Expr, ...]:
+    """One Boolean column per problem check: true where the row fails it, never null."""
+    return tuple(
+        _to_polars(bad.fill_null(False)).alias(_problem_column(index))
+        for index, (_, bad) in enumerate(problem_tokens(present))
+    )
 
 
-def word_columns(present: frozenset[str]) -> list[str]:
-    """The internal columns holding the problem bit words for a set of input columns."""
-    count = -(-len(problem_checks(present)) // WORD_BITS)
-    return [_word_column(i) for i in range(count)]
+def problem_columns(present: frozenset[str]) -> list[str]:
+    """The internal columns holding the problem flags for a set of input columns."""
+    return [_problem_column(i) for i in range(len(problem_checks(present)))]
 
 
 def _to_nw_invalid(count: int) -> nw.Expr:
     """`invalid_fields` during the pipeline: true (not yet the text) on a rejected row."""
     any_problem = nw.any_horizontal(
-        [nw.col(_word_column(i)) != 0 for i in range(count)], ignore_nulls=False
+        [nw.col(_problem_column(i)) for i in range(count)], ignore_nulls=False
     )
     return nw.when(any_problem).then(nw.lit(True)).alias(INVALID)
 
 
-def render_problems(present: frozenset[str], words: Sequence[int]) -> str | None:
-    """The `invalid_fields` text of one row from its problem words (None when valid)."""
-    checks = problem_checks(present)
-    tokens = [
-        token
-        for position, token in enumerate(checks)
-        if words[position // WORD_BITS] >> (position % WORD_BITS) & 1
-    ]
+def render_problems(present: frozenset[str], flags: Sequence[bool]) -> str | None:
+    """The `invalid_fields` text of one row from its problem flags (None when valid)."""
+    tokens = [token for token, flag in zip(problem_checks(present), flags, strict=True) if flag]
     return " ".join(tokens) if tokens else None
 
 
 def _render_invalid(present: frozenset[str]) -> pl.Expr:
     """`invalid_fields` as text, built in Python for the rejected rows of each batch only."""
-    count = len(_problem_words(present))
-    if not count:
+    columns = problem_columns(present)
+    if not columns:
         return pl.lit(None, dtype=pl.String).alias(INVALID)
 
     def render(batch: pl.Series) -> pl.Series:
-        words = batch.struct.unnest()
-        rejected = words.select(pl.any_horizontal(pl.all() != 0)).to_series()
+        flags = batch.struct.unnest()
+        rejected = flags.select(pl.any_horizontal(pl.all())).to_series()
         text: list[str | None] = [None] * len(batch)
         for index in rejected.arg_true().to_list():
-            text[index] = render_problems(present, words.row(index))
+            text[index] = render_problems(present, flags.row(index))
         return pl.Series(INVALID, text, dtype=pl.String)
 
-    columns = pl.struct([_word_column(i) for i in range(count)])
-    return columns.map_batches(render, return_dtype=pl.String, is_elementwise=True).alias(INVALID)
+    struct = pl.struct(columns)
+    return struct.map_batches(render, return_dtype=pl.String, is_elementwise=True).alias(INVALID)
 
 
 def polars_dtype(dtype: nw.dtypes.DType) -> pl.DataType:

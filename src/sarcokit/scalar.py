@@ -39,8 +39,8 @@ from sarcokit.engine import (
     EstimateAsm,
     _output_columns,
     _polars_stages,
+    problem_columns,
     render_problems,
-    word_columns,
 )
 from sarcokit.fields import check_frame_types, input_columns
 
@@ -338,11 +338,11 @@ def _compiled(
             bound[expr.meta.output_name()] = emitter.expr(tree, columns)
         columns = {**columns, **bound}
     results = []
-    words = [columns[name] for name in word_columns(given) if name in columns]
+    flags = [columns[name] for name in problem_columns(given) if name in columns]
     for name in output:
-        if name == INVALID and words:
-            # The problem text from the same bit words the columnar engine renders.
-            results.append(f"        {name!r}: _render(({', '.join(words)},)),")
+        if name == INVALID and flags:
+            # The problem text from the same flags the columnar engine renders.
+            results.append(f"        {name!r}: _render(({', '.join(flags)},)),")
             continue
         convert = _converter(out_schema[name])
         value = columns[name]
@@ -356,7 +356,7 @@ def _compiled(
     source = "\n".join(
         [
             f"def evaluate_row(row{defaults}):",
-            *emitter.live([columns[name] for name in output] + words),
+            *emitter.live([columns[name] for name in output] + flags),
             "    return {",
             *results,
             "    }",

@@ -168,13 +168,15 @@ def table_one(
         if weight
         else np.ones(results.height, dtype=np.float64)
     )
-    frames = [results.filter(pl.Series(m)) for m in masks]
+    # The groups stay masks: a filtered copy of the frame per group would hold every row
+    # again (Overall alone is a second copy of a cohort of millions).
     weights = [every_weight[m] for m in masks]
     headings = [g.heading for g in groups]
     lines: list[dict[str, object]] = []
     first: dict[str, object] = {"variable": "n", "level": ""}
-    for heading, frame, w in zip(headings, frames, weights, strict=True):
-        first[heading] = f"{frame.height:,}" + (f" (weighted {w.sum():,.0f})" if weight else "")
+    for heading, mask, w in zip(headings, masks, weights, strict=True):
+        rows = int(mask.sum())
+        first[heading] = f"{rows:,}" + (f" (weighted {w.sum():,.0f})" if weight else "")
     first |= {"missing": "", "smd": None}
     lines.append(first)
     for name in variables:
@@ -215,8 +217,8 @@ def table_one(
         block = []
         for level in levels:
             block.append({"variable": label(name), "level": level})
-        for heading, frame, w in zip(headings, frames, weights, strict=True):
-            values = frame[name].cast(pl.String)
+        for heading, mask, w in zip(headings, masks, weights, strict=True):
+            values = column.filter(pl.Series(mask))
             present = values.is_not_null().to_numpy()
             total = float(w[present].sum())
             group_shares = []

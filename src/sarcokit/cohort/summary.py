@@ -499,8 +499,7 @@ def _table1(results: pl.LazyFrame, lead: str | None, design: SurveyDesign | None
     if lead is not None:
         wanted.add(sarcopenia_column(definition(lead)))
     needed = [c for c in results.collect_schema() if c in wanted]
-    frame = results.select(needed).collect()
-    return table_one(frame, groups, compare=compare, weight=weight)
+    return table_one(results.select(needed), groups, compare=compare, weight=weight)
 
 
 def screening_tables(results: pl.LazyFrame, reference: str) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -136,7 +136,7 @@ def smd_categorical(p1: Sequence[float], p2: Sequence[float]) -> float | None:
 
 
 def table_one(
-    results: pl.DataFrame,
+    results: pl.DataFrame | pl.LazyFrame,
     groups: Sequence[Group],
     *,
     compare: tuple[int, int] | None = None,
@@ -148,25 +148,36 @@ def table_one(
     Columns: `variable`, `level` (category, or the statistic shown), one column per group
     heading, `missing` (rows without the value, all groups), `smd` (between the two groups
     of `compare`, by index). The first line is n (with the weighted n when weighted).
+    A LazyFrame (a scored file) is read one variable at a time, so a cohort of millions of
+    rows never has all its columns in memory at once.
     """
-    variables = [
-        c for c in CONTINUOUS if c in results.columns and results[c].null_count() < results.height
-    ]
+    lazy = results.lazy()
+    names = lazy.collect_schema().names()
+    candidates = [c for c in (*CONTINUOUS, *CATEGORICAL) if c in names]
+    counts = lazy.select(pl.len(), *(pl.col(c).null_count() for c in candidates)).collect()
+    height = int(counts["len"][0])
+    filled = {c for c in candidates if counts[c][0] < height}
+    variables = [c for c in CONTINUOUS if c in filled]
     if "height_m" in variables and "height_cm" in variables:
         variables.remove("height_cm")  # one height: the engine's, in metres
-    categorical = [
-        c for c in CATEGORICAL if c in results.columns and results[c].null_count() < results.height
-    ]
+    categorical = [c for c in CATEGORICAL if c in filled]
+
+    def read(name: str) -> pl.Series:
+        return lazy.select(name).collect().to_series()
+
     # Each group as a mask over the rows, so that a variable is sorted once for all groups.
     # (with_columns: it gives a literal such as pl.lit(True) one value per row.)
-    masks = [
-        results.with_columns(group.rows.fill_null(False).alias("_in"))["_in"].to_numpy()
-        for group in groups
-    ]
+    ins = [f"_in{index}" for index in range(len(groups))]
+    in_groups = lazy.with_columns(
+        group.rows.fill_null(False).alias(name) for group, name in zip(groups, ins, strict=True)
+    )
+    mask_frame = in_groups.select(ins).collect()
+    masks = [mask_frame[name].to_numpy() for name in ins]
+    del mask_frame
     every_weight = (
-        results[weight].cast(pl.Float64).fill_null(0.0).to_numpy().astype(np.float64)
+        read(weight).cast(pl.Float64).fill_null(0.0).to_numpy().astype(np.float64)
         if weight
-        else np.ones(results.height, dtype=np.float64)
+        else np.ones(height, dtype=np.float64)
     )
     # The groups stay masks: a filtered copy of the frame per group would hold every row
     # again (Overall alone is a second copy of a cohort of millions).
@@ -180,7 +191,8 @@ def table_one(
     first |= {"missing": "", "smd": None}
     lines.append(first)
     for name in variables:
-        column = results[name].cast(pl.Float64)
+        read_column = read(name)
+        column = read_column.cast(pl.Float64)
         present = column.is_not_null().to_numpy()
         numbers = column.to_numpy()
         everything = numbers[present]
@@ -207,11 +219,11 @@ def table_one(
             text, mean, sd = _continuous(values, w, quartiles)
             line[heading] = text
             moments.append((mean, sd))
-        line["missing"] = str(results[name].null_count())
+        line["missing"] = str(read_column.null_count())
         line["smd"] = _smd_continuous(*(moments[i] for i in compare)) if compare else None
         lines.append(line)
     for name in categorical:
-        column = results[name].cast(pl.String)
+        column = read(name).cast(pl.String)
         levels = sorted(column.drop_nulls().unique().to_list())
         shares: list[list[float]] = []
         block = []

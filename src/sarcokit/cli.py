@@ -551,14 +551,16 @@ def cohort(
     if header_rows is not None and header_rows < 1:
         raise _fail(f"--header-rows {header_rows}: expected 1 or more")
     na_values = None if na is None else [v.strip() for v in na.split(",")]
-    from sarcokit.fhir.bulk import bulk_to_parquet, is_bulk_export
+    from sarcokit.fhir.bulk import bulk_to_parquet, is_bulk_export, left_out_by_reason
 
+    fhir_ignored = None
     if is_bulk_export(inputs):
         # A FHIR Bulk Data export: read through reference/fhir.toml into subject records first.
         try:
-            inputs = [bulk_to_parquet(inputs, output)]
+            records, fhir_ignored = bulk_to_parquet(inputs, output)
         except (ValueError, OSError) as error:
             raise _fail(str(error)) from None
+        inputs = [records]
     errors = Console(stderr=True)
     columns = (
         TextColumn("{task.description}"),
@@ -645,6 +647,10 @@ def cohort(
     )
     if run.report is not None:
         console.print(f"report:  {run.report}", highlight=False)
+    if fhir_ignored is not None:
+        console.print(f"FHIR resources left out: {fhir_ignored}", highlight=False, soft_wrap=True)
+        for reason, n in left_out_by_reason(fhir_ignored):
+            console.print(f"  {reason}: {n:,}", highlight=False)
 
 
 @app.command()

@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from interop.support import (
@@ -104,7 +105,7 @@ def test_observation_of_an_unknown_patient_is_listed(tmp_path: Path) -> None:
         out.write(json.dumps(_of("p9", observation("z", "8302-2", 160.0, "cm"))) + "\n")
     ignored = read_bulk([folder], AS_OF).ignored.collect().to_dicts()
     assert {"resource": "Observation/z", "patient": "p9", "code": "8302-2",
-            "reason": "other_patient"} in ignored  # fmt: skip
+            "reason": "other_patient", "detail": None} in ignored  # fmt: skip
 
 
 def test_cohort_reads_a_bulk_export(tmp_path: Path) -> None:
@@ -114,6 +115,8 @@ def test_cohort_reads_a_bulk_export(tmp_path: Path) -> None:
     from sarcokit.cli import app
 
     folder, _ = _export(tmp_path)
+    with (folder / "Observation.ndjson").open("a") as out:
+        out.write('{"resourceType": "Observation", "id": \n')
     output = tmp_path / "out" / "results.parquet"
     output.parent.mkdir()
     result = CliRunner().invoke(
@@ -124,7 +127,13 @@ def test_cohort_reads_a_bulk_export(tmp_path: Path) -> None:
     rejected = pl.read_csv(output.with_name("results.rejects.csv"))
     # Three patients read: each either scored or rejected with its reason, none lost.
     assert scored.height + rejected.height == 3
-    assert output.with_name("results.fhir-ignored.parquet").is_file()
+    ignored = output.with_name("results.fhir-ignored.parquet")
+    assert f"FHIR resources left out: {ignored}" in result.output
+    # Every reason is counted on the terminal, the malformed line (the file's last) among them.
+    counts = pl.read_parquet(ignored)["reason"].value_counts()
+    for reason, n in counts.iter_rows():
+        assert f"  {reason}: {n:,}" in result.output
+    assert "  malformed: 1" in result.output
 
 
 def test_many_blocks_and_partitions_give_the_same_result(
@@ -158,13 +167,108 @@ def test_a_response_of_an_unknown_patient_is_listed(tmp_path: Path) -> None:
     read = read_bulk([folder], AS_OF)
     ignored = read.ignored.collect().to_dicts()
     assert {"resource": "QuestionnaireResponse/q9", "patient": "p9", "code": "sarc-f",
-            "reason": "other_patient"} in ignored  # fmt: skip
+            "reason": "other_patient", "detail": None} in ignored  # fmt: skip
     assert "p9" not in read.records.collect()["id"].to_list()
 
 
-def test_malformed_ndjson_names_the_file(tmp_path: Path) -> None:
+HOSTILE_LINES = [
+    ('{"resourceType": "Observation", "id": ', "not JSON: Expecting value: line 1 column 39"),
+    ('["not", "a", "resource"]', "not a JSON object but an array"),
+    (
+        '{"resourceType": "Observation", "id": 5, "status": "final"}',
+        "id is 5 (a number); expected a string",
+    ),
+    (
+        '{"resourceType": "Observation", "id": "v", "valueQuantity": {"value": "24.0"}}',
+        'valueQuantity.value is "24.0" (a string); expected a number',
+    ),
+    (
+        '{"resourceType": "Observation", "id": "c", "code": {"coding": [{"code": 83174}]}}',
+        "code.coding[0].code is 83174 (a number); expected a string",
+    ),
+    (
+        '{"resourceType": "Observation", "id": "b", "valueQuantity": {"value": true}}',
+        "valueQuantity.value is true (true or false); expected a number",
+    ),
+]
+
+
+@pytest.mark.parametrize("block_bytes", [600, 1 << 25])
+def test_each_malformed_line_is_refused_with_its_number_and_the_rest_is_read(
+    tmp_path: Path, block_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sarcokit.fhir import bulk
+
     folder, _ = _export(tmp_path)
+    clean = read_bulk([folder], AS_OF)
+    path = folder / "Observation.ndjson"
+    lines = path.read_text().splitlines()
+    # The hostile lines between good ones, a blank line among them (skipped, as NDJSON allows).
+    hostile = [line for line, _ in HOSTILE_LINES]
+    mixed = lines[:3] + hostile[:3] + [""] + lines[3:] + hostile[3:]
+    path.write_text("\n".join(mixed) + "\n")
+    real_blocks = bulk.ndjson_blocks
+    monkeypatch.setattr(
+        bulk, "ndjson_blocks", lambda p, schema: real_blocks(p, schema, block_bytes=block_bytes)
+    )
+    read = read_bulk([folder], AS_OF)
+    # The good lines give exactly what they gave alone.
+    assert read.records.collect().equals(clean.records.collect())
+    ignored = read.ignored.collect()
+    malformed = ignored.filter(pl.col("reason") == "malformed")
+    numbers = [mixed.index(line) + 1 for line in hostile]
+    assert malformed["resource"].to_list() == [f"Observation.ndjson line {n}" for n in numbers]
+    for detail, (_, expected) in zip(malformed["detail"], HOSTILE_LINES, strict=True):
+        assert expected in detail
+    assert malformed["patient"].null_count() == len(hostile)
+    rest = ignored.filter(pl.col("reason") != "malformed")
+    assert rest.sort(pl.all()).equals(clean.ignored.collect().sort(pl.all()))
+
+
+def test_a_malformed_patient_line_leaves_its_observations_about_no_known_patient(
+    tmp_path: Path,
+) -> None:
+    folder, _ = _export(tmp_path)
+    path = folder / "Patient.ndjson"
+    lines = path.read_text().splitlines()
+    broken = lines[0].replace('"gender": "male"', '"gender": ["male"]')
+    assert broken != lines[0]
+    path.write_text("\n".join([broken, *lines[1:]]) + "\n")
+    read = read_bulk([folder], AS_OF)
+    assert sorted(read.records.collect()["id"]) == ["p2", "p3"]
+    ignored = read.ignored.collect()
+    row = ignored.filter(pl.col("reason") == "malformed").to_dicts()
+    assert row == [
+        {
+            "resource": "Patient.ndjson line 1",
+            "patient": None,
+            "code": None,
+            "reason": "malformed",
+            "detail": 'gender is ["male"] (an array); expected a string',
+        }
+    ]
+    # p1's observations are kept and listed as about a patient not in the export.
+    assert set(ignored.filter(pl.col("patient") == "p1")["reason"]) <= {
+        "other_patient",
+        "unknown_code",
+    }
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_a_value_json_does_not_have_is_no_value_in_bulk_and_in_a_bundle(
+    tmp_path: Path, value: str
+) -> None:
+    folder, _ = _export(tmp_path)
+    grip = observation("nan", "83174-3", 99.0, "kgf")
+    line = json.dumps(grip).replace("99.0", value)
     with (folder / "Observation.ndjson").open("a") as out:
-        out.write('{"resourceType": "Observation", "id": \n')
-    with pytest.raises(ValueError, match=r"Observation\.ndjson: not FHIR NDJSON"):
-        read_bulk([folder], AS_OF)
+        out.write(line + "\n")
+    rows = {r["id"]: r for r in read_bulk([folder], AS_OF).records.collect().to_dicts()}
+    ignored = read_bulk([folder], AS_OF).ignored.collect()
+    assert rows["p1"]["grip_kg"] == pytest.approx(27.2155422)  # as without the line
+    assert ignored.filter(pl.col("resource") == "Observation/nan")["reason"].to_list() == [
+        "no_value"
+    ]
+    single = read_bundle(bundle(patient(), json.loads(line)), AS_OF)
+    assert "grip_kg" not in single.record
+    assert [(i.resource, i.reason) for i in single.ignored] == [("Observation/nan", "no_value")]

@@ -174,3 +174,18 @@ def test_not_a_bundle_or_not_one_patient_is_refused() -> None:
     with pytest.raises(InputError) as error:
         read_bundle(bundle(patient(), {**patient(), "id": "p2"}), AS_OF)
     assert error.value.problems[0].field == "Patient"
+
+
+def test_a_value_that_is_not_a_json_number_is_no_value_with_why() -> None:
+    grip = observation("g", "83174-3", 24.0, "kgf")
+    grip["valueQuantity"]["value"] = True  # JSON true is not 1
+    sppb = observation("s", "sppb-total", 8.0, "{score}", system=PROJECT)
+    del sppb["valueQuantity"]
+    sppb["valueInteger"] = "8"  # a string is not an integer
+    found = _read(grip, sppb)
+    assert found.record == {"id": "p1", "sex": "male", "age": 76}
+    details = {i.resource: (i.reason, i.detail) for i in found.ignored}
+    assert details == {
+        "Observation/g": ("no_value", "value True is not a number"),
+        "Observation/s": ("no_value", "valueInteger '8' is not a whole number"),
+    }

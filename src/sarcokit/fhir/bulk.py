@@ -15,6 +15,7 @@ of the export is ever held as Python objects.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -103,37 +104,151 @@ def _arrow_options(schema: dict[str, Any]) -> Any:
     return pj.ParseOptions(explicit_schema=arrow, unexpected_field_behavior="ignore")
 
 
-def read_ndjson(path: Path, schema: dict[str, Any]) -> pl.DataFrame:
-    """One NDJSON file with the given fields (Arrow's C++ JSON reader: several times faster
-    here than Polars' own NDJSON reader on nested FHIR resources)."""
+@dataclass(frozen=True)
+class Block:
+    """Some lines of an NDJSON file: the resources read, and the lines refused with why."""
+
+    frame: pl.DataFrame
+    refused: list[dict[str, Any]]
+
+
+def _pieces(path: Path, block_bytes: int) -> Iterator[tuple[int, memoryview]]:
+    """The file in pieces of about `block_bytes` that end at a line's end, each with the
+    number of its first line (views, not copies, of what was read)."""
+    line, rest = 1, b""
+    with path.open("rb") as source:
+        while chunk := source.read(block_bytes):
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                yield line, memoryview(data)[:cut]
+                line += data.count(b"\n", 0, cut)
+    if rest.strip():
+        yield line, memoryview(rest)
+
+
+def _parse(piece: bytes | memoryview, options: Any, block_size: int = 1 << 20) -> pl.DataFrame:
+    import pyarrow as pa
     import pyarrow.json as pj
 
-    table = pj.read_json(path, parse_options=_arrow_options(schema))
-    frame = pl.from_arrow(table)
+    # Arrow parses a piece's blocks on its threads; a line longer than a block is refused
+    # here and read alone in `_salvage`.
+    read = pj.ReadOptions(block_size=block_size)
+    frame = pl.from_arrow(pj.read_json(pa.BufferReader(piece), read, options))
     assert isinstance(frame, pl.DataFrame)
     return frame
 
 
+_JSON_KIND = {dict: "an object", list: "an array", str: "a string", bool: "true or false",
+              int: "a number", float: "a number"}  # fmt: skip
+
+
+def _kind_problem(value: Any, dtype: Any, where: str) -> str | None:
+    """Why `value` cannot be read as `dtype` (naming the element, the value and what was
+    expected), or None. JSON null is always allowed."""
+    if value is None:
+        return None
+    if isinstance(dtype, pl.Struct):
+        if not isinstance(value, dict):
+            expected = "an object"
+        else:
+            for field in dtype.fields:
+                problem = _kind_problem(value.get(field.name), field.dtype, f"{where}.{field.name}")
+                if problem:
+                    return problem
+            return None
+    elif isinstance(dtype, pl.List):
+        if not isinstance(value, list):
+            expected = "an array"
+        else:
+            for index, item in enumerate(value):
+                problem = _kind_problem(item, dtype.inner, f"{where}[{index}]")
+                if problem:
+                    return problem
+            return None
+    elif dtype == pl.String:
+        if isinstance(value, str):
+            return None
+        expected = "a string"
+    elif dtype == pl.Int64:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return None
+        expected = "a whole number"
+    else:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return None
+        expected = "a number"
+    shown = json.dumps(value, ensure_ascii=False)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return f"{where.lstrip('.')} is {shown} ({_JSON_KIND[type(value)]}); expected {expected}"
+
+
+def _line_problem(text: bytes, schema: dict[str, Any]) -> str | None:
+    """Why one NDJSON line is not a resource sarcokit can read, or None."""
+    try:
+        resource = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return f"not JSON: {error}"
+    if not isinstance(resource, dict):
+        return f"not a JSON object but {_JSON_KIND.get(type(resource), 'null')}"
+    return _kind_problem(resource, pl.Struct(schema), "")
+
+
+def _salvage(
+    path: Path, first: int, piece: memoryview, schema: dict[str, Any], options: Any
+) -> Block:
+    """A piece Arrow refused, line by line: the readable lines parsed, the others refused with
+    their line number and why (slower, but only where a piece holds a bad line)."""
+    import pyarrow as pa
+
+    lines = [(n, t) for n, t in enumerate(bytes(piece).split(b"\n"), start=first) if t.strip()]
+    good: list[bytes] = []
+    refused: list[dict[str, Any]] = []
+    for number, text in lines:
+        problem = _line_problem(text, schema)
+        if problem is None:
+            good.append(text)
+        else:
+            refused.append(_refused(path, number, problem))
+    try:
+        frame = _parse(b"\n".join(good), options) if good else pl.DataFrame(schema=schema)
+    except pa.ArrowInvalid:
+        # What Python's reader accepts and Arrow's does not (NaN, a line longer than Arrow's
+        # block, an integer beyond 64 bits): each line alone, refused with Arrow's message.
+        frames, refused = [], []
+        for number, text in lines:
+            problem = _line_problem(text, schema)
+            if problem is None:
+                try:
+                    frames.append(_parse(text, options, max(len(text) + 1, 1 << 20)))
+                    continue
+                except pa.ArrowInvalid as error:
+                    problem = str(error).removeprefix("JSON parse error: ")
+            refused.append(_refused(path, number, problem))
+        frame = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    return Block(frame, refused)
+
+
+def _refused(path: Path, line: int, problem: str) -> dict[str, Any]:
+    return {"resource": f"{path.name} line {line}", "patient": None, "code": None,
+            "reason": "malformed", "detail": problem}  # fmt: skip
+
+
 def ndjson_blocks(
     path: Path, schema: dict[str, Any], block_bytes: int = BLOCK_BYTES
-) -> Iterator[pl.DataFrame]:
-    """The file's rows in blocks of about `block_bytes` of text, as Polars frames; malformed
-    NDJSON is a ValueError naming the file."""
+) -> Iterator[Block]:
+    """The file's resources in blocks of about `block_bytes` of text, as Polars frames with
+    only the schema's fields; a line that is not such a resource is refused with its number
+    and why, and the rest is read."""
     import pyarrow as pa
-    import pyarrow.json as pj
 
-    try:
-        reader = pj.open_json(
-            path,
-            read_options=pj.ReadOptions(block_size=block_bytes),
-            parse_options=_arrow_options(schema),
-        )
-        for batch in reader:
-            frame = pl.from_arrow(batch)
-            assert isinstance(frame, pl.DataFrame)
-            yield frame
-    except pa.ArrowInvalid as error:
-        raise ValueError(f"{path.name}: not FHIR NDJSON as expected: {error}") from None
+    options = _arrow_options(schema)
+    for first, piece in _pieces(path, block_bytes):
+        try:
+            yield Block(_parse(piece, options), [])
+        except pa.ArrowInvalid:
+            yield _salvage(path, first, piece, schema, options)
 
 
 def is_bulk_export(inputs: Sequence[Path]) -> bool:
@@ -229,8 +344,10 @@ def _elements(observations: pl.LazyFrame) -> pl.LazyFrame:
     ).drop("code")
 
 
+# `detail` says what is wrong with a malformed line (null for the other reasons).
 _IGNORED_SCHEMA = {
-    "resource": pl.String, "patient": pl.String, "code": pl.String, "reason": pl.String
+    "resource": pl.String, "patient": pl.String, "code": pl.String, "reason": pl.String,
+    "detail": pl.String,
 }  # fmt: skip
 
 
@@ -274,26 +391,31 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
     size = sum(files[n].stat().st_size for n in (OBSERVATION_FILE, RESPONSE_FILE) if n in files)
     parts = max(1, -(-size // PARTITION_BYTES))
     questionnaire = fhir_mapping().questionnaire_url
+    refused: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sarcokit-bulk-") as tmp:
         spill = _Spill(Path(tmp), parts)
         order = 0
         for block in ndjson_blocks(files[PATIENT_FILE], PATIENT_SCHEMA):
-            found = _patients(block.lazy(), day).collect()
+            refused += block.refused
+            found = _patients(block.frame.lazy(), day).collect()
             spill.write("patient", found.with_row_index("order", order), "id")
-            order += block.height
+            order += block.frame.height
         if OBSERVATION_FILE in files:
             rules = _rules().lazy()
             offset = 0
             # Each block shrinks to narrow rows (written out) before the next is parsed.
             for block in ndjson_blocks(files[OBSERVATION_FILE], OBSERVATION_SCHEMA):
-                classified = _classify(block.lazy(), day, rules).collect()
+                refused += block.refused
+                frame = block.frame
+                classified = _classify(frame.lazy(), day, rules).collect()
                 spill.write(
                     "observation", classified.with_columns(pl.col("element") + offset), "patient"
                 )
-                offset += block.height + int(block["component"].list.len().sum() or 0)
+                offset += frame.height + int(frame["component"].list.len().sum() or 0)
         if RESPONSE_FILE in files:
             for block in ndjson_blocks(files[RESPONSE_FILE], RESPONSE_SCHEMA):
-                rows = _response_rows(block.lazy(), day, questionnaire).collect()
+                refused += block.refused
+                rows = _response_rows(block.frame.lazy(), day, questionnaire).collect()
                 spill.write("response", rows, "patient")
         schemas = _spill_schemas(day)
         records, ignored = [], []
@@ -306,7 +428,9 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
             records.append(found)
             ignored.append(left_out)
     everyone = pl.concat(records, how="diagonal_relaxed").sort("order").drop("order")
-    left = pl.concat([pl.DataFrame(schema=_IGNORED_SCHEMA), *ignored], how="vertical_relaxed")
+    left = pl.concat(
+        [pl.DataFrame(refused, schema=_IGNORED_SCHEMA), *ignored], how="diagonal_relaxed"
+    )
     return BulkRead(everyone.lazy(), left.lazy())
 
 
@@ -457,7 +581,12 @@ def _classify(observations: pl.LazyFrame, day: date, rules: pl.LazyFrame) -> pl.
         .then(pl.lit("future"))
         .when(pl.col("day") < pl.lit(day) - pl.duration(days=pl.col("window")))
         .then(pl.lit("too_old"))
-        .when(pl.col("dataAbsentReason").is_not_null() | pl.col("value").is_null())
+        # Arrow's JSON reader lets NaN and Infinity through, which JSON does not have.
+        .when(
+            pl.col("dataAbsentReason").is_not_null()
+            | pl.col("value").is_null()
+            | ~pl.col("value").is_finite()
+        )
         .then(pl.lit("no_value"))
         .when(pl.col("comparator").is_not_null())
         .then(pl.lit("no_value"))
@@ -600,9 +729,11 @@ def _choose_responses(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     return answers, left_out
 
 
-def bulk_to_parquet(inputs: Sequence[Path], output: Path, as_of: date | None = None) -> Path:
+def bulk_to_parquet(
+    inputs: Sequence[Path], output: Path, as_of: date | None = None
+) -> tuple[Path, Path]:
     """Write the export's subject records next to `output` (<stem>.fhir-records.parquet) and
-    the observations left out (<stem>.fhir-ignored.parquet); return the records' path."""
+    what was left out (<stem>.fhir-ignored.parquet); return both paths."""
     records = output.with_name(output.stem + ".fhir-records.parquet")
     ignored = output.with_name(output.stem + ".fhir-ignored.parquet")
     try:
@@ -612,4 +743,10 @@ def bulk_to_parquet(inputs: Sequence[Path], output: Path, as_of: date | None = N
         left_out.write_parquet(ignored)
     except pl.exceptions.PolarsError as error:
         raise ValueError(f"Bulk Data export {inputs[0]}: {error}") from None
-    return records
+    return records, ignored
+
+
+def left_out_by_reason(ignored: Path) -> list[tuple[str, int]]:
+    """How many resources (or malformed lines) an ignored file lists, by reason."""
+    counts = pl.scan_parquet(ignored).group_by("reason").len().sort("reason").collect()
+    return [(str(reason), int(n)) for reason, n in counts.iter_rows()]

@@ -49,7 +49,7 @@ def bulk_command(
     """Read a Bulk Data export into subject records (and the observations left out, with why)."""
     import polars as pl
 
-    from sarcokit.fhir.bulk import read_bulk
+    from sarcokit.fhir.bulk import left_out_by_reason, read_bulk
 
     try:
         day = date.fromisoformat(as_of) if as_of else None
@@ -65,8 +65,7 @@ def bulk_command(
     except (ValueError, OSError) as error:
         typer.echo(f"{export}: {error}", err=True)
         raise typer.Exit(2) from None
-    counts = pl.scan_parquet(ignored).group_by("reason").len().sort("reason").collect()
     rows = pl.scan_parquet(output).select(pl.len()).collect().item()
     typer.echo(f"patients {rows:,} → {output}; observations left out → {ignored}")
-    for reason, n in counts.iter_rows():
+    for reason, n in left_out_by_reason(ignored):
         typer.echo(f"  {reason}: {n:,}")

@@ -13,7 +13,7 @@ import typer
 # Only what builds the command tree is imported here: Polars, the engine, Rich and each
 # command's own modules load inside the command, so `sarcokit --help` starts fast.
 from sarcokit.definition_ids import DEFINITION_IDS
-from sarcokit.fhir.cli import fhir_app
+from sarcokit.fhir.cli import as_of_date, fhir_app
 from sarcokit.i18n import LANGUAGES, Lang
 from sarcokit.web.cli import clinic_app
 
@@ -281,8 +281,6 @@ def _assess_fhir(
     output: Output | None,
 ) -> None:
     """`assess --fhir`: a Bundle read through reference/fhir.toml, then assessed."""
-    from datetime import date
-
     from rich.console import Console
 
     from sarcokit.fhir.render import render_sources
@@ -292,10 +290,7 @@ def _assess_fhir(
 
     if lang not in LANGUAGES:
         raise _fail(f"--lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
-    try:
-        day = date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        raise _fail(f"--as-of {as_of!r}: expected a date YYYY-MM-DD") from None
+    day = as_of_date(as_of)
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8")
         bundle = json.loads(text)
@@ -519,6 +514,10 @@ def cohort(
         str | None, typer.Option(help="Comma-separated covariates of the Cox models, e.g. age,sex.")
     ] = None,
     criteria: Annotated[list[Path] | None, typer.Option("--criteria", help=CRITERIA_HELP)] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="FHIR Bulk Data export: assessment date YYYY-MM-DD (default today)."),
+    ] = None,
 ) -> None:
     """Score a cohort under every definition; write results, rejects, summary tables, report."""
     from rich.console import Console
@@ -554,10 +553,14 @@ def cohort(
     from sarcokit.fhir.bulk import bulk_to_parquet, is_bulk_export, left_out_by_reason
 
     fhir_ignored = None
-    if is_bulk_export(inputs):
+    bulk = is_bulk_export(inputs)
+    if as_of is not None and not bulk:
+        raise _fail(f"--as-of {as_of!r}: applies to a FHIR Bulk Data export only")
+    day = as_of_date(as_of)
+    if bulk:
         # A FHIR Bulk Data export: read through reference/fhir.toml into subject records first.
         try:
-            records, fhir_ignored = bulk_to_parquet(inputs, output)
+            records, fhir_ignored = bulk_to_parquet(inputs, output, day)
         except (ValueError, OSError) as error:
             raise _fail(str(error)) from None
         inputs = [records]

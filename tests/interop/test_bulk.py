@@ -120,9 +120,14 @@ def test_cohort_reads_a_bulk_export(tmp_path: Path) -> None:
     output = tmp_path / "out" / "results.parquet"
     output.parent.mkdir()
     result = CliRunner().invoke(
-        app, ["cohort", str(folder), "--output", str(output), "--definitions", "ewgsop2"]
-    )
+        app,
+        ["cohort", str(folder), "--output", str(output), "--definitions", "ewgsop2",
+         "--as-of", AS_OF.isoformat()],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
+    # The records scored are those of the export on the date asked for.
+    records = pl.read_parquet(output.with_name("results.fhir-records.parquet"))
+    assert records.equals(read_bulk([folder], AS_OF).records.collect())
     scored = pl.read_parquet(output)
     rejected = pl.read_csv(output.with_name("results.rejects.csv"))
     # Three patients read: each either scored or rejected with its reason, none lost.
@@ -272,3 +277,19 @@ def test_a_value_json_does_not_have_is_no_value_in_bulk_and_in_a_bundle(
     single = read_bundle(bundle(patient(), json.loads(line)), AS_OF)
     assert "grip_kg" not in single.record
     assert [(i.resource, i.reason) for i in single.ignored] == [("Observation/nan", "no_value")]
+
+
+def test_cohort_as_of_is_checked(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sarcokit.cli import app
+
+    folder, _ = _export(tmp_path)
+    bad = CliRunner().invoke(app, ["cohort", str(folder), "--as-of", "2026-13-01"])
+    assert bad.exit_code == 2
+    assert "--as-of '2026-13-01': expected a date YYYY-MM-DD" in bad.output
+    table = tmp_path / "cohort.csv"
+    table.write_text("id,sex,age\n1,male,70\n")
+    not_fhir = CliRunner().invoke(app, ["cohort", str(table), "--as-of", "2026-12-01"])
+    assert not_fhir.exit_code == 2
+    assert "applies to a FHIR Bulk Data export only" in not_fhir.output

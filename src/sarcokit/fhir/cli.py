@@ -12,6 +12,15 @@ import typer
 fhir_app = typer.Typer(help="FHIR R4: the project CodeSystem, the SARC-F Questionnaire, Bulk Data.")
 
 
+def as_of_date(text: str | None) -> date | None:
+    """The --as-of option as a date (None: today); exits with status 2 naming the option."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        typer.echo(f"error: --as-of {text!r}: expected a date YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from None
+
+
 @fhir_app.command("codesystem")
 def codesystem_command() -> None:
     """Print the project CodeSystem (codes without LOINC, definitions, categories)."""
@@ -51,11 +60,7 @@ def bulk_command(
 
     from sarcokit.fhir.bulk import left_out_by_reason, read_bulk
 
-    try:
-        day = date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        typer.echo(f"--as-of {as_of!r}: expected a date YYYY-MM-DD", err=True)
-        raise typer.Exit(2) from None
+    day = as_of_date(as_of)
     try:
         read = read_bulk([export], day)
         found, left_out = pl.collect_all([read.records, read.ignored])

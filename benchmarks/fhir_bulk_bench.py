@@ -16,9 +16,13 @@ Measured, in a child process each (so the peak RSS is that step's alone):
 (a) `sarcokit.fhir.bulk.read_bulk(export)`, its records and ignored observations collected in one
     query (`pl.collect_all`) and written to Parquet: the whole FHIR read, as `sarcokit cohort`
     does it; observations and patients per second, peak RSS.
-(b) For the speed class: `sarcokit.evaluate(pl.scan_parquet(records)).sink_parquet(...)` on the
-    records (a) wrote: the cohort's Parquet path on the same patients, in the same run.
-Medians of --repeat runs. Prints the machine and a Markdown table.
+(b) `sarcokit.evaluate(pl.scan_parquet(records)).sink_parquet(...)` on the records (a) wrote:
+    the engine alone on the same patients, in the same run.
+(c), (d) For the speed class, like for like: `sarcokit cohort export/ --as-of ...` (the FHIR read,
+    the scoring and the summary tables, as a user runs it) against `sarcokit cohort
+    records.parquet` on the records (a) wrote (the same patients, the same scoring and tables).
+Medians of --repeat runs (wall, CPU of all threads, peak RSS). `--export DIR` keeps the export
+in DIR, or reuses the one there. Prints the machine and a Markdown table.
 """
 
 from __future__ import annotations
@@ -155,37 +159,70 @@ sarcokit.evaluate(pl.scan_parquet(sys.argv[1])).sink_parquet(sys.argv[2])
 """
 
 
-def _child(code: str, *args: str) -> tuple[float, float]:
-    """(seconds, peak RSS in MiB) of one child process running `code`."""
+def _child(code: str, *args: str) -> tuple[float, float, float]:
+    """(seconds, CPU seconds of all its threads, peak RSS in MiB) of one child process running
+    `code`."""
+    return _run([sys.executable, "-c", code, *args])
+
+
+def _run(command: list[str]) -> tuple[float, float, float]:
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", code, *args])
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
     if status != 0:
-        raise SystemExit(f"child failed with status {status}")
-    return elapsed, usage.ru_maxrss / 1024
+        raise SystemExit(f"{command[:3]} failed with status {status}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def _cohort(inputs: str, output: Path, *options: str) -> tuple[float, float, float]:
+    """`sarcokit cohort` on `inputs`, as a user runs it (all definitions, the summary tables)."""
+    output.mkdir(exist_ok=True)
+    sarcokit = str(Path(sys.executable).with_name("sarcokit"))
+    return _run([sarcokit, "cohort", inputs, "--output", str(output / "results.parquet"), *options])
+
+
+def _row(name: str, runs: list[tuple[float, float, float]], rows: int, what: str) -> str:
+    wall = statistics.median(t for t, _, _ in runs)
+    cpu = statistics.median(c for _, c, _ in runs)
+    peak = max(m for _, _, m in runs)
+    return (
+        f"| {name} | {wall:.1f} s | {cpu:.1f} s | {rows / wall:,.0f} {what}/s | {peak:,.0f} MiB |"
+    )
 
 
 def main() -> None:
-    """Make the export, time the read and the evaluation, print the table."""
+    """Make the export (or reuse one), time each step, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--export",
+        type=Path,
+        help="Folder of an export made by this script with the same --patients (made there and "
+        "kept if it holds no Patient.ndjson)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sarcokit-fhir-") as tmp:
-        folder = Path(tmp) / "export"
-        folder.mkdir()
-        start = time.perf_counter()
-        observations = make_export(args.patients, folder)
-        made = time.perf_counter() - start
-        size = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
+        folder = args.export or Path(tmp) / "export"
+        folder.mkdir(exist_ok=True)
+        made = 0.0
+        if not (folder / "Patient.ndjson").is_file():
+            start = time.perf_counter()
+            make_export(args.patients, folder)
+            made = time.perf_counter() - start
+        observations = sum(1 for _ in (folder / "Observation.ndjson").open("rb"))
+        size = sum(p.stat().st_size for p in folder.glob("*.ndjson")) / 2**20
         records, ignored, scored = (str(Path(tmp) / n) for n in ("r.parquet", "i.parquet", "s"))
         reads = [_child(READ, str(folder), AS_OF, records, ignored) for _ in range(args.repeat)]
         evals = [_child(EVALUATE, records, scored) for _ in range(args.repeat)]
+        # Like for like: the cohort tool on the export, and on the same patients' records.
+        from_fhir, from_parquet = [], []
+        for _ in range(args.repeat):
+            from_fhir.append(_cohort(str(folder), Path(tmp) / "c", "--as-of", AS_OF))
+            from_parquet.append(_cohort(records, Path(tmp) / "d"))
         left_out = pl.scan_parquet(ignored).group_by("reason").len().collect()
         rows = pl.scan_parquet(records).select(pl.len()).collect().item()
-    read_s = statistics.median(t for t, _ in reads)
-    eval_s = statistics.median(t for t, _ in evals)
     load = os.getloadavg()
     print(
         f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
@@ -193,22 +230,32 @@ def main() -> None:
     )
     print(
         f"Export: {args.patients:,} patients, {observations:,} observations, {size:,.0f} MiB "
-        f"NDJSON (made in {made:.1f} s); left out: "
+        f"NDJSON"
+        + (f" (made in {made:.1f} s)" if made else "")
+        + "; left out: "
         + json.dumps(dict(left_out.sort("reason").iter_rows()))
     )
     print()
-    print(f"| step | median of {args.repeat} | rows/s | peak RSS |")
-    print("|---|---|---|---|")
+    print(f"| step (median of {args.repeat}) | wall | CPU | rows/s | peak RSS |")
+    print("|---|---:|---:|---:|---:|")
+    print(_row(f"(a) read_bulk → records ({rows:,} patients)", reads, observations, "observations"))
+    print(_row("(b) evaluate(scan_parquet(records)) → Parquet", evals, rows, "patients"))
+    print(_row("(c) `sarcokit cohort export/`", from_fhir, rows, "patients"))
     print(
-        f"| (a) read_bulk → records ({rows:,} patients) | {read_s:.1f} s | "
-        f"{observations / read_s:,.0f} observations/s ({rows / read_s:,.0f} patients/s) | "
-        f"{max(m for _, m in reads):,.0f} MiB |"
+        _row("(d) `sarcokit cohort records.parquet`, same patients", from_parquet, rows, "patients")
     )
+
+    def ratio(
+        top: list[tuple[float, float, float]], bottom: list[tuple[float, float, float]]
+    ) -> str:
+        wall = statistics.median(t for t, _, _ in top) / statistics.median(t for t, _, _ in bottom)
+        cpu = statistics.median(c for _, c, _ in top) / statistics.median(c for _, c, _ in bottom)
+        return f"{wall:.2f} (CPU {cpu:.2f})"
+
     print(
-        f"| (b) evaluate(scan_parquet(records)) → Parquet | {eval_s:.1f} s | "
-        f"{rows / eval_s:,.0f} patients/s | {max(m for _, m in evals):,.0f} MiB |"
+        f"\nSame-run ratios: (a)/(b) {ratio(reads, evals)}; "
+        f"(c)/(d) {ratio(from_fhir, from_parquet)}"
     )
-    print(f"\nRatio (a)/(b), same run: {read_s / eval_s:.2f}")
 
 
 if __name__ == "__main__":

@@ -516,9 +516,19 @@ def _classify(observations: pl.LazyFrame, day: date, rules: pl.LazyFrame) -> pl.
     """One narrow row per observation (and component) with why it is left out, or "ok" (a
     patient missing from the export is found in the second pass, `_partition`)."""
     codes = rules.select("system", "code", "input").unique()
-    elements = _elements(observations).with_row_index("element")
+    elements = _elements(observations).with_row_index("element").collect().lazy()
+    # Nearly every observation has one coding: its code is looked up directly. Only the others
+    # are exploded: the first coding the mapping knows decides, else the first code is shown.
+    one = (pl.col("coding").list.len() == 1).fill_null(False)
+    coding = pl.col("coding").list.first().struct
+    single = (
+        elements.filter(one)
+        .with_columns(coding.field("system").alias("system"), coding.field("code").alias("code"))
+        .join(codes, on=["system", "code"], how="left")
+    )
+    others = elements.filter(~one)
     exploded = (
-        elements.select("element", "coding")
+        others.select("element", "coding")
         .explode("coding")
         .select(
             "element",
@@ -532,11 +542,13 @@ def _classify(observations: pl.LazyFrame, day: date, rules: pl.LazyFrame) -> pl.
         .agg(pl.col("system").first(), pl.col("code").first(), pl.col("input").first())
     )
     first_code = exploded.group_by("element").agg(pl.col("code").first().alias("any_code"))
-    rows = (
-        elements.join(matched, on="element", how="left")
+    several = (
+        others.join(matched, on="element", how="left")
         .join(first_code, on="element", how="left")
         .with_columns(pl.coalesce("code", "any_code").alias("code"))
+        .drop("any_code")
     )
+    rows = pl.concat([single, several], how="diagonal_relaxed").sort("element")
     quantity = pl.col("valueQuantity")
     unit = (
         pl.when(pl.col("valueInteger").is_not_null())

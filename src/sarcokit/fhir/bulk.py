@@ -622,6 +622,7 @@ def _classify(observations: pl.LazyFrame, day: date, rules: pl.LazyFrame) -> pl.
 
 def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """Per patient the chosen value of each field, canonical units; and the rows left out."""
+    rows = rows.collect().lazy()  # read twice below
     refused_out = _ignored(rows.filter(pl.col("reason") != "ok"), pl.col("reason"))
     good = rows.filter(pl.col("reason") == "ok").with_columns(
         pl.when(pl.col("divide_by").is_not_null())
@@ -636,7 +637,8 @@ def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     good = good.join(present, on=["patient", "yields_to"], how="anti")
     # One sort instead of window functions: per patient and field the newest day first, on that
     # day the best trial (max), the fastest (min) or the newest time (latest), and among equals
-    # the first in the export, as a Bundle is read. The first row of each group is chosen.
+    # the first in the export, as a Bundle is read. The first row of each group is chosen and
+    # the others are superseded, both read from the one sorted frame.
     order = (
         pl.when(pl.col("combine") == "max")
         .then(-pl.col("canonical"))
@@ -645,14 +647,22 @@ def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
         .alias("order")
     )
     newest_time = pl.when(pl.col("combine") == "latest").then(pl.col("when")).alias("newest_time")
-    ranked = good.with_columns(order, newest_time).sort(
-        ["patient", "field", "day", "order", "newest_time", "element"],
-        descending=[False, False, True, False, True, False],
-        nulls_last=True,
+    first = pl.col("patient").ne_missing(pl.col("patient").shift(1)) | pl.col("field").ne_missing(
+        pl.col("field").shift(1)
     )
-    chosen = ranked.unique(["patient", "field"], keep="first", maintain_order=True)
-    losers = good.join(chosen.select("element"), on="element", how="anti")
-    superseded = pl.concat([losers, yielded], how="diagonal_relaxed")
+    ranked = (
+        good.with_columns(order, newest_time)
+        .sort(
+            ["patient", "field", "day", "order", "newest_time", "element"],
+            descending=[False, False, True, False, True, False],
+            nulls_last=True,
+        )
+        .with_columns(first.alias("chosen"))
+        .collect()
+        .lazy()
+    )
+    chosen = ranked.filter(pl.col("chosen"))
+    superseded = pl.concat([ranked.filter(~pl.col("chosen")), yielded], how="diagonal_relaxed")
     fields = list(dict.fromkeys(item.field for item in fhir_mapping().inputs))
     values = chosen.pivot(
         "field", on_columns=fields, index="patient", values="canonical", aggregate_function="first"

@@ -308,3 +308,20 @@ def test_a_resource_longer_than_a_parse_block_is_read(tmp_path: Path) -> None:
     read = read_bulk([folder], AS_OF)
     assert read.records.collect().equals(clean.records.collect())
     assert read.ignored.collect().sort(pl.all()).equals(clean.ignored.collect().sort(pl.all()))
+
+
+def test_an_integer_beyond_64_bits_is_refused_naming_the_element(tmp_path: Path) -> None:
+    folder, _ = _export(tmp_path)
+    line = json.dumps(
+        {**observation("big", "sppb-total", 8.0, "{score}", system=PROJECT), "valueInteger": 1}
+    ).replace('"valueInteger": 1', '"valueInteger": 100000000000000000000')
+    with (folder / "Observation.ndjson").open("a") as out:
+        out.write(line + "\n")
+    number = len((folder / "Observation.ndjson").read_text().splitlines())
+    ignored = read_bulk([folder], AS_OF).ignored.collect()
+    malformed = ignored.filter(pl.col("reason") == "malformed")
+    assert malformed["resource"].to_list() == [f"Observation.ndjson line {number}"]
+    assert malformed["detail"].to_list() == [
+        "valueInteger is 100000000000000000000 (a number); "
+        "expected a whole number of at most 64 bits"
+    ]

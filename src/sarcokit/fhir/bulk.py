@@ -172,9 +172,9 @@ def _kind_problem(value: Any, dtype: Any, where: str) -> str | None:
             return None
         expected = "a string"
     elif dtype == pl.Int64:
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
             return None
-        expected = "a whole number"
+        expected = "a whole number of at most 64 bits"
     else:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return None
@@ -214,8 +214,8 @@ def _salvage(
     try:
         frame = _parse(b"\n".join(good), options) if good else pl.DataFrame(schema=schema)
     except pa.ArrowInvalid:
-        # What Python's reader accepts and Arrow's does not (NaN, a line longer than Arrow's
-        # block, an integer beyond 64 bits): each line alone, refused with Arrow's message.
+        # What the checks above pass and Arrow refuses (a line longer than Arrow's block):
+        # each line alone, refused with Arrow's message.
         frames, refused = [], []
         for number, text in lines:
             problem = _line_problem(text, schema)

@@ -186,6 +186,6 @@ def test_a_value_that_is_not_a_json_number_is_no_value_with_why() -> None:
     assert found.record == {"id": "p1", "sex": "male", "age": 76}
     details = {i.resource: (i.reason, i.detail) for i in found.ignored}
     assert details == {
-        "Observation/g": ("no_value", "value True is not a number"),
-        "Observation/s": ("no_value", "valueInteger '8' is not a whole number"),
+        "Observation/g": ("no_value", "value true is not a number"),
+        "Observation/s": ("no_value", 'valueInteger "8" is not a whole number'),
     }

@@ -7,6 +7,7 @@ id and date, and every one left out says why.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -143,14 +144,17 @@ def _value(
             return None, f"{item.field} needs a quantity with a UCUM unit, got an integer"
         given = element["valueInteger"]
         if isinstance(given, bool) or not isinstance(given, int):
-            return None, f"valueInteger {given!r} is not a whole number"
+            return None, f"valueInteger {json.dumps(given)} is not a whole number"
         unit = "1" if "1" in item.units else "{score}"
         return float(given), unit
     quantity = element.get("valueQuantity")
     value = quantity.get("value") if isinstance(quantity, Mapping) else None
     # JSON has no NaN or Infinity (Python's reader lets them through) and true is not 1.
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None, "no numeric value" if value is None else f"value {value!r} is not a number"
+        return (
+            None,
+            "no numeric value" if value is None else f"value {json.dumps(value)} is not a number",
+        )
     assert isinstance(quantity, Mapping)
     if quantity.get("comparator"):
         return None, f"value has comparator {quantity['comparator']}; only exact values are used"

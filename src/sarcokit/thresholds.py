@@ -315,14 +315,14 @@ def _compare_bounded(op: Op, low: nw.Expr, high: nw.Expr, cutoff: float) -> nw.E
     """Three-valued comparison of a value known to lie in [low, high]: decided when both ends
     give the same answer (the comparisons are monotone, so every value between does too)."""
     compare = _COMPARE[op]
-    at_low, at_high = compare(low, cutoff), compare(high, cutoff)
-    return (
-        nw.when(at_low & at_high)
-        .then(nw.lit(True))
-        .when(~at_low & ~at_high)
-        .then(nw.lit(False))
-        .otherwise(nw.lit(None, dtype=nw.Boolean()))
-    )
+    at_low: nw.Expr = compare(low, cutoff)
+    if low is high:
+        # One value (the Ishii score of one sex): the comparison itself.
+        return at_low
+    at_high: nw.Expr = compare(high, cutoff)
+    # Where the ends agree that is the answer; null where they differ or either is unknown.
+    # One comparison and one branch instead of two conjunctions and two branches.
+    return nw.when(at_low == at_high).then(at_low)
 
 
 def threshold_expr(test: Threshold, bounds: Bounds | None = None, ages: bool = False) -> nw.Expr:
@@ -354,20 +354,17 @@ def threshold_expr(test: Threshold, bounds: Bounds | None = None, ages: bool = F
         if len(test.variants) == 1 and not test.stratified:
             flag = results[0]
         else:
-            any_possible = nw.any_horizontal(possible, ignore_nulls=False)
-            all_low = nw.all_horizontal(
-                [~p | r for p, r in zip(possible, results, strict=True)], ignore_nulls=False
+            # Low where some cut-off that may apply says low and none says normal, normal the
+            # other way round; null where they disagree, none applies or one is unknown. (The
+            # same answers as "every applicable cut-off says low" with "some cut-off applies",
+            # in fewer operations: the `possible` columns are never null.)
+            some_low = nw.any_horizontal(
+                [p & r for p, r in zip(possible, results, strict=True)], ignore_nulls=False
             )
-            all_normal = nw.all_horizontal(
-                [~p | ~r for p, r in zip(possible, results, strict=True)], ignore_nulls=False
+            some_normal = nw.any_horizontal(
+                [p & ~r for p, r in zip(possible, results, strict=True)], ignore_nulls=False
             )
-            flag = (
-                nw.when(any_possible & all_low)
-                .then(nw.lit(True))
-                .when(any_possible & all_normal)
-                .then(nw.lit(False))
-                .otherwise(nw.lit(None, dtype=nw.Boolean()))
-            )
+            flag = nw.when(some_low != some_normal).then(some_low)
     if test.unable is not None:
         flag = (
             nw.when(nw.col(test.unable.field) == test.unable.value)

@@ -562,13 +562,18 @@ def _render_invalid(present: frozenset[str]) -> pl.Expr:
 
     def render(batch: pl.Series) -> pl.Series:
         flags = batch.struct.unnest()
-        rejected = flags.select(pl.any_horizontal(pl.all())).to_series()
-        text: list[str | None] = [None] * len(batch)
-        for index in rejected.arg_true().to_list():
-            text[index] = render_problems(present, flags.row(index))
-        return pl.Series(INVALID, text, dtype=pl.String)
+        # `invalid_fields` is still true on a rejected row here, so it points at them.
+        rejected = flags.get_column(INVALID).arg_true()
+        # A null column with the rejected rows' text put in place: a Python list with a None
+        # for every valid row cost ~25 ms per million rows to turn into a column.
+        text = pl.repeat(None, len(batch), dtype=pl.String, eager=True).alias(INVALID)
+        if rejected.len():
+            problems = flags.drop(INVALID)
+            rows = [render_problems(present, problems.row(i)) for i in rejected.to_list()]
+            text = text.scatter(rejected, rows)
+        return text
 
-    struct = pl.struct(columns)
+    struct = pl.struct(INVALID, *columns)
     return struct.map_batches(render, return_dtype=pl.String, is_elementwise=True).alias(INVALID)
 
 

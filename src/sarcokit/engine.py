@@ -392,6 +392,8 @@ _KLEENE = {
 # Functions and operators that are null whenever their (first) input is.
 _NULL_IN_NULL_OUT = {"Round", "Floor", "Log", "Clip", "Abs", "Sqrt"}
 _NULL_BINARY = {"Plus", "Minus", "Multiply", "TrueDivide", "Lt", "LtEq", "Gt", "GtEq", "Eq"}
+# Operators whose value is a Boolean (null only where an operand is).
+_COMPARISONS = {"Lt", "LtEq", "Gt", "GtEq", "Eq", "NotEq"}
 
 
 _VARIES = object()
@@ -461,8 +463,14 @@ def _outcomes(node: Any, nulls: set[str], booleans: set[str]) -> frozenset[str]:
         )
         if body["op"] in _KLEENE:
             return _kleene(body["op"], left, right)
+        if body["op"] in ("Eq", "NotEq") and VALUE not in left | right:
+            # Two Booleans (`thresholds.agreed` compares whether some case says true with
+            # whether some says false): a cut-off of an absent measurement folds to null.
+            return _equality(body["op"] == "Eq", left, right)
         if body["op"] in _NULL_BINARY and NULL in (left | right) and {NULL} in (left, right):
             return frozenset({NULL})
+        if body["op"] in _COMPARISONS:
+            return frozenset({TRUE, FALSE} | ({NULL} if NULL in left | right else set()))
         return _ANY
     if kind == "Ternary":
         predicate = _outcomes(body["predicate"], nulls, booleans)
@@ -477,6 +485,15 @@ def _outcomes(node: Any, nulls: set[str], booleans: set[str]) -> frozenset[str]:
             body["function"], [_outcomes(i, nulls, booleans) for i in body["input"]]
         )
     return _ANY
+
+
+def _equality(equal: bool, left: frozenset[str], right: frozenset[str]) -> frozenset[str]:
+    """The outcomes of `==` (or `!=`) between two Boolean operands' outcomes."""
+    return frozenset(
+        NULL if NULL in (a, b) else (TRUE if (a == b) == equal else FALSE)
+        for a in left
+        for b in right
+    )
 
 
 def _function_outcomes(function: Any, inputs: list[frozenset[str]]) -> frozenset[str]:

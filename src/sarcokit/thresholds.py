@@ -325,6 +325,23 @@ def _compare_bounded(op: Op, low: nw.Expr, high: nw.Expr, cutoff: float) -> nw.E
     return nw.when(at_low == at_high).then(at_low)
 
 
+def agreed(possible: Sequence[nw.Expr], results: Sequence[nw.Expr]) -> nw.Expr:
+    """The answer every case that may apply gives: null where they disagree, where none may
+    apply or where an applicable one is unknown. `possible` must never be null.
+
+    True where some applicable case says true and none says false, false the other way round:
+    the same answers as "every applicable case says true, and some case applies" in fewer
+    operations (one branch on `some_true != some_false` instead of two on conjunctions).
+    """
+    some_true = nw.any_horizontal(
+        [p & r for p, r in zip(possible, results, strict=True)], ignore_nulls=False
+    )
+    some_false = nw.any_horizontal(
+        [p & ~r for p, r in zip(possible, results, strict=True)], ignore_nulls=False
+    )
+    return nw.when(some_true != some_false).then(some_true)
+
+
 def threshold_expr(test: Threshold, bounds: Bounds | None = None, ages: bool = False) -> nw.Expr:
     """Three-valued flag: true = low, false = normal, null = not decided by the inputs.
 
@@ -354,17 +371,7 @@ def threshold_expr(test: Threshold, bounds: Bounds | None = None, ages: bool = F
         if len(test.variants) == 1 and not test.stratified:
             flag = results[0]
         else:
-            # Low where some cut-off that may apply says low and none says normal, normal the
-            # other way round; null where they disagree, none applies or one is unknown. (The
-            # same answers as "every applicable cut-off says low" with "some cut-off applies",
-            # in fewer operations: the `possible` columns are never null.)
-            some_low = nw.any_horizontal(
-                [p & r for p, r in zip(possible, results, strict=True)], ignore_nulls=False
-            )
-            some_normal = nw.any_horizontal(
-                [p & ~r for p, r in zip(possible, results, strict=True)], ignore_nulls=False
-            )
-            flag = nw.when(some_low != some_normal).then(some_low)
+            flag = agreed(possible, results)
     if test.unable is not None:
         flag = (
             nw.when(nw.col(test.unable.field) == test.unable.value)

@@ -52,7 +52,7 @@ from sarcokit.secondary.factors import factor_exprs
 from sarcokit.secondary.glim import glim_stages
 from sarcokit.secondary.liver import liver_exprs
 from sarcokit.secondary.osteosarcopenia import bone_exprs, osteosarcopenia_exprs
-from sarcokit.thresholds import age_bounds, subject_exprs, threshold_expr
+from sarcokit.thresholds import age_bounds, comparison_exprs, subject_exprs, threshold_expr
 
 INVALID = "invalid_fields"
 ASM_ESTIMATED = "asm_estimated"
@@ -276,10 +276,13 @@ def stages(
         subject_exprs(age_bounds(t.threshold for d in chosen for t in d.tests)),
         *score_stages(),
         *secondary_stages(),
+        comparison_exprs(
+            t.threshold for d in chosen for t in d.tests if score_bounds(t.threshold.input) is None
+        ),
         [
-            threshold_expr(t.threshold, score_bounds(t.threshold.input), ages=True).alias(
-                test_column(d, t.threshold.id)
-            )
+            threshold_expr(
+                t.threshold, score_bounds(t.threshold.input), ages=True, shared=True
+            ).alias(test_column(d, t.threshold.id))
             for d in chosen
             for t in d.tests
         ],

@@ -342,14 +342,44 @@ def agreed(possible: Sequence[nw.Expr], results: Sequence[nw.Expr]) -> nw.Expr:
     return nw.when(some_true != some_false).then(some_true)
 
 
-def threshold_expr(test: Threshold, bounds: Bounds | None = None, ages: bool = False) -> nw.Expr:
+_OP_NAMES = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+
+
+def comparison_column(test: Threshold, variant: Variant) -> str:
+    """Internal column of a value compared with one cut-off (`comparison_exprs`)."""
+    op = _OP_NAMES[variant.op or test.op]
+    cutoff = repr(float(variant.value)).replace(".", "_").replace("-", "minus")
+    return f"__cut_{test.input}_{op}_{cutoff}"
+
+
+def comparison_exprs(tests: Iterable[Threshold]) -> list[nw.Expr]:
+    """Each distinct comparison of a value with a cut-off that the tests make, once.
+
+    Ten definitions compare grip strength, gait speed and muscle mass with overlapping sets
+    of cut-offs, each test with every cut-off twice (low, and normal); read from these
+    Boolean columns (`threshold_expr(shared=True)`), a test negates a column instead of
+    comparing a float column again.
+    """
+    found: dict[str, nw.Expr] = {}
+    for test in tests:
+        if test.op in _COMPARE:
+            for v in test.variants:
+                compare = _COMPARE[v.op or test.op]
+                found.setdefault(comparison_column(test, v), compare(nw.col(test.input), v.value))
+    return [expr.alias(name) for name, expr in found.items()]
+
+
+def threshold_expr(
+    test: Threshold, bounds: Bounds | None = None, ages: bool = False, shared: bool = False
+) -> nw.Expr:
     """Three-valued flag: true = low, false = normal, null = not decided by the inputs.
 
     When the sex or the mass method is unknown, the flag is still decided if every cut-off
     that could apply gives the same answer (a grip of 10 kg is low for men and women alike).
     With `bounds`, the value is a score of which only the least and greatest possible values
     are known (items missing, criteria.md §10.10): the flag is decided where both agree.
-    With `ages`, the age bands are read from columns `subject_exprs` made for these tests.
+    With `ages`, the age bands are read from columns `subject_exprs` made for these tests;
+    with `shared`, the comparisons from the columns `comparison_exprs` made for them.
     """
     value = nw.col(test.input)
     if test.op == "is_true":
@@ -362,7 +392,9 @@ def threshold_expr(test: Threshold, bounds: Bounds | None = None, ages: bool = F
         )
     else:
         possible = [_possible(v, ages) for v in test.variants]
-        if bounds is None:
+        if bounds is None and shared:
+            results = [nw.col(comparison_column(test, v)) for v in test.variants]
+        elif bounds is None:
             results = [_COMPARE[v.op or test.op](value, v.value) for v in test.variants]
         else:
             results = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -348,7 +349,8 @@ _OP_NAMES = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 def comparison_column(test: Threshold, variant: Variant) -> str:
     """Internal column of a value compared with one cut-off (`comparison_exprs`)."""
     op = _OP_NAMES[variant.op or test.op]
-    cutoff = repr(float(variant.value)).replace(".", "_").replace("-", "minus")
+    # Letters, digits and _ only (the SQL compiler's names): 7.23 → 7_23, -2.5 → minus2_5.
+    cutoff = re.sub(r"\W", "_", repr(float(variant.value)).replace("-", "minus"))
     return f"__cut_{test.input}_{op}_{cutoff}"
 
 

@@ -57,15 +57,31 @@ class SqlError(ValueError):
     """A request the SQL compiler cannot satisfy (unknown dialect, name or expression)."""
 
 
+# Narrow integers (score points, whose sums are widened to Int64 before they are output): every
+# dialect has SMALLINT and INTEGER, and a byte fits in a SMALLINT.
+_NARROW = {"UInt8": "SMALLINT", "Int16": "SMALLINT", "Int32": "INTEGER"}
 _TYPES: dict[Dialect, dict[str, str]] = {
-    "duckdb": {"Boolean": "BOOLEAN", "Float64": "DOUBLE", "Int64": "BIGINT", "String": "VARCHAR"},
+    "duckdb": {
+        "Boolean": "BOOLEAN",
+        "Float64": "DOUBLE",
+        "Int64": "BIGINT",
+        "String": "VARCHAR",
+        **_NARROW,
+    },
     "postgres": {
         "Boolean": "BOOLEAN",
         "Float64": "DOUBLE PRECISION",
         "Int64": "BIGINT",
         "String": "TEXT",
+        **_NARROW,
     },
-    "spark": {"Boolean": "BOOLEAN", "Float64": "DOUBLE", "Int64": "BIGINT", "String": "STRING"},
+    "spark": {
+        "Boolean": "BOOLEAN",
+        "Float64": "DOUBLE",
+        "Int64": "BIGINT",
+        "String": "STRING",
+        **_NARROW,
+    },
 }
 
 _COMPARISONS = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -315,24 +316,72 @@ def _compare_bounded(op: Op, low: nw.Expr, high: nw.Expr, cutoff: float) -> nw.E
     """Three-valued comparison of a value known to lie in [low, high]: decided when both ends
     give the same answer (the comparisons are monotone, so every value between does too)."""
     compare = _COMPARE[op]
-    at_low, at_high = compare(low, cutoff), compare(high, cutoff)
-    return (
-        nw.when(at_low & at_high)
-        .then(nw.lit(True))
-        .when(~at_low & ~at_high)
-        .then(nw.lit(False))
-        .otherwise(nw.lit(None, dtype=nw.Boolean()))
+    at_low: nw.Expr = compare(low, cutoff)
+    if low is high:
+        # One value (the Ishii score of one sex): the comparison itself.
+        return at_low
+    at_high: nw.Expr = compare(high, cutoff)
+    # Where the ends agree that is the answer; null where they differ or either is unknown.
+    # One comparison and one branch instead of two conjunctions and two branches.
+    return nw.when(at_low == at_high).then(at_low)
+
+
+def agreed(possible: Sequence[nw.Expr], results: Sequence[nw.Expr]) -> nw.Expr:
+    """The answer every case that may apply gives: null where they disagree, where none may
+    apply or where an applicable one is unknown. `possible` must never be null.
+
+    True where some applicable case says true and none says false, false the other way round:
+    the same answers as "every applicable case says true, and some case applies" in fewer
+    operations (one branch on `some_true != some_false` instead of two on conjunctions).
+    """
+    some_true = nw.any_horizontal(
+        [p & r for p, r in zip(possible, results, strict=True)], ignore_nulls=False
     )
+    some_false = nw.any_horizontal(
+        [p & ~r for p, r in zip(possible, results, strict=True)], ignore_nulls=False
+    )
+    return nw.when(some_true != some_false).then(some_true)
 
 
-def threshold_expr(test: Threshold, bounds: Bounds | None = None, ages: bool = False) -> nw.Expr:
+_OP_NAMES = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+
+
+def comparison_column(test: Threshold, variant: Variant) -> str:
+    """Internal column of a value compared with one cut-off (`comparison_exprs`)."""
+    op = _OP_NAMES[variant.op or test.op]
+    # Letters, digits and _ only (the SQL compiler's names): 7.23 → 7_23, -2.5 → minus2_5.
+    cutoff = re.sub(r"\W", "_", repr(float(variant.value)).replace("-", "minus"))
+    return f"__cut_{test.input}_{op}_{cutoff}"
+
+
+def comparison_exprs(tests: Iterable[Threshold]) -> list[nw.Expr]:
+    """Each distinct comparison of a value with a cut-off that the tests make, once.
+
+    Ten definitions compare grip strength, gait speed and muscle mass with overlapping sets
+    of cut-offs, each test with every cut-off twice (low, and normal); read from these
+    Boolean columns (`threshold_expr(shared=True)`), a test negates a column instead of
+    comparing a float column again.
+    """
+    found: dict[str, nw.Expr] = {}
+    for test in tests:
+        if test.op in _COMPARE:
+            for v in test.variants:
+                compare = _COMPARE[v.op or test.op]
+                found.setdefault(comparison_column(test, v), compare(nw.col(test.input), v.value))
+    return [expr.alias(name) for name, expr in found.items()]
+
+
+def threshold_expr(
+    test: Threshold, bounds: Bounds | None = None, ages: bool = False, shared: bool = False
+) -> nw.Expr:
     """Three-valued flag: true = low, false = normal, null = not decided by the inputs.
 
     When the sex or the mass method is unknown, the flag is still decided if every cut-off
     that could apply gives the same answer (a grip of 10 kg is low for men and women alike).
     With `bounds`, the value is a score of which only the least and greatest possible values
     are known (items missing, criteria.md §10.10): the flag is decided where both agree.
-    With `ages`, the age bands are read from columns `subject_exprs` made for these tests.
+    With `ages`, the age bands are read from columns `subject_exprs` made for these tests;
+    with `shared`, the comparisons from the columns `comparison_exprs` made for them.
     """
     value = nw.col(test.input)
     if test.op == "is_true":
@@ -345,7 +394,9 @@ def threshold_expr(test: Threshold, bounds: Bounds | None = None, ages: bool = F
         )
     else:
         possible = [_possible(v, ages) for v in test.variants]
-        if bounds is None:
+        if bounds is None and shared:
+            results = [nw.col(comparison_column(test, v)) for v in test.variants]
+        elif bounds is None:
             results = [_COMPARE[v.op or test.op](value, v.value) for v in test.variants]
         else:
             results = [
@@ -354,20 +405,7 @@ def threshold_expr(test: Threshold, bounds: Bounds | None = None, ages: bool = F
         if len(test.variants) == 1 and not test.stratified:
             flag = results[0]
         else:
-            any_possible = nw.any_horizontal(possible, ignore_nulls=False)
-            all_low = nw.all_horizontal(
-                [~p | r for p, r in zip(possible, results, strict=True)], ignore_nulls=False
-            )
-            all_normal = nw.all_horizontal(
-                [~p | ~r for p, r in zip(possible, results, strict=True)], ignore_nulls=False
-            )
-            flag = (
-                nw.when(any_possible & all_low)
-                .then(nw.lit(True))
-                .when(any_possible & all_normal)
-                .then(nw.lit(False))
-                .otherwise(nw.lit(None, dtype=nw.Boolean()))
-            )
+            flag = agreed(possible, results)
     if test.unable is not None:
         flag = (
             nw.when(nw.col(test.unable.field) == test.unable.value)

@@ -10,7 +10,7 @@ from typing import Any
 
 import narwhals as nw
 
-from sarcokit.thresholds import CriteriaError, parse_threshold, threshold_expr
+from sarcokit.thresholds import CriteriaError, agreed, parse_threshold, threshold_expr
 
 NULL_BOOL = nw.lit(None, dtype=nw.Boolean())
 
@@ -77,17 +77,8 @@ def stratified(cases: Sequence[tuple[nw.Expr, nw.Expr]]) -> nw.Expr:
     When the stratum is unknown (a missing age), the answer is still decided if every stratum
     that may apply gives the same one, as `sarcokit.thresholds` does for a missing sex.
     """
-    possible = [applies.fill_null(True) for applies, _ in cases]
-    results = [result for _, result in cases]
-    any_possible = any_of(possible)
-    all_true = all_of([~p | r for p, r in zip(possible, results, strict=True)])
-    all_false = all_of([~p | ~r for p, r in zip(possible, results, strict=True)])
-    return (
-        nw.when(any_possible & all_true)
-        .then(nw.lit(True))
-        .when(any_possible & all_false)
-        .then(nw.lit(False))
-        .otherwise(NULL_BOOL)
+    return agreed(
+        [applies.fill_null(True) for applies, _ in cases], [result for _, result in cases]
     )
 
 

@@ -76,15 +76,22 @@ def input_expr(name: str) -> nw.Expr:
     return canonical if alternative is None else alternative.from_canonical(canonical)
 
 
-def code_expr(name: str, codes: Mapping[str, float]) -> nw.Expr:
-    """A categorical field as the number the equation codes it with; null when unknown."""
+def code_expr(
+    name: str, codes: Mapping[str, float], dtype: nw.dtypes.DType | None = None
+) -> nw.Expr:
+    """A categorical field as the number the equation codes it with (of `dtype` if given,
+    else Float64); null when unknown."""
     column = nw.col(name)
+
+    def lit(value: float | None) -> nw.Expr:
+        return nw.lit(value) if dtype is None else nw.lit(value, dtype=dtype)
+
     items = list(codes.items())
     first_key, first_value = items[0]
-    chain = nw.when(column == first_key).then(nw.lit(first_value))
+    chain = nw.when(column == first_key).then(lit(first_value))
     for key, value in items[1:]:
-        chain = chain.when(column == key).then(nw.lit(value))
-    return chain.otherwise(nw.lit(None, dtype=nw.Float64()))
+        chain = chain.when(column == key).then(lit(value))
+    return chain.otherwise(nw.lit(None, dtype=dtype or nw.Float64()))
 
 
 def model_expr(model: LinearModel) -> nw.Expr:

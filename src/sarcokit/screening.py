@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import narwhals as nw
 
-from sarcokit.equations import model_expr, parse_model
+from sarcokit.equations import code_expr, model_expr, parse_model
 from sarcokit.fields import field_specs
 from sarcokit.thresholds import Bounds, Threshold, Variant, parse_threshold, threshold_expr
 
@@ -139,8 +139,8 @@ def _msra_items(entry: Mapping[str, Any]) -> list[tuple[str, nw.Expr, list[float
     for item, table in points.items():
         if not isinstance(table, Mapping):
             continue
-        column = nw.col(item)
         if set(table) == {"true", "false"}:
+            column = nw.col(item)
             known = (
                 nw.when(column)
                 .then(lit(table["true"]))
@@ -149,13 +149,8 @@ def _msra_items(entry: Mapping[str, Any]) -> list[tuple[str, nw.Expr, list[float
                 .otherwise(lit(None))
             )
         else:
-            # The answer labels compared in turn, as `code_expr` does, but in integer points
-            # (not floats cast back).
-            (first, value), *rest = table.items()
-            chain = nw.when(column == first).then(lit(value))
-            for answer, value in rest:
-                chain = chain.when(column == answer).then(lit(value))
-            known = chain.otherwise(lit(None))
+            # In integer points, not floats cast back.
+            known = code_expr(item, table, dtype)
         items.append((item, known, list(table.values())))
     return items
 

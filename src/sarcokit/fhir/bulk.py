@@ -202,23 +202,20 @@ def _salvage(
     their line number and why (slower, but only where a piece holds a bad line)."""
     import pyarrow as pa
 
-    lines = [(n, t) for n, t in enumerate(bytes(piece).split(b"\n"), start=first) if t.strip()]
-    good: list[bytes] = []
-    refused: list[dict[str, Any]] = []
-    for number, text in lines:
-        problem = _line_problem(text, schema)
-        if problem is None:
-            good.append(text)
-        else:
-            refused.append(_refused(path, number, problem))
+    checked = [
+        (number, text, _line_problem(text, schema))
+        for number, text in enumerate(bytes(piece).split(b"\n"), start=first)
+        if text.strip()
+    ]
+    good = [text for _, text, problem in checked if problem is None]
+    refused = [_refused(path, n, problem) for n, _, problem in checked if problem is not None]
     try:
         frame = _parse(b"\n".join(good), options) if good else pl.DataFrame(schema=schema)
     except pa.ArrowInvalid:
         # What the checks above pass and Arrow refuses (a line longer than Arrow's block):
-        # each line alone, refused with Arrow's message.
+        # each line alone, refused with Arrow's message, in the file's order.
         frames, refused = [], []
-        for number, text in lines:
-            problem = _line_problem(text, schema)
+        for number, text, problem in checked:
             if problem is None:
                 try:
                     frames.append(_parse(text, options, max(len(text) + 1, 1 << 20)))
@@ -751,13 +748,8 @@ def _choose_responses(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     return answers, left_out
 
 
-def bulk_to_parquet(
-    inputs: Sequence[Path], output: Path, as_of: date | None = None
-) -> tuple[Path, Path]:
-    """Write the export's subject records next to `output` (<stem>.fhir-records.parquet) and
-    what was left out (<stem>.fhir-ignored.parquet); return both paths."""
-    records = output.with_name(output.stem + ".fhir-records.parquet")
-    ignored = output.with_name(output.stem + ".fhir-ignored.parquet")
+def write_bulk(inputs: Sequence[Path], records: Path, ignored: Path, as_of: date | None) -> None:
+    """Read the export; write its subject records and what was left out to these Parquet files."""
     try:
         read = read_bulk(inputs, as_of)
         found, left_out = pl.collect_all([read.records, read.ignored])
@@ -765,6 +757,16 @@ def bulk_to_parquet(
         left_out.write_parquet(ignored)
     except pl.exceptions.PolarsError as error:
         raise ValueError(f"Bulk Data export {inputs[0]}: {error}") from None
+
+
+def bulk_to_parquet(
+    inputs: Sequence[Path], output: Path, as_of: date | None = None
+) -> tuple[Path, Path]:
+    """Write the export's subject records next to `output` (<stem>.fhir-records.parquet) and
+    what was left out (<stem>.fhir-ignored.parquet); return both paths."""
+    records = output.with_name(output.stem + ".fhir-records.parquet")
+    ignored = output.with_name(output.stem + ".fhir-ignored.parquet")
+    write_bulk(inputs, records, ignored, as_of)
     return records, ignored
 
 

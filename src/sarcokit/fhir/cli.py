@@ -58,15 +58,12 @@ def bulk_command(
     """Read a Bulk Data export into subject records (and the observations left out, with why)."""
     import polars as pl
 
-    from sarcokit.fhir.bulk import left_out_by_reason, read_bulk
+    from sarcokit.fhir.bulk import left_out_by_reason, write_bulk
 
     day = as_of_date(as_of)
+    ignored = output.with_name(output.stem + ".ignored.parquet")
     try:
-        read = read_bulk([export], day)
-        found, left_out = pl.collect_all([read.records, read.ignored])
-        found.write_parquet(output)
-        ignored = output.with_name(output.stem + ".ignored.parquet")
-        left_out.write_parquet(ignored)
+        write_bulk([export], output, ignored, day)
     except (ValueError, OSError) as error:
         typer.echo(f"{export}: {error}", err=True)
         raise typer.Exit(2) from None

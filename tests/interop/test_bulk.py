@@ -325,3 +325,121 @@ def test_an_integer_beyond_64_bits_is_refused_naming_the_element(tmp_path: Path)
         "valueInteger is 100000000000000000000 (a number); "
         "expected a whole number of at most 64 bits"
     ]
+
+
+@pytest.mark.parametrize("block_bytes", [600, 1 << 25])
+def test_references_absolute_or_versioned_name_the_same_patient(
+    tmp_path: Path, block_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sarcokit.fhir import bulk
+
+    folder, _ = _export(tmp_path)
+    clean = read_bulk([folder], AS_OF)
+    # The Bulk Data IG lets an export use relative or absolute references (rooted in the
+    # server's base URL); either may carry a version. All four forms name p1 and p2.
+    forms = [
+        "Patient/{}",
+        "https://ehr.example.org/fhir/Patient/{}",
+        "Patient/{}/_history/3",
+        "https://ehr.example.org/fhir/Patient/{}/_history/12",
+    ]
+    for name in ("Observation.ndjson", "QuestionnaireResponse.ndjson"):
+        path = folder / name
+        lines = []
+        for index, line in enumerate(path.read_text().splitlines()):
+            resource = json.loads(line)
+            pid = resource["subject"]["reference"].removeprefix("Patient/")
+            resource["subject"]["reference"] = forms[index % len(forms)].format(pid)
+            lines.append(json.dumps(resource))
+        path.write_text("\n".join(lines) + "\n")
+    with (folder / "Observation.ndjson").open("a") as out:
+        for n, reference in enumerate(["urn:uuid:3f1c", "Group/p1", "Patient/p1/extra"]):
+            resource = observation(f"u{n}", "8302-2", 160.0, "cm")
+            out.write(json.dumps({**resource, "subject": {"reference": reference}}) + "\n")
+    real_blocks = bulk.ndjson_blocks
+    monkeypatch.setattr(
+        bulk, "ndjson_blocks", lambda p, schema: real_blocks(p, schema, block_bytes=block_bytes)
+    )
+    read = read_bulk([folder], AS_OF)
+    assert read.records.collect().equals(clean.records.collect())
+    ignored = read.ignored.collect()
+    # A reference that names no patient this way is kept as given, about no patient known.
+    strange = ignored.filter(pl.col("resource").str.starts_with("Observation/u"))
+    assert sorted(strange.select("patient", "reason").rows()) == [
+        ("Group/p1", "other_patient"),
+        ("Patient/p1/extra", "other_patient"),
+        ("urn:uuid:3f1c", "other_patient"),
+    ]
+    rest = ignored.filter(~pl.col("resource").str.starts_with("Observation/u"))
+    assert rest.sort(pl.all()).equals(clean.ignored.collect().sort(pl.all()))
+
+
+@pytest.mark.parametrize("block_bytes", [600, 1 << 25])
+def test_a_patient_twice_in_the_export_gives_no_record_and_everything_is_listed(
+    tmp_path: Path, block_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sarcokit.fhir import bulk
+
+    folder, by_patient = _export(tmp_path)
+    clean = read_bulk([folder], AS_OF)
+    # p1 again, now a woman, at the end of the file: which one is right cannot be told.
+    with (folder / "Patient.ndjson").open("a") as out:
+        out.write(json.dumps(patient(gender="female")) + "\n")
+    real_blocks = bulk.ndjson_blocks
+    monkeypatch.setattr(
+        bulk, "ndjson_blocks", lambda p, schema: real_blocks(p, schema, block_bytes=block_bytes)
+    )
+    read = read_bulk([folder], AS_OF)
+    records = read.records.collect()
+    assert records.equals(clean.records.collect().filter(pl.col("id") != "p1"))
+    ignored = read.ignored.collect()
+    about_p1 = ignored.filter(pl.col("patient") == "p1")
+    copies = about_p1.filter(pl.col("resource") == "Patient/p1")
+    assert copies["reason"].to_list() == ["duplicate_patient"] * 2
+    detail = "Patient/p1 is in Patient.ndjson 2 times; none is used"
+    assert copies["detail"].to_list() == [detail] * 2
+    # Each of p1's observations and responses is listed once, as about a duplicated patient.
+    resources = [r for r in by_patient["p1"] if r["resourceType"] != "Patient"]
+    others = about_p1.filter(pl.col("resource") != "Patient/p1")
+    assert sorted(others["resource"]) == sorted(f"{r['resourceType']}/{r['id']}" for r in resources)
+    assert set(others["reason"]) == {"duplicate_patient"}
+    # The other patients' rows are as before.
+    rest = ignored.filter(pl.col("patient") != "p1")
+    before = clean.ignored.collect()
+    assert rest.sort(pl.all()).equals(before.filter(pl.col("patient") != "p1").sort(pl.all()))
+
+
+def test_a_resource_of_another_type_or_without_id_is_refused_by_line(tmp_path: Path) -> None:
+    folder, _ = _export(tmp_path)
+    clean = read_bulk([folder], AS_OF)
+    # JSON that Arrow reads without complaint: an Observation in Patient.ndjson (it would
+    # otherwise become a patient), a Patient without id, and in Observation.ndjson a Patient
+    # and an Observation without id.
+    wrong = {
+        "Patient.ndjson": [
+            (json.dumps(observation("o9", "8302-2", 160.0, "cm")),
+             'resourceType is "Observation"; expected "Patient" in Patient.ndjson'),
+            (json.dumps({k: v for k, v in patient().items() if k != "id"}),
+             "id is missing; every resource of an export has one"),
+        ],
+        "Observation.ndjson": [
+            (json.dumps({**patient(), "id": "p7"}),
+             'resourceType is "Patient"; expected "Observation" in Observation.ndjson'),
+            (json.dumps({**observation("", "8302-2", 160.0, "cm")}),
+             "id is missing; every resource of an export has one"),
+        ],
+    }  # fmt: skip
+    expected = []
+    for name, bad in wrong.items():
+        path = folder / name
+        lines = path.read_text().splitlines()
+        mixed = [lines[0], bad[0][0], *lines[1:], bad[1][0]]
+        path.write_text("\n".join(mixed) + "\n")
+        expected += [(f"{name} line 2", bad[0][1]), (f"{name} line {len(mixed)}", bad[1][1])]
+    read = read_bulk([folder], AS_OF)
+    assert read.records.collect().equals(clean.records.collect())
+    ignored = read.ignored.collect()
+    malformed = ignored.filter(pl.col("reason") == "malformed")
+    assert sorted(malformed.select("resource", "detail").rows()) == sorted(expected)
+    rest = ignored.filter(pl.col("reason") != "malformed")
+    assert rest.sort(pl.all()).equals(clean.ignored.collect().sort(pl.all()))

@@ -184,15 +184,26 @@ def _kind_problem(value: Any, dtype: Any, where: str) -> str | None:
     return f"{where.lstrip('.')} is {shown} ({_JSON_KIND[type(value)]}); expected {expected}"
 
 
-def _line_problem(text: bytes, schema: dict[str, Any]) -> str | None:
-    """Why one NDJSON line is not a resource sarcokit can read, or None."""
+def _line_problem(text: bytes, schema: dict[str, Any], kind: str) -> str | None:
+    """Why one NDJSON line is not a `kind` resource sarcokit can read, or None."""
     try:
         resource = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         return f"not JSON: {error}"
     if not isinstance(resource, dict):
         return f"not a JSON object but {_JSON_KIND.get(type(resource), 'null')}"
-    return _kind_problem(resource, pl.Struct(schema), "")
+    problem = _kind_problem(resource, pl.Struct(schema), "")
+    if problem is None and resource.get("resourceType") != kind:
+        shown = json.dumps(resource.get("resourceType"), ensure_ascii=False)[:40]
+        problem = f'resourceType is {shown}; expected "{kind}" in {kind}.ndjson'
+    if problem is None and not resource.get("id"):
+        problem = "id is missing; every resource of an export has one"
+    return problem
+
+
+def _kind(path: Path) -> str:
+    """The resource type a Bulk Data file holds: one type per file, named <type>.ndjson."""
+    return path.name.split(".")[0]
 
 
 def _salvage(
@@ -203,7 +214,7 @@ def _salvage(
     import pyarrow as pa
 
     checked = [
-        (number, text, _line_problem(text, schema))
+        (number, text, _line_problem(text, schema, _kind(path)))
         for number, text in enumerate(bytes(piece).split(b"\n"), start=first)
         if text.strip()
     ]
@@ -224,7 +235,7 @@ def _salvage(
                     problem = str(error).removeprefix("JSON parse error: ")
             refused.append(_refused(path, number, problem))
         frame = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
-    return Block(frame, refused)
+    return Block(frame.drop("resourceType", strict=False), refused)
 
 
 def _refused(path: Path, line: int, problem: str) -> dict[str, Any]:
@@ -240,12 +251,21 @@ def ndjson_blocks(
     and why, and the rest is read."""
     import pyarrow as pa
 
-    options = _arrow_options(schema)
+    options = _arrow_options({**schema, "resourceType": pl.String})
+    kind = _kind(path)
     for first, piece in _pieces(path, block_bytes):
         try:
-            yield Block(_parse(piece, options), [])
+            frame = _parse(piece, options)
         except pa.ArrowInvalid:
             yield _salvage(path, first, piece, schema, options)
+            continue
+        # A resource of another type, or without an id, is read line by line like a malformed
+        # one, so that it is refused with its line number.
+        wrong = pl.col("resourceType").ne_missing(kind) | (pl.col("id").fill_null("") == "")
+        if frame.select(wrong.any()).item():
+            yield _salvage(path, first, piece, schema, options)
+        else:
+            yield Block(frame.drop("resourceType"), [])
 
 
 def is_bulk_export(inputs: Sequence[Path]) -> bool:
@@ -289,6 +309,32 @@ def _rules() -> pl.DataFrame:
                     }
                 )
     return pl.DataFrame(rows, schema_overrides={"divide_by": pl.Float64, "yields_to": pl.String})
+
+
+# A patient reference as the Bulk Data IG allows it: relative (Patient/<id>) or absolute, rooted
+# in the exporting server's base URL, either possibly with a version (/_history/<vid>). Any other
+# reference is kept as given, so the row is listed as about a patient not in the export.
+_PATIENT_REFERENCE = (
+    r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://\S+/)?Patient/([A-Za-z0-9\-.]{1,64})"
+    r"(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
+)
+
+
+def _with_patient_ids(frame: pl.DataFrame) -> pl.DataFrame:
+    """The block with each subject.reference replaced by the patient id it names (see
+    `_PATIENT_REFERENCE`), or kept as given if it names none."""
+    reference = frame["subject"].struct.field("reference")
+    rest = reference.str.strip_prefix("Patient/")
+    # Nearly always plain Patient/<id>: literal tests, where the regular expression would cost
+    # twenty times as much; it is run only on a block that holds another form.
+    plain = reference.str.starts_with("Patient/") & ~rest.str.contains("/", literal=True)
+    if plain.all():
+        ids = rest
+    else:
+        ids = pl.select(
+            pl.coalesce(reference.str.extract(_PATIENT_REFERENCE, 1), reference)
+        ).to_series()
+    return frame.with_columns(pl.struct(ids.alias("reference")).alias("subject"))
 
 
 # An observation's patient reference, and its date: the effective time as given, else when issued.
@@ -336,7 +382,7 @@ def _elements(observations: pl.LazyFrame) -> pl.LazyFrame:
     )
     both = pl.concat([top.with_columns(pl.col("components").cast(pl.UInt32)), parts])
     return both.with_columns(
-        pl.col("subject").str.strip_prefix("Patient/").alias("patient"),
+        pl.col("subject").alias("patient"),
         pl.col("code").struct.field("coding").alias("coding"),
     ).drop("code")
 
@@ -404,7 +450,7 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
             for block in ndjson_blocks(files[OBSERVATION_FILE], OBSERVATION_SCHEMA):
                 refused += block.refused
                 frame = block.frame
-                classified = _classify(frame.lazy(), day, rules).collect()
+                classified = _classify(_with_patient_ids(frame).lazy(), day, rules).collect()
                 spill.write(
                     "observation", classified.with_columns(pl.col("element") + offset), "patient"
                 )
@@ -412,7 +458,9 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
         if RESPONSE_FILE in files:
             for block in ndjson_blocks(files[RESPONSE_FILE], RESPONSE_SCHEMA):
                 refused += block.refused
-                rows = _response_rows(block.frame.lazy(), day, questionnaire).collect()
+                rows = _response_rows(
+                    _with_patient_ids(block.frame).lazy(), day, questionnaire
+                ).collect()
                 spill.write("response", rows, "patient")
         schemas = _spill_schemas(day)
         records, ignored = [], []
@@ -442,28 +490,60 @@ def _spill_schemas(day: date) -> dict[str, dict[str, Any]]:
 
 
 def _about_known_patients(rows: pl.LazyFrame, known: pl.LazyFrame) -> pl.LazyFrame:
-    """Rows (observations or responses) whose patient is not in the export marked other_patient.
+    """Rows (observations or responses) whose patient is not in the export marked other_patient,
+    and those of a patient whose Patient resource is in the export more than once marked
+    duplicate_patient (`known` holds each id once, with whether it is duplicated).
 
-    Such a row is listed as about another patient whatever else is wrong with it; only an
-    unknown code comes first, as such a row is not about a measurement at all.
+    Such a row is listed so whatever else is wrong with it; only an unknown code comes first,
+    as such a row is not about a measurement at all.
     """
     return (
         rows.join(known, on="patient", how="left")
         .with_columns(
-            pl.when((pl.col("reason") != "unknown_code") & pl.col("known").is_null())
+            pl.when(pl.col("reason") == "unknown_code")
+            .then(pl.col("reason"))
+            .when(pl.col("duplicated").is_null())
             .then(pl.lit("other_patient"))
+            .when(pl.col("duplicated"))
+            .then(pl.lit("duplicate_patient"))
             .otherwise(pl.col("reason"))
             .alias("reason")
         )
-        .drop("known")
+        .drop("duplicated")
     )
 
 
 def _partition(
     patients: pl.DataFrame, observations: pl.DataFrame, responses: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The records of one partition's patients and the rows left out, with reasons."""
-    known = patients.lazy().select(pl.col("id").alias("patient"), pl.lit(True).alias("known"))
+    """The records of one partition's patients and the rows left out, with reasons.
+
+    A patient id on more than one Patient resource gives no record: which of them is right
+    cannot be told, so every copy and all that patient's observations are listed instead.
+    """
+    copies = pl.col("id").is_duplicated()
+    known = (
+        patients.lazy()
+        .group_by("id")
+        .agg(pl.len().alias("copies"))
+        .select(pl.col("id").alias("patient"), (pl.col("copies") > 1).alias("duplicated"))
+    )
+    doubled = (
+        patients.lazy()
+        .filter(copies)
+        .sort("order")
+        .select(
+            pl.concat_str(pl.lit("Patient/"), pl.col("id")).alias("resource"),
+            pl.col("id").alias("patient"),
+            pl.lit(None, pl.String).alias("code"),
+            pl.lit("duplicate_patient").alias("reason"),
+            pl.format(
+                "Patient/{} is in {} {} times; none is used", "id", pl.lit(PATIENT_FILE),
+                pl.len().over("id"),
+            ).alias("detail"),
+        )
+    )  # fmt: skip
+    patients = patients.filter(~copies)
     values, left_out = _choose(_about_known_patients(observations.lazy(), known))
     records = (
         patients.lazy()
@@ -475,8 +555,10 @@ def _partition(
     )
     answers, answers_left_out = _choose_responses(_about_known_patients(responses.lazy(), known))
     records = records.join(answers, on="id", how="left")
-    found, ignored, ignored_answers = pl.collect_all([records, left_out, answers_left_out])
-    return found, pl.concat([ignored, ignored_answers], how="vertical_relaxed")
+    found, ignored, ignored_answers, ignored_patients = pl.collect_all(
+        [records, left_out, answers_left_out, doubled]
+    )
+    return found, pl.concat([ignored_patients, ignored, ignored_answers], how="diagonal_relaxed")
 
 
 def _patients(patients: pl.LazyFrame, day: date) -> pl.LazyFrame:
@@ -511,7 +593,8 @@ def _ignored(frame: pl.LazyFrame, reason: pl.Expr) -> pl.LazyFrame:
 
 def _classify(observations: pl.LazyFrame, day: date, rules: pl.LazyFrame) -> pl.LazyFrame:
     """One narrow row per observation (and component) with why it is left out, or "ok" (a
-    patient missing from the export is found in the second pass, `_partition`)."""
+    patient missing from the export is found in the second pass, `_partition`); subject
+    references as `_with_patient_ids` leaves them."""
     codes = rules.select("system", "code", "input").unique()
     elements = _elements(observations).with_row_index("element").collect().lazy()
     # Nearly every observation has one coding: its code is looked up directly. Only the others
@@ -676,10 +759,10 @@ def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
 
 def _response_rows(responses: pl.LazyFrame, day: date, questionnaire: str) -> pl.LazyFrame:
     """One narrow row per QuestionnaireResponse: patient, date, why it is left out (or "ok"),
-    and its SARC-F item scores."""
+    and its SARC-F item scores; subject references as `_with_patient_ids` leaves them."""
     window = fhir_mapping().sarc_f_lookback_days
     rows = responses.with_row_index("row").with_columns(
-        pl.col("subject").struct.field("reference").str.strip_prefix("Patient/").alias("patient"),
+        pl.col("subject").struct.field("reference").alias("patient"),
         pl.col("questionnaire").str.split("|").list.first().alias("canonical"),
         pl.col("authored").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).alias("day"),
     )

@@ -443,3 +443,63 @@ def test_a_resource_of_another_type_or_without_id_is_refused_by_line(tmp_path: P
     assert sorted(malformed.select("resource", "detail").rows()) == sorted(expected)
     rest = ignored.filter(pl.col("reason") != "malformed")
     assert rest.sort(pl.all()).equals(clean.ignored.collect().sort(pl.all()))
+
+
+@pytest.mark.parametrize("block_bytes", [600, 1 << 25])
+def test_a_resource_twice_is_not_used_in_bulk_nor_in_a_bundle(
+    tmp_path: Path, block_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sarcokit.fhir import bulk
+
+    folder, by_patient = _export(tmp_path)
+    # p1's right-hand grip (24 kgf) twice, the same; the SARC-F twice, the second different.
+    resources = by_patient["p1"]
+    grip = next(r for r in resources if r.get("id") == "r1")
+    response = next(r for r in resources if r.get("id") == "q")
+    changed = {**response, "item": []}
+    with (folder / "Observation.ndjson").open("a") as out:
+        out.write(json.dumps(grip) + "\n")
+    with (folder / "QuestionnaireResponse.ndjson").open("a") as out:
+        out.write(json.dumps(changed) + "\n")
+    real_blocks = bulk.ndjson_blocks
+    monkeypatch.setattr(
+        bulk, "ndjson_blocks", lambda p, schema: real_blocks(p, schema, block_bytes=block_bytes)
+    )
+    read = read_bulk([folder], AS_OF)
+    rows = {r["id"]: r for r in read.records.collect().to_dicts()}
+    single = read_bundle(bundle(*resources, grip, changed), AS_OF)
+    assert_bulk_row_is_bundle_record(rows["p1"], single.record, "p1")
+    # Neither copy is used: the left-hand trial (60 lbf) is the grip, and no SARC-F item is read.
+    assert rows["p1"]["grip_kg"] == pytest.approx(27.2155422)
+    assert rows["p1"]["sarc_f_strength"] is None and rows["p1"]["sarc_f_falls"] is None
+    listed = read.ignored.collect().filter(pl.col("reason") == "duplicate")
+    assert sorted(listed.select("resource", "detail").rows()) == [
+        ("Observation/r1", "Observation/r1 is in Observation.ndjson 2 times; none is used"),
+        ("Observation/r1", "Observation/r1 is in Observation.ndjson 2 times; none is used"),
+        (
+            "QuestionnaireResponse/q",
+            "QuestionnaireResponse/q is in QuestionnaireResponse.ndjson 2 times; none is used",
+        ),
+        (
+            "QuestionnaireResponse/q",
+            "QuestionnaireResponse/q is in QuestionnaireResponse.ndjson 2 times; none is used",
+        ),
+    ]
+    in_bundle = sorted((i.resource, i.detail) for i in single.ignored if i.reason == "duplicate")
+    assert in_bundle == [
+        ("Observation/r1", "Observation/r1 is in the Bundle 2 times; none is used"),
+        ("Observation/r1", "Observation/r1 is in the Bundle 2 times; none is used"),
+        (
+            "QuestionnaireResponse/q",
+            "QuestionnaireResponse/q is in the Bundle 2 times; none is used",
+        ),
+        (
+            "QuestionnaireResponse/q",
+            "QuestionnaireResponse/q is in the Bundle 2 times; none is used",
+        ),
+    ]
+    # Nothing of them is listed as superseded as well.
+    assert (
+        "Observation/r1"
+        not in read.ignored.collect().filter(pl.col("reason") == "superseded")["resource"].to_list()
+    )

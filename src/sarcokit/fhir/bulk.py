@@ -544,6 +544,22 @@ def _partition(
         )
     )  # fmt: skip
     patients = patients.filter(~copies)
+    observations, doubled_observations = _split_copies(observations, ["id", "part"])
+    responses, doubled_responses = _split_copies(responses, ["id"])
+    listed = [
+        _ignored(
+            doubled_observations.lazy(),
+            pl.lit("duplicate"),
+            _copies_detail("Observation", OBSERVATION_FILE),
+        ),
+        doubled_responses.lazy().select(
+            pl.concat_str(pl.lit("QuestionnaireResponse/"), pl.col("id")).alias("resource"),
+            "patient",
+            pl.lit("sarc-f").alias("code"),
+            pl.lit("duplicate").alias("reason"),
+            _copies_detail("QuestionnaireResponse", RESPONSE_FILE),
+        ),
+    ]
     values, left_out = _choose(_about_known_patients(observations.lazy(), known))
     records = (
         patients.lazy()
@@ -555,10 +571,22 @@ def _partition(
     )
     answers, answers_left_out = _choose_responses(_about_known_patients(responses.lazy(), known))
     records = records.join(answers, on="id", how="left")
-    found, ignored, ignored_answers, ignored_patients = pl.collect_all(
-        [records, left_out, answers_left_out, doubled]
-    )
-    return found, pl.concat([ignored_patients, ignored, ignored_answers], how="diagonal_relaxed")
+    found, *ignored = pl.collect_all([records, doubled, left_out, answers_left_out, *listed])
+    return found, pl.concat(ignored, how="diagonal_relaxed")
+
+
+def _split_copies(rows: pl.DataFrame, key: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows whose resource is in the export once, and those of a resource that is in it
+    more than once (which copy is right cannot be told, so none is used), with their count."""
+    counted = rows.with_columns(pl.len().over(key).alias("copies"))
+    once = pl.col("copies") == 1
+    return counted.filter(once).drop("copies"), counted.filter(~once)
+
+
+def _copies_detail(kind: str, file: str) -> pl.Expr:
+    return pl.format(
+        f"{kind}/{{}} is in {file} {{}} times; none is used", pl.col("id"), pl.col("copies")
+    ).alias("detail")
 
 
 def _patients(patients: pl.LazyFrame, day: date) -> pl.LazyFrame:
@@ -576,7 +604,7 @@ def _patients(patients: pl.LazyFrame, day: date) -> pl.LazyFrame:
     )
 
 
-def _ignored(frame: pl.LazyFrame, reason: pl.Expr) -> pl.LazyFrame:
+def _ignored(frame: pl.LazyFrame, reason: pl.Expr, *detail: pl.Expr) -> pl.LazyFrame:
     return frame.select(
         pl.concat_str(
             pl.lit("Observation/"),
@@ -588,6 +616,7 @@ def _ignored(frame: pl.LazyFrame, reason: pl.Expr) -> pl.LazyFrame:
         pl.col("patient"),
         pl.col("code"),
         reason.alias("reason"),
+        *detail,
     )
 
 

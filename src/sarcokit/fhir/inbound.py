@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -30,6 +31,7 @@ Reason = Literal[
     "future",
     "superseded",
     "other_patient",
+    "duplicate",
 ]
 
 # Statuses whose value may be used (FHIR R4 observation-status).
@@ -223,8 +225,19 @@ def read_resources(resources: Sequence[Mapping[str, Any]], as_of: date | None = 
     _read_patient(patient, out)
     candidates: list[_Candidate] = []
     responses: list[tuple[datetime, Mapping[str, Any], str, str]] = []
+    copies = Counter(
+        (r.get("resourceType"), r.get("id")) for r in resources if r.get("id") is not None
+    )
     for resource in resources:
         kind = resource.get("resourceType")
+        n = copies[(kind, resource.get("id"))]
+        if n > 1 and kind in ("Observation", "QuestionnaireResponse"):
+            # Which copy of one resource is right cannot be told: none is used.
+            name = f"{kind}/{resource.get('id')}"
+            codes = _codings(resource.get("code")) if kind == "Observation" else [("", "sarc-f")]
+            detail = f"{name} is in the Bundle {n} times; none is used"
+            out.ignored.append(Ignored(name, codes[0][1] if codes else None, "duplicate", detail))
+            continue
         if kind == "Observation":
             candidates.extend(_observation(resource, mapping, frozenset(refs), out))
         elif kind == "QuestionnaireResponse":

@@ -65,6 +65,16 @@ def _export(tmp_path: Path) -> tuple[Path, dict[str, list[dict[str, Any]]]]:
     return folder, by_patient
 
 
+def _blocks_of(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
+    """Parse the export's files in pieces of about `block_bytes` (one or two resources at 600)."""
+    from sarcokit.fhir import bulk
+
+    real_blocks = bulk.ndjson_blocks
+    monkeypatch.setattr(
+        bulk, "ndjson_blocks", lambda p, schema: real_blocks(p, schema, block_bytes=block_bytes)
+    )
+
+
 def test_bulk_gives_the_same_records_and_reasons_as_bundles(tmp_path: Path) -> None:
     folder, by_patient = _export(tmp_path)
     assert is_bulk_export([folder])
@@ -153,10 +163,7 @@ def test_many_blocks_and_partitions_give_the_same_result(
     expected = pl.collect_all([whole.records, whole.ignored])
     # Blocks of a few hundred bytes (one or two resources each) and one partition per ~100 bytes
     # of export: a patient's observations are then spread over blocks and partitions.
-    real_blocks = bulk.ndjson_blocks
-    monkeypatch.setattr(
-        bulk, "ndjson_blocks", lambda path, schema: real_blocks(path, schema, block_bytes=600)
-    )
+    _blocks_of(monkeypatch, 600)
     monkeypatch.setattr(bulk, "PARTITION_BYTES", 100)
     split = read_bulk([folder], AS_OF)
     records, ignored = pl.collect_all([split.records, split.ignored])
@@ -202,7 +209,6 @@ HOSTILE_LINES = [
 def test_each_malformed_line_is_refused_with_its_number_and_the_rest_is_read(
     tmp_path: Path, block_bytes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sarcokit.fhir import bulk
 
     folder, _ = _export(tmp_path)
     clean = read_bulk([folder], AS_OF)
@@ -212,10 +218,7 @@ def test_each_malformed_line_is_refused_with_its_number_and_the_rest_is_read(
     hostile = [line for line, _ in HOSTILE_LINES]
     mixed = lines[:3] + hostile[:3] + [""] + lines[3:] + hostile[3:]
     path.write_text("\n".join(mixed) + "\n")
-    real_blocks = bulk.ndjson_blocks
-    monkeypatch.setattr(
-        bulk, "ndjson_blocks", lambda p, schema: real_blocks(p, schema, block_bytes=block_bytes)
-    )
+    _blocks_of(monkeypatch, block_bytes)
     read = read_bulk([folder], AS_OF)
     # The good lines give exactly what they gave alone.
     assert read.records.collect().equals(clean.records.collect())
@@ -331,7 +334,6 @@ def test_an_integer_beyond_64_bits_is_refused_naming_the_element(tmp_path: Path)
 def test_references_absolute_or_versioned_name_the_same_patient(
     tmp_path: Path, block_bytes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sarcokit.fhir import bulk
 
     folder, _ = _export(tmp_path)
     clean = read_bulk([folder], AS_OF)
@@ -356,10 +358,7 @@ def test_references_absolute_or_versioned_name_the_same_patient(
         for n, reference in enumerate(["urn:uuid:3f1c", "Group/p1", "Patient/p1/extra"]):
             resource = observation(f"u{n}", "8302-2", 160.0, "cm")
             out.write(json.dumps({**resource, "subject": {"reference": reference}}) + "\n")
-    real_blocks = bulk.ndjson_blocks
-    monkeypatch.setattr(
-        bulk, "ndjson_blocks", lambda p, schema: real_blocks(p, schema, block_bytes=block_bytes)
-    )
+    _blocks_of(monkeypatch, block_bytes)
     read = read_bulk([folder], AS_OF)
     assert read.records.collect().equals(clean.records.collect())
     ignored = read.ignored.collect()
@@ -378,17 +377,13 @@ def test_references_absolute_or_versioned_name_the_same_patient(
 def test_a_patient_twice_in_the_export_gives_no_record_and_everything_is_listed(
     tmp_path: Path, block_bytes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sarcokit.fhir import bulk
 
     folder, by_patient = _export(tmp_path)
     clean = read_bulk([folder], AS_OF)
     # p1 again, now a woman, at the end of the file: which one is right cannot be told.
     with (folder / "Patient.ndjson").open("a") as out:
         out.write(json.dumps(patient(gender="female")) + "\n")
-    real_blocks = bulk.ndjson_blocks
-    monkeypatch.setattr(
-        bulk, "ndjson_blocks", lambda p, schema: real_blocks(p, schema, block_bytes=block_bytes)
-    )
+    _blocks_of(monkeypatch, block_bytes)
     read = read_bulk([folder], AS_OF)
     records = read.records.collect()
     assert records.equals(clean.records.collect().filter(pl.col("id") != "p1"))
@@ -449,7 +444,6 @@ def test_a_resource_of_another_type_or_without_id_is_refused_by_line(tmp_path: P
 def test_a_resource_twice_is_not_used_in_bulk_nor_in_a_bundle(
     tmp_path: Path, block_bytes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sarcokit.fhir import bulk
 
     folder, by_patient = _export(tmp_path)
     # p1's right-hand grip (24 kgf) twice, the same; the SARC-F twice, the second different.
@@ -461,10 +455,7 @@ def test_a_resource_twice_is_not_used_in_bulk_nor_in_a_bundle(
         out.write(json.dumps(grip) + "\n")
     with (folder / "QuestionnaireResponse.ndjson").open("a") as out:
         out.write(json.dumps(changed) + "\n")
-    real_blocks = bulk.ndjson_blocks
-    monkeypatch.setattr(
-        bulk, "ndjson_blocks", lambda p, schema: real_blocks(p, schema, block_bytes=block_bytes)
-    )
+    _blocks_of(monkeypatch, block_bytes)
     read = read_bulk([folder], AS_OF)
     rows = {r["id"]: r for r in read.records.collect().to_dicts()}
     single = read_bundle(bundle(*resources, grip, changed), AS_OF)

@@ -71,7 +71,7 @@ def _blocks_of(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
 
     real_blocks = bulk.ndjson_blocks
     monkeypatch.setattr(
-        bulk, "ndjson_blocks", lambda p, schema: real_blocks(p, schema, block_bytes=block_bytes)
+        bulk, "ndjson_blocks", lambda p, kind: real_blocks(p, kind, block_bytes=block_bytes)
     )
 
 
@@ -391,7 +391,7 @@ def test_a_patient_twice_in_the_export_gives_no_record_and_everything_is_listed(
     about_p1 = ignored.filter(pl.col("patient") == "p1")
     copies = about_p1.filter(pl.col("resource") == "Patient/p1")
     assert copies["reason"].to_list() == ["duplicate_patient"] * 2
-    detail = "Patient/p1 is in Patient.ndjson 2 times; none is used"
+    detail = "Patient/p1 is in the export 2 times; none is used"
     assert copies["detail"].to_list() == [detail] * 2
     # Each of p1's observations and responses is listed once, as about a duplicated patient.
     resources = [r for r in by_patient["p1"] if r["resourceType"] != "Patient"]
@@ -413,13 +413,13 @@ def test_a_resource_of_another_type_or_without_id_is_refused_by_line(tmp_path: P
     wrong = {
         "Patient.ndjson": [
             (json.dumps(observation("o9", "8302-2", 160.0, "cm")),
-             'resourceType is "Observation"; expected "Patient" in Patient.ndjson'),
+             'resourceType is "Observation"; expected "Patient", the type of this file'),
             (json.dumps({k: v for k, v in patient().items() if k != "id"}),
              "id is missing; every resource of an export has one"),
         ],
         "Observation.ndjson": [
             (json.dumps({**patient(), "id": "p7"}),
-             'resourceType is "Patient"; expected "Observation" in Observation.ndjson'),
+             'resourceType is "Patient"; expected "Observation", the type of this file'),
             (json.dumps({**observation("", "8302-2", 160.0, "cm")}),
              "id is missing; every resource of an export has one"),
         ],
@@ -465,15 +465,15 @@ def test_a_resource_twice_is_not_used_in_bulk_nor_in_a_bundle(
     assert rows["p1"]["sarc_f_strength"] is None and rows["p1"]["sarc_f_falls"] is None
     listed = read.ignored.collect().filter(pl.col("reason") == "duplicate")
     assert sorted(listed.select("resource", "detail").rows()) == [
-        ("Observation/r1", "Observation/r1 is in Observation.ndjson 2 times; none is used"),
-        ("Observation/r1", "Observation/r1 is in Observation.ndjson 2 times; none is used"),
+        ("Observation/r1", "Observation/r1 is in the export 2 times; none is used"),
+        ("Observation/r1", "Observation/r1 is in the export 2 times; none is used"),
         (
             "QuestionnaireResponse/q",
-            "QuestionnaireResponse/q is in QuestionnaireResponse.ndjson 2 times; none is used",
+            "QuestionnaireResponse/q is in the export 2 times; none is used",
         ),
         (
             "QuestionnaireResponse/q",
-            "QuestionnaireResponse/q is in QuestionnaireResponse.ndjson 2 times; none is used",
+            "QuestionnaireResponse/q is in the export 2 times; none is used",
         ),
     ]
     in_bundle = sorted((i.resource, i.detail) for i in single.ignored if i.reason == "duplicate")
@@ -494,3 +494,50 @@ def test_a_resource_twice_is_not_used_in_bulk_nor_in_a_bundle(
         "Observation/r1"
         not in read.ignored.collect().filter(pl.col("reason") == "superseded")["resource"].to_list()
     )
+
+
+def test_an_export_in_several_files_per_type_reads_as_one(tmp_path: Path) -> None:
+    folder, _ = _export(tmp_path)
+    clean = read_bulk([folder], AS_OF)
+    # A server may write more than one file per type, named as it likes (the Bulk Data IG):
+    # the type is read from the name where it holds one, else from the first resource.
+    patients = (folder / "Patient.ndjson").read_text().splitlines()
+    observations = (folder / "Observation.ndjson").read_text().splitlines()
+    responses = (folder / "QuestionnaireResponse.ndjson").read_text()
+    for path in folder.iterdir():
+        path.unlink()
+    # Natural order of the names keeps the export's order: 2 before 10.
+    for name, line in zip(["Patient.1", "Patient.2", "Patient.10"], patients, strict=True):
+        (folder / f"{name}.ndjson").write_text(line + "\n")
+    half = len(observations) // 2
+    (folder / "1.Observation.ndjson").write_text("\n".join(observations[:half]) + "\n")
+    (folder / "2.Observation.ndjson").write_text("\n".join(observations[half:]) + "\n")
+    (folder / "b7e2c9.ndjson").write_text(responses)
+    condition = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"}}
+    (folder / "Condition.ndjson").write_text(json.dumps(condition) + "\n")
+    (folder / "notes.ndjson").write_text("not json\n")
+    assert is_bulk_export([folder])
+    read = read_bulk([folder], AS_OF)
+    assert read.records.collect().equals(clean.records.collect())
+    ignored = read.ignored.collect()
+    unread = ignored.filter(pl.col("reason") == "file_not_read")
+    assert sorted(unread.select("resource", "detail").rows()) == [
+        (
+            "Condition.ndjson",
+            "a file of Condition resources; sarcokit reads Patient, Observation, "
+            "QuestionnaireResponse",
+        ),
+        ("notes.ndjson", "no resourceType in its first 100 lines, nor a type in its name"),
+    ]
+    rest = ignored.filter(pl.col("reason") != "file_not_read")
+    assert rest.sort(pl.all()).equals(clean.ignored.collect().sort(pl.all()))
+
+
+def test_an_export_without_patients_is_refused_naming_its_files(tmp_path: Path) -> None:
+    folder, _ = _export(tmp_path)
+    (folder / "Patient.ndjson").unlink()
+    assert is_bulk_export([folder])  # read as one, to say what it lacks
+    with pytest.raises(ValueError, match="needs a file of Patient resources; found "):
+        read_bulk([folder], AS_OF)
+    with pytest.raises(ValueError, match=r"Observation.ndjson \(Observation\)"):
+        read_bulk([folder], AS_OF)

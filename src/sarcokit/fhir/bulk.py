@@ -16,6 +16,7 @@ of the export is ever held as Python objects.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,9 +30,7 @@ from sarcokit.fhir.mapping import fhir_mapping
 from sarcokit.fields import field_specs, input_columns
 from sarcokit.screening import sarc_f_items
 
-PATIENT_FILE = "Patient.ndjson"
-OBSERVATION_FILE = "Observation.ndjson"
-RESPONSE_FILE = "QuestionnaireResponse.ndjson"
+PATIENT, OBSERVATION, RESPONSE = "Patient", "Observation", "QuestionnaireResponse"
 
 _CODING = pl.List(pl.Struct({"system": pl.String, "code": pl.String}))
 _CONCEPT = pl.Struct({"coding": _CODING})
@@ -64,6 +63,12 @@ RESPONSE_SCHEMA: dict[str, Any] = {
     "subject": pl.Struct({"reference": pl.String}),
     "authored": pl.String,
     "item": pl.List(pl.Struct({"linkId": pl.String, "answer": pl.List(_ANSWER)})),
+}
+# The resource types sarcokit reads, and the elements it reads of each.
+SCHEMAS: dict[str, dict[str, Any]] = {
+    PATIENT: PATIENT_SCHEMA,
+    OBSERVATION: OBSERVATION_SCHEMA,
+    RESPONSE: RESPONSE_SCHEMA,
 }
 _FULL_DATE = r"^\d{4}-\d{2}-\d{2}"
 # NDJSON bytes per block parsed at once, and Observation bytes per partition of the second pass:
@@ -195,26 +200,20 @@ def _line_problem(text: bytes, schema: dict[str, Any], kind: str) -> str | None:
     problem = _kind_problem(resource, pl.Struct(schema), "")
     if problem is None and resource.get("resourceType") != kind:
         shown = json.dumps(resource.get("resourceType"), ensure_ascii=False)[:40]
-        problem = f'resourceType is {shown}; expected "{kind}" in {kind}.ndjson'
+        problem = f'resourceType is {shown}; expected "{kind}", the type of this file'
     if problem is None and not resource.get("id"):
         problem = "id is missing; every resource of an export has one"
     return problem
 
 
-def _kind(path: Path) -> str:
-    """The resource type a Bulk Data file holds: one type per file, named <type>.ndjson."""
-    return path.name.split(".")[0]
-
-
-def _salvage(
-    path: Path, first: int, piece: memoryview, schema: dict[str, Any], options: Any
-) -> Block:
+def _salvage(path: Path, kind: str, first: int, piece: memoryview, options: Any) -> Block:
     """A piece Arrow refused, line by line: the readable lines parsed, the others refused with
     their line number and why (slower, but only where a piece holds a bad line)."""
     import pyarrow as pa
 
+    schema = SCHEMAS[kind]
     checked = [
-        (number, text, _line_problem(text, schema, _kind(path)))
+        (number, text, _line_problem(text, schema, kind))
         for number, text in enumerate(bytes(piece).split(b"\n"), start=first)
         if text.strip()
     ]
@@ -243,44 +242,87 @@ def _refused(path: Path, line: int, problem: str) -> dict[str, Any]:
             "reason": "malformed", "detail": problem}  # fmt: skip
 
 
-def ndjson_blocks(
-    path: Path, schema: dict[str, Any], block_bytes: int = BLOCK_BYTES
-) -> Iterator[Block]:
-    """The file's resources in blocks of about `block_bytes` of text, as Polars frames with
-    only the schema's fields; a line that is not such a resource is refused with its number
-    and why, and the rest is read."""
+def ndjson_blocks(path: Path, kind: str, block_bytes: int = BLOCK_BYTES) -> Iterator[Block]:
+    """The file's `kind` resources in blocks of about `block_bytes` of text, as Polars frames
+    with only the elements sarcokit reads; a line that is not such a resource is refused with
+    its number and why, and the rest is read."""
     import pyarrow as pa
 
+    schema = SCHEMAS[kind]
     options = _arrow_options({**schema, "resourceType": pl.String})
-    kind = _kind(path)
     for first, piece in _pieces(path, block_bytes):
         try:
             frame = _parse(piece, options)
         except pa.ArrowInvalid:
-            yield _salvage(path, first, piece, schema, options)
+            yield _salvage(path, kind, first, piece, options)
             continue
         # A resource of another type, or without an id, is read line by line like a malformed
         # one, so that it is refused with its line number.
         wrong = pl.col("resourceType").ne_missing(kind) | (pl.col("id").fill_null("") == "")
         if frame.select(wrong.any()).item():
-            yield _salvage(path, first, piece, schema, options)
+            yield _salvage(path, kind, first, piece, options)
         else:
             yield Block(frame.drop("resourceType"), [])
 
 
-def is_bulk_export(inputs: Sequence[Path]) -> bool:
-    """Whether the cohort inputs are a Bulk Data export: a folder holding Patient.ndjson, or
-    .ndjson files one of which is Patient.ndjson."""
-    if len(inputs) == 1 and inputs[0].is_dir():
-        return (inputs[0] / PATIENT_FILE).is_file()
-    return any(p.name == PATIENT_FILE for p in inputs) and all(
-        p.suffix == ".ndjson" for p in inputs
-    )
+# How many lines of a file are tried for its resource type when its name does not give one.
+_TYPE_LINES = 100
 
 
-def _files(inputs: Sequence[Path]) -> dict[str, Path]:
+def file_type(path: Path) -> str | None:
+    """The resource type of a Bulk Data file (one type per file, as the Bulk Data IG requires):
+    the one of sarcokit's types its name holds as a part (`Observation.ndjson`,
+    `2.Observation.ndjson`, `Observation_002.ndjson`), else that of its first resources."""
+    named = {part for part in re.split(r"[._\-]", path.name) if part in SCHEMAS}
+    if len(named) == 1:
+        return named.pop()
+    with path.open("rb") as lines:
+        for _, line in zip(range(_TYPE_LINES), lines, strict=False):
+            try:
+                resource = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
+                return str(resource["resourceType"])
+    return None
+
+
+def _natural(path: Path) -> list[Any]:
+    """Sort key: Observation.2.ndjson before Observation.10.ndjson."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+def export_files(inputs: Sequence[Path]) -> dict[str | None, list[Path]]:
+    """The export's .ndjson files by resource type (None: no type found), each type's files in
+    natural order of their names."""
     paths = sorted(inputs[0].glob("*.ndjson")) if inputs[0].is_dir() else list(inputs)
-    return {p.name: p for p in paths}
+    found: dict[str | None, list[Path]] = {}
+    for path in sorted(paths, key=_natural):
+        found.setdefault(file_type(path), []).append(path)
+    return found
+
+
+def is_bulk_export(inputs: Sequence[Path]) -> bool:
+    """Whether the cohort inputs are a Bulk Data export: a folder holding .ndjson files, or
+    .ndjson files (`read_bulk` then says what is missing, such as the Patient resources)."""
+    if len(inputs) == 1 and inputs[0].is_dir():
+        return any(inputs[0].glob("*.ndjson"))
+    return bool(inputs) and all(p.suffix == ".ndjson" for p in inputs)
+
+
+def _unread(files: dict[str | None, list[Path]]) -> list[dict[str, Any]]:
+    """One row for each file of a type sarcokit does not read (it is not silently skipped)."""
+    rows = []
+    for kind, paths in files.items():
+        detail = (
+            f"a file of {kind} resources; sarcokit reads {', '.join(SCHEMAS)}"
+            if kind is not None
+            else f"no resourceType in its first {_TYPE_LINES} lines, nor a type in its name"
+        )
+        if kind not in SCHEMAS:
+            rows += [{"resource": p.name, "patient": None, "code": None,
+                      "reason": "file_not_read", "detail": detail} for p in paths]  # fmt: skip
+    return rows
 
 
 def _rules() -> pl.DataFrame:
@@ -428,40 +470,39 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
     """Read a Bulk Data export into subject records and the ignored observations, streamed
     (blocks, then partitions by patient; see the module's docstring)."""
     day = as_of or datetime.now(UTC).date()
-    files = _files(inputs)
-    if PATIENT_FILE not in files:
-        raise ValueError(f"a Bulk Data export needs {PATIENT_FILE}; found {', '.join(files)}")
-    size = sum(files[n].stat().st_size for n in (OBSERVATION_FILE, RESPONSE_FILE) if n in files)
+    files = export_files(inputs)
+    if PATIENT not in files:
+        seen = ", ".join(f"{p.name} ({kind})" for kind, paths in files.items() for p in paths)
+        raise ValueError(
+            f"a Bulk Data export needs a file of Patient resources; found {seen or 'none'}"
+        )
+    size = sum(p.stat().st_size for kind in (OBSERVATION, RESPONSE) for p in files.get(kind, []))
     parts = max(1, -(-size // PARTITION_BYTES))
     questionnaire = fhir_mapping().questionnaire_url
-    refused: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = _unread(files)
     with tempfile.TemporaryDirectory(prefix="sarcokit-bulk-") as tmp:
         spill = _Spill(Path(tmp), parts)
         order = 0
-        for block in ndjson_blocks(files[PATIENT_FILE], PATIENT_SCHEMA):
+        for block in _blocks(files, PATIENT):
             refused += block.refused
             found = _patients(block.frame.lazy(), day).collect()
             spill.write("patient", found.with_row_index("order", order), "id")
             order += block.frame.height
-        if OBSERVATION_FILE in files:
-            rules = _rules().lazy()
-            offset = 0
-            # Each block shrinks to narrow rows (written out) before the next is parsed.
-            for block in ndjson_blocks(files[OBSERVATION_FILE], OBSERVATION_SCHEMA):
-                refused += block.refused
-                frame = block.frame
-                classified = _classify(_with_patient_ids(frame).lazy(), day, rules).collect()
-                spill.write(
-                    "observation", classified.with_columns(pl.col("element") + offset), "patient"
-                )
-                offset += frame.height + int(frame["component"].list.len().sum() or 0)
-        if RESPONSE_FILE in files:
-            for block in ndjson_blocks(files[RESPONSE_FILE], RESPONSE_SCHEMA):
-                refused += block.refused
-                rows = _response_rows(
-                    _with_patient_ids(block.frame).lazy(), day, questionnaire
-                ).collect()
-                spill.write("response", rows, "patient")
+        rules = _rules().lazy()
+        offset = 0
+        # Each block shrinks to narrow rows (written out) before the next is parsed.
+        for block in _blocks(files, OBSERVATION):
+            refused += block.refused
+            frame = block.frame
+            classified = _classify(_with_patient_ids(frame).lazy(), day, rules).collect()
+            spill.write(
+                "observation", classified.with_columns(pl.col("element") + offset), "patient"
+            )
+            offset += frame.height + int(frame["component"].list.len().sum() or 0)
+        for block in _blocks(files, RESPONSE):
+            refused += block.refused
+            rows = _response_rows(_with_patient_ids(block.frame).lazy(), day, questionnaire)
+            spill.write("response", rows.collect(), "patient")
         schemas = _spill_schemas(day)
         records, ignored = [], []
         for part in range(parts):
@@ -477,6 +518,12 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
         [pl.DataFrame(refused, schema=_IGNORED_SCHEMA), *ignored], how="diagonal_relaxed"
     )
     return BulkRead(everyone.lazy(), left.lazy())
+
+
+def _blocks(files: dict[str | None, list[Path]], kind: str) -> Iterator[Block]:
+    """The blocks of every file of `kind` resources, file after file."""
+    for path in files.get(kind, []):
+        yield from ndjson_blocks(path, kind)
 
 
 def _spill_schemas(day: date) -> dict[str, dict[str, Any]]:
@@ -538,8 +585,7 @@ def _partition(
             pl.lit(None, pl.String).alias("code"),
             pl.lit("duplicate_patient").alias("reason"),
             pl.format(
-                "Patient/{} is in {} {} times; none is used", "id", pl.lit(PATIENT_FILE),
-                pl.len().over("id"),
+                "Patient/{} is in the export {} times; none is used", "id", pl.len().over("id"),
             ).alias("detail"),
         )
     )  # fmt: skip
@@ -550,14 +596,14 @@ def _partition(
         _ignored(
             doubled_observations.lazy(),
             pl.lit("duplicate"),
-            _copies_detail("Observation", OBSERVATION_FILE),
+            _copies_detail(OBSERVATION),
         ),
         doubled_responses.lazy().select(
             pl.concat_str(pl.lit("QuestionnaireResponse/"), pl.col("id")).alias("resource"),
             "patient",
             pl.lit("sarc-f").alias("code"),
             pl.lit("duplicate").alias("reason"),
-            _copies_detail("QuestionnaireResponse", RESPONSE_FILE),
+            _copies_detail(RESPONSE),
         ),
     ]
     values, left_out = _choose(_about_known_patients(observations.lazy(), known))
@@ -583,9 +629,9 @@ def _split_copies(rows: pl.DataFrame, key: list[str]) -> tuple[pl.DataFrame, pl.
     return counted.filter(once).drop("copies"), counted.filter(~once)
 
 
-def _copies_detail(kind: str, file: str) -> pl.Expr:
+def _copies_detail(kind: str) -> pl.Expr:
     return pl.format(
-        f"{kind}/{{}} is in {file} {{}} times; none is used", pl.col("id"), pl.col("copies")
+        f"{kind}/{{}} is in the export {{}} times; none is used", pl.col("id"), pl.col("copies")
     ).alias("detail")
 
 

@@ -47,7 +47,7 @@ def mappings_command() -> None:
 
 @fhir_app.command("bulk")
 def bulk_command(
-    export: Annotated[Path, typer.Argument(help="Bulk Data export folder (Patient.ndjson, ...).")],
+    export: Annotated[Path, typer.Argument(help="Bulk Data export folder (.ndjson files).")],
     output: Annotated[Path, typer.Option(help="Subject records (.parquet).")] = Path(
         "records.parquet"
     ),

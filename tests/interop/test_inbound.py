@@ -189,3 +189,13 @@ def test_a_value_that_is_not_a_json_number_is_no_value_with_why() -> None:
         "Observation/g": ("no_value", "value true is not a number"),
         "Observation/s": ("no_value", 'valueInteger "8" is not a whole number'),
     }
+
+
+def test_a_version_specific_reference_names_the_same_patient() -> None:
+    # Patient/p1/_history/3 is version 3 of Patient/p1; Patient/p2/_history/3 is still not p1.
+    found = _read(
+        observation("v", "8302-2", 170.0, "cm", subject={"reference": "Patient/p1/_history/3"}),
+        observation("w", "8302-2", 160.0, "cm", subject={"reference": "Patient/p2/_history/3"}),
+    )
+    assert found.record["height_cm"] == 170.0
+    assert _reasons(found) == {"Observation/w": "other_patient"}

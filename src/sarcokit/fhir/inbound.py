@@ -174,11 +174,15 @@ def _value(
     return float(quantity["value"]), str(code)
 
 
+# A version-specific reference (Patient/p1/_history/2) names the same patient.
+_VERSION = re.compile(r"/_history/[A-Za-z0-9\-.]{1,64}$")
+
+
 def _patient_ref_ok(resource: Mapping[str, Any], refs: frozenset[str]) -> bool:
     subject = resource.get("subject")
     if not refs or not isinstance(subject, Mapping) or "reference" not in subject:
         return True
-    return str(subject["reference"]) in refs
+    return _VERSION.sub("", str(subject["reference"])) in refs
 
 
 def _age(birth: Any, as_of: date) -> int | None:

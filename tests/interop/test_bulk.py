@@ -541,3 +541,28 @@ def test_an_export_without_patients_is_refused_naming_its_files(tmp_path: Path) 
         read_bulk([folder], AS_OF)
     with pytest.raises(ValueError, match=r"Observation.ndjson \(Observation\)"):
         read_bulk([folder], AS_OF)
+
+
+@pytest.mark.parametrize("partition_bytes", [100, 1 << 28])
+def test_one_observation_id_for_two_patients_is_used_for_neither(
+    tmp_path: Path, partition_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sarcokit.fhir import bulk
+
+    folder, by_patient = _export(tmp_path)
+    # p2's gait speed "gs" again, as an observation of p1: the same resource cannot be both.
+    # With partitions of ~100 bytes the two patients' rows are read in different partitions.
+    monkeypatch.setattr(bulk, "PARTITION_BYTES", partition_bytes)
+    gait = next(r for r in by_patient["p2"] if r.get("id") == "gs")
+    with (folder / "Observation.ndjson").open("a") as out:
+        out.write(json.dumps({**gait, "subject": {"reference": "Patient/p1"}}) + "\n")
+    read = read_bulk([folder], AS_OF)
+    rows = {r["id"]: r for r in read.records.collect().to_dicts()}
+    # Without gs, p2's 4 m walk (5.0 s) is used; p1 gets no gait speed.
+    assert rows["p2"]["gait_speed_m_s"] is None and rows["p2"]["walk_time_s"] == 5.0
+    assert rows["p1"]["gait_speed_m_s"] is None
+    listed = read.ignored.collect().filter(pl.col("resource") == "Observation/gs")
+    assert sorted(listed.select("patient", "reason", "detail").rows()) == [
+        ("p1", "duplicate", "Observation/gs is in the export 2 times; none is used"),
+        ("p2", "duplicate", "Observation/gs is in the export 2 times; none is used"),
+    ]

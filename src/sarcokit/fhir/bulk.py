@@ -436,20 +436,32 @@ _IGNORED_SCHEMA = {
 }  # fmt: skip
 
 
+def _key_hash(key: Sequence[str]) -> pl.Expr:
+    return pl.struct(*key).hash(seed=7)
+
+
+# The key that tells one resource (or one component of it) from another in the narrow rows.
+_KEYS = {"observation": ["id", "part"], "response": ["id"]}
+
+
 class _Spill:
     """Narrow rows of pass 1, written to Parquet by partition (hash of the patient's id)."""
 
     def __init__(self, folder: Path, parts: int) -> None:
         self.folder, self.parts = folder, parts
         self.files: dict[tuple[str, int], list[Path]] = {}
+        self.hashes: dict[str, list[pl.Series]] = {}
 
-    def write(self, kind: str, frame: pl.DataFrame, patient: str) -> None:
-        """Split `frame` by the hash of its `patient` column and write each piece."""
+    def write(self, kind: str, frame: pl.DataFrame, patient: str, key: Sequence[str] = ()) -> None:
+        """Split `frame` by the hash of its `patient` column and write each piece; with `key`,
+        keep a hash of each row's key for `repeated`."""
         if frame.is_empty():
             return
-        key = (pl.col(patient).hash(seed=13) % self.parts).fill_null(0).alias("_partition")
+        if key:
+            self.hashes.setdefault(kind, []).append(frame.select(_key_hash(key)).to_series())
+        where = (pl.col(patient).hash(seed=13) % self.parts).fill_null(0).alias("_partition")
         for (part, *_), piece in (
-            frame.with_columns(key)
+            frame.with_columns(where)
             .partition_by("_partition", as_dict=True, include_key=False)
             .items()
         ):
@@ -457,6 +469,29 @@ class _Spill:
             path = self.folder / f"{kind}-{part}-{len(paths):06d}.parquet"
             piece.write_parquet(path, compression="lz4", statistics=False)
             paths.append(path)
+
+    def repeated(self, kind: str, key: list[str], schema: dict[str, Any]) -> pl.DataFrame:
+        """The keys on more than one row of `kind` anywhere in the export (the same resource id
+        for two patients included), with how many: the hashes kept by `write` find the
+        suspects, and only their rows are read back to count them exactly."""
+        none = pl.DataFrame(schema={**{k: schema[k] for k in key}, "copies": pl.UInt32})
+        hashes = self.hashes.get(kind)
+        if not hashes:
+            return none
+        every = pl.concat(hashes)
+        suspects = every.filter(every.is_duplicated()).unique()
+        if suspects.is_empty():
+            return none
+        paths = [path for (k, _), paths in self.files.items() if k == kind for path in paths]
+        return (
+            pl.scan_parquet(paths)
+            .select(key)
+            .filter(_key_hash(key).is_in(suspects.implode()))
+            .group_by(key)
+            .agg(pl.len().alias("copies"))
+            .filter(pl.col("copies") > 1)
+            .collect()
+        )
 
     def read(self, kind: str, part: int, schema: dict[str, Any]) -> pl.DataFrame:
         """Every row of one partition of one kind, in the export's order."""
@@ -495,21 +530,22 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
             refused += block.refused
             frame = block.frame
             classified = _classify(_with_patient_ids(frame).lazy(), day, rules).collect()
-            spill.write(
-                "observation", classified.with_columns(pl.col("element") + offset), "patient"
-            )
+            classified = classified.with_columns(pl.col("element") + offset)
+            spill.write("observation", classified, "patient", _KEYS["observation"])
             offset += frame.height + int(frame["component"].list.len().sum() or 0)
         for block in _blocks(files, RESPONSE):
             refused += block.refused
             rows = _response_rows(_with_patient_ids(block.frame).lazy(), day, questionnaire)
-            spill.write("response", rows.collect(), "patient")
+            spill.write("response", rows.collect(), "patient", _KEYS["response"])
         schemas = _spill_schemas(day)
+        repeated = {kind: spill.repeated(kind, key, schemas[kind]) for kind, key in _KEYS.items()}
         records, ignored = [], []
         for part in range(parts):
             found, left_out = _partition(
                 spill.read("patient", part, schemas["patient"]),
                 spill.read("observation", part, schemas["observation"]),
                 spill.read("response", part, schemas["response"]),
+                repeated,
             )
             records.append(found)
             ignored.append(left_out)
@@ -561,7 +597,10 @@ def _about_known_patients(rows: pl.LazyFrame, known: pl.LazyFrame) -> pl.LazyFra
 
 
 def _partition(
-    patients: pl.DataFrame, observations: pl.DataFrame, responses: pl.DataFrame
+    patients: pl.DataFrame,
+    observations: pl.DataFrame,
+    responses: pl.DataFrame,
+    repeated: dict[str, pl.DataFrame],
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The records of one partition's patients and the rows left out, with reasons.
 
@@ -590,8 +629,8 @@ def _partition(
         )
     )  # fmt: skip
     patients = patients.filter(~copies)
-    observations, doubled_observations = _split_copies(observations, ["id", "part"])
-    responses, doubled_responses = _split_copies(responses, ["id"])
+    observations, doubled_observations = _split_copies(observations, repeated, "observation")
+    responses, doubled_responses = _split_copies(responses, repeated, "response")
     listed = [
         _ignored(
             doubled_observations.lazy(),
@@ -621,11 +660,15 @@ def _partition(
     return found, pl.concat(ignored, how="diagonal_relaxed")
 
 
-def _split_copies(rows: pl.DataFrame, key: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The rows whose resource is in the export once, and those of a resource that is in it
-    more than once (which copy is right cannot be told, so none is used), with their count."""
-    counted = rows.with_columns(pl.len().over(key).alias("copies"))
-    once = pl.col("copies") == 1
+def _split_copies(
+    rows: pl.DataFrame, repeated: dict[str, pl.DataFrame], kind: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of resources that are in the export once, and those of a resource that is in
+    it more than once (which copy is right cannot be told, so none is used), with the count."""
+    counted = rows.join(
+        repeated[kind], on=_KEYS[kind], how="left", nulls_equal=True, maintain_order="left"
+    )
+    once = pl.col("copies").is_null()
     return counted.filter(once).drop("copies"), counted.filter(~once)
 
 

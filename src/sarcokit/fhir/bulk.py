@@ -478,8 +478,9 @@ class _Spill:
         hashes = self.hashes.get(kind)
         if not hashes:
             return none
-        every = pl.concat(hashes)
-        suspects = every.filter(every.is_duplicated()).unique()
+        # Sorted, a repeated hash is next to its copy: cheaper than hashing the hashes again.
+        every = pl.concat(hashes).sort()
+        suspects = every.filter(every == every.shift(1)).unique()
         if suspects.is_empty():
             return none
         paths = [path for (k, _), paths in self.files.items() if k == kind for path in paths]
@@ -607,16 +608,13 @@ def _partition(
     A patient id on more than one Patient resource gives no record: which of them is right
     cannot be told, so every copy and all that patient's observations are listed instead.
     """
-    copies = pl.col("id").is_duplicated()
-    known = (
-        patients.lazy()
-        .group_by("id")
-        .agg(pl.len().alias("copies"))
-        .select(pl.col("id").alias("patient"), (pl.col("copies") > 1).alias("duplicated"))
-    )
+    copies = patients["id"].is_duplicated()
+    known = patients.select(pl.col("id").alias("patient"), copies.alias("duplicated"))
+    if copies.any():
+        known = known.unique("patient")
     doubled = (
-        patients.lazy()
-        .filter(copies)
+        patients.filter(copies)
+        .lazy()
         .sort("order")
         .select(
             pl.concat_str(pl.lit("Patient/"), pl.col("id")).alias("resource"),
@@ -645,7 +643,7 @@ def _partition(
             _copies_detail(RESPONSE),
         ),
     ]
-    values, left_out = _choose(_about_known_patients(observations.lazy(), known))
+    values, left_out = _choose(_about_known_patients(observations.lazy(), known.lazy()))
     records = (
         patients.lazy()
         .join(values, on="id", how="left")
@@ -654,7 +652,9 @@ def _partition(
             pl.when(pl.col("walk_time_s").is_not_null()).then(pl.lit(4.0)).alias("walk_distance_m"),
         )
     )
-    answers, answers_left_out = _choose_responses(_about_known_patients(responses.lazy(), known))
+    answers, answers_left_out = _choose_responses(
+        _about_known_patients(responses.lazy(), known.lazy())
+    )
     records = records.join(answers, on="id", how="left")
     found, *ignored = pl.collect_all([records, doubled, left_out, answers_left_out, *listed])
     return found, pl.concat(ignored, how="diagonal_relaxed")
@@ -665,6 +665,8 @@ def _split_copies(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The rows of resources that are in the export once, and those of a resource that is in
     it more than once (which copy is right cannot be told, so none is used), with the count."""
+    if repeated[kind].is_empty():  # nearly always: no join
+        return rows, rows.clear().with_columns(pl.lit(None, pl.UInt32).alias("copies"))
     counted = rows.join(
         repeated[kind], on=_KEYS[kind], how="left", nulls_equal=True, maintain_order="left"
     )

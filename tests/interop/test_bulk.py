@@ -85,10 +85,13 @@ def test_bulk_gives_the_same_records_and_reasons_as_bundles(tmp_path: Path) -> N
     for pid, resources in by_patient.items():
         single = read_bundle(bundle(*resources), AS_OF)
         assert_bulk_row_is_bundle_record(rows[pid], single.record, pid)
-        observed = {
-            (i.resource, i.reason) for i in single.ignored if i.resource.startswith(("Obs", "Que"))
-        }
+        # Every observation, response and Patient element left out, with the same reason and,
+        # for the Patient's gender and birth date, the same words.
+        observed = {(i.resource, i.reason) for i in single.ignored}
         assert {(i["resource"], i["reason"]) for i in ignored if i["patient"] == pid} == observed
+        said = {(i.resource, i.code, i.detail) for i in single.ignored if i.resource[0] == "P"}
+        listed = {(i["resource"], i["code"], i["detail"]) for i in ignored if i["patient"] == pid}
+        assert {row for row in listed if row[0].startswith("Patient/")} == said
 
 
 def test_bulk_values_by_hand(tmp_path: Path) -> None:

@@ -516,11 +516,13 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
     parts = max(1, -(-size // PARTITION_BYTES))
     questionnaire = fhir_mapping().questionnaire_url
     refused: list[dict[str, Any]] = _unread(files)
+    unread: list[pl.DataFrame] = []  # a Patient's gender or birth date that gives no value
     with tempfile.TemporaryDirectory(prefix="sarcokit-bulk-") as tmp:
         spill = _Spill(Path(tmp), parts)
         order = 0
         for block in _blocks(files, PATIENT):
             refused += block.refused
+            unread.append(_patient_gaps(block.frame.lazy(), day).collect())
             found = _patients(block.frame.lazy(), day).collect()
             spill.write("patient", found.with_row_index("order", order), "id")
             order += block.frame.height
@@ -552,7 +554,7 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
             ignored.append(left_out)
     everyone = pl.concat(records, how="diagonal_relaxed").sort("order").drop("order")
     left = pl.concat(
-        [pl.DataFrame(refused, schema=_IGNORED_SCHEMA), *ignored], how="diagonal_relaxed"
+        [pl.DataFrame(refused, schema=_IGNORED_SCHEMA), *unread, *ignored], how="diagonal_relaxed"
     )
     return BulkRead(everyone.lazy(), left.lazy())
 
@@ -678,6 +680,36 @@ def _copies_detail(kind: str) -> pl.Expr:
     return pl.format(
         f"{kind}/{{}} is in the export {{}} times; none is used", pl.col("id"), pl.col("copies")
     ).alias("detail")
+
+
+def _patient_gaps(patients: pl.LazyFrame, day: date) -> pl.LazyFrame:
+    """A row for each Patient whose gender gives no sex or whose birthDate no age, saying why,
+    as the Bundle reader lists them."""
+    read = _patients(patients, day)
+    both = pl.concat([patients, read.select("sex", "age")], how="horizontal")
+    resource = pl.concat_str(pl.lit("Patient/"), pl.col("id")).alias("resource")
+
+    def shown(name: str) -> pl.Expr:  # as Python shows it: 'other', or None
+        value = pl.col(name)
+        return pl.when(value.is_null()).then(pl.lit("None")).otherwise(pl.format("'{}'", value))
+
+    gender = both.filter(pl.col("sex").is_null()).select(
+        resource,
+        pl.col("id").alias("patient"),
+        pl.lit("gender").alias("code"),
+        pl.lit("no_value").alias("reason"),
+        pl.format("gender {} is not male or female", shown("gender")).alias("detail"),
+    )
+    birth = both.filter(pl.col("age").is_null()).select(
+        resource,
+        pl.col("id").alias("patient"),
+        pl.lit("birthDate").alias("code"),
+        pl.lit("no_date").alias("reason"),
+        pl.format("birthDate {} is not a full date (YYYY-MM-DD)", shown("birthDate")).alias(
+            "detail"
+        ),
+    )
+    return pl.concat([gender, birth])
 
 
 def _patients(patients: pl.LazyFrame, day: date) -> pl.LazyFrame:

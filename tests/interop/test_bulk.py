@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from interop.support import (
+    LOINC,
     PROJECT,
     assert_bulk_row_is_bundle_record,
     bundle,
@@ -568,4 +569,58 @@ def test_one_observation_id_for_two_patients_is_used_for_neither(
     assert sorted(listed.select("patient", "reason", "detail").rows()) == [
         ("p1", "duplicate", "Observation/gs is in the export 2 times; none is used"),
         ("p2", "duplicate", "Observation/gs is in the export 2 times; none is used"),
+    ]
+
+
+def _panel(oid: str, **extra: Any) -> dict[str, Any]:
+    """A panel of two grip trials (its own code unknown) and a component of unknown code."""
+    panel = observation(oid, "9999-9", 0.0, "1", **extra)
+    del panel["valueQuantity"]
+    trial = {"system": "http://unitsofmeasure.org", "code": "kgf"}
+    panel["component"] = [
+        {"code": {"coding": [{"system": LOINC, "code": "83174-3"}]},
+         "valueQuantity": {**trial, "value": 30.0}},
+        {"code": {"coding": [{"system": LOINC, "code": "83173-5"}]},
+         "valueQuantity": {**trial, "value": 31.0}},
+        {"code": {"coding": [{"system": LOINC, "code": "0000-0"}]},
+         "valueQuantity": {**trial, "value": 1.0}},
+    ]  # fmt: skip
+    return panel
+
+
+def test_resources_refused_whole_are_listed_once_as_in_a_bundle(tmp_path: Path) -> None:
+    other: dict[str, Any] = {"subject": {"reference": "Patient/p9"}}
+    resources = [
+        patient(),
+        _panel("pg"),  # read through its components; the unknown one listed
+        _panel("pp", status="preliminary"),
+        _panel("pe", status="entered-in-error"),
+        _panel("po", **other),
+        observation("uk", "0000-0", 1.0, "1", status="preliminary"),  # status before code
+        observation("ou", "0000-0", 1.0, "1", **other),  # patient before code
+        {**sarc_f("qs", {"sarc_f_falls": 1}), "status": "in-progress"},
+        {**sarc_f("qo", {"sarc_f_falls": 1}), "status": "in-progress", **other},
+        {**sarc_f("qu", {"sarc_f_falls": 1}), "questionnaire": "http://x.org/q", **other},
+    ]
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for kind in ("Patient", "Observation", "QuestionnaireResponse"):
+        lines = [json.dumps(r) for r in resources if r["resourceType"] == kind]
+        (folder / f"{kind}.ndjson").write_text("\n".join(lines) + "\n")
+    read = read_bulk([folder], AS_OF)
+    single = read_bundle(bundle(*resources), AS_OF)
+    assert_bulk_row_is_bundle_record(read.records.collect().to_dicts()[0], single.record, "p1")
+    listed = read.ignored.collect().select("resource", "reason").rows()
+    assert sorted(listed) == sorted((i.resource, i.reason) for i in single.ignored)
+    assert sorted(listed) == [
+        ("Observation/ou", "other_patient"),
+        ("Observation/pe", "entered_in_error"),
+        ("Observation/pg#component[0]", "superseded"),  # 30 kgf; the 31 kgf trial is used
+        ("Observation/pg#component[2]", "unknown_code"),
+        ("Observation/po", "other_patient"),
+        ("Observation/pp", "status"),
+        ("Observation/uk", "status"),
+        ("QuestionnaireResponse/qo", "status"),
+        ("QuestionnaireResponse/qs", "status"),
+        ("QuestionnaireResponse/qu", "unknown_code"),
     ]

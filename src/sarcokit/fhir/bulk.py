@@ -436,6 +436,10 @@ _IGNORED_SCHEMA = {
 }  # fmt: skip
 
 
+# The reason of a panel's own row in the narrow rows: it stands for the resource, never listed.
+PANEL = "panel"
+
+
 def _key_hash(key: Sequence[str]) -> pl.Expr:
     return pl.struct(*key).hash(seed=7)
 
@@ -575,26 +579,34 @@ def _spill_schemas(day: date) -> dict[str, dict[str, Any]]:
     return {kind: dict(frame.collect_schema()) for kind, frame in empty.items()}
 
 
-def _about_known_patients(rows: pl.LazyFrame, known: pl.LazyFrame) -> pl.LazyFrame:
+def _about_known_patients(
+    rows: pl.LazyFrame, known: pl.LazyFrame, first: Sequence[str], own_row: pl.Expr
+) -> pl.LazyFrame:
     """Rows (observations or responses) whose patient is not in the export marked other_patient,
     and those of a patient whose Patient resource is in the export more than once marked
     duplicate_patient (`known` holds each id once, with whether it is duplicated).
 
-    Such a row is listed so whatever else is wrong with it; only an unknown code comes first,
-    as such a row is not about a measurement at all.
+    As the Bundle reader checks them, only the reasons in `first` come before the patient; a
+    resource about another patient is listed once, on its `own_row` (its components dropped).
     """
+    about = pl.col("duplicated")
+    other = (
+        pl.when(pl.col("reason").is_in(list(first)))
+        .then(pl.col("reason"))
+        .when(about.is_null() | about)
+        .then(
+            pl.when(own_row).then(
+                pl.when(about.is_null())
+                .then(pl.lit("other_patient"))
+                .otherwise(pl.lit("duplicate_patient"))
+            )
+        )
+        .otherwise(pl.col("reason"))
+    )
     return (
         rows.join(known, on="patient", how="left")
-        .with_columns(
-            pl.when(pl.col("reason") == "unknown_code")
-            .then(pl.col("reason"))
-            .when(pl.col("duplicated").is_null())
-            .then(pl.lit("other_patient"))
-            .when(pl.col("duplicated"))
-            .then(pl.lit("duplicate_patient"))
-            .otherwise(pl.col("reason"))
-            .alias("reason")
-        )
+        .with_columns(other.alias("reason"))
+        .filter(pl.col("reason").is_not_null() & (pl.col("reason") != PANEL))
         .drop("duplicated")
     )
 
@@ -633,7 +645,8 @@ def _partition(
     responses, doubled_responses = _split_copies(responses, repeated, "response")
     listed = [
         _ignored(
-            doubled_observations.lazy(),
+            # Listed once per copy, as a Bundle lists them: on the resource's own row.
+            doubled_observations.lazy().filter(pl.col("part").is_null()),
             pl.lit("duplicate"),
             _copies_detail(OBSERVATION),
         ),
@@ -645,7 +658,16 @@ def _partition(
             _copies_detail(RESPONSE),
         ),
     ]
-    values, left_out = _choose(_about_known_patients(observations.lazy(), known.lazy()))
+    # The Bundle reader checks an observation's status, then its patient; a response's
+    # questionnaire, then its status, then its patient.
+    values, left_out = _choose(
+        _about_known_patients(
+            observations.lazy(),
+            known.lazy(),
+            ["entered_in_error", "status"],
+            pl.col("part").is_null(),
+        )
+    )
     records = (
         patients.lazy()
         .join(values, on="id", how="left")
@@ -655,7 +677,12 @@ def _partition(
         )
     )
     answers, answers_left_out = _choose_responses(
-        _about_known_patients(responses.lazy(), known.lazy())
+        _about_known_patients(
+            responses.lazy(),
+            known.lazy(),
+            ["unknown_code", "entered_in_error", "status"],
+            pl.lit(True),
+        )
     )
     records = records.join(answers, on="id", how="left")
     found, *ignored = pl.collect_all([records, doubled, left_out, answers_left_out, *listed])
@@ -810,15 +837,23 @@ def _classify(observations: pl.LazyFrame, day: date, rules: pl.LazyFrame) -> pl.
     lookback = rules.group_by("input").agg(pl.col("lookback_days").first().alias("window"))
     with_rules = with_rules.join(lookback, on="input", how="left")
     integer_fields = [n for n, s in field_specs().items() if s.kind == "integer"]
-    reason = (
-        pl.when(panel)
-        .then(pl.lit(None, pl.String))
-        .when(unknown)
-        .then(pl.lit("unknown_code"))
-        .when(pl.col("status") == "entered-in-error")
+    # As in a Bundle, the status is the resource's: a resource it refuses is listed once, on
+    # its own row (part null), not once per component.
+    status = (
+        pl.when(pl.col("status") == "entered-in-error")
         .then(pl.lit("entered_in_error"))
         .when(~pl.col("status").is_in(["final", "amended", "corrected"]).fill_null(False))
         .then(pl.lit("status"))
+    )
+    reason = (
+        pl.when(status.is_not_null())
+        .then(pl.when(pl.col("part").is_null()).then(status))
+        # A panel's own row is kept (never listed): it stands for the resource in the second
+        # pass, where a resource about no known patient is listed once.
+        .when(panel)
+        .then(pl.lit(PANEL))
+        .when(unknown)
+        .then(pl.lit("unknown_code"))
         .when(~pl.col("dated") | pl.col("day").is_null())
         .then(pl.lit("no_date"))
         .when(pl.col("day") > pl.lit(day))

@@ -624,3 +624,29 @@ def test_resources_refused_whole_are_listed_once_as_in_a_bundle(tmp_path: Path) 
         ("QuestionnaireResponse/qs", "status"),
         ("QuestionnaireResponse/qu", "unknown_code"),
     ]
+
+
+@pytest.mark.parametrize("block_bytes", [600, 1 << 25])
+def test_an_export_compressed_with_gzip_reads_the_same(
+    tmp_path: Path, block_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+
+    folder, _ = _export(tmp_path)
+    with (folder / "Observation.ndjson").open("a") as out:
+        out.write('{"resourceType": "Observation", "id": \n')  # malformed: found by line
+    clean = read_bulk([folder], AS_OF)
+    for path in list(folder.iterdir()):
+        (folder / f"{path.name}.gz").write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+    _blocks_of(monkeypatch, block_bytes)
+    assert is_bulk_export([folder])
+    assert is_bulk_export(sorted(folder.iterdir()))
+    read = read_bulk([folder], AS_OF)
+    assert read.records.collect().equals(clean.records.collect())
+    ignored = read.ignored.collect()
+    expected = clean.ignored.collect().with_columns(
+        pl.col("resource").str.replace(".ndjson line", ".ndjson.gz line", literal=True)
+    )
+    assert ignored.sort(pl.all()).equals(expected.sort(pl.all()))
+    assert "Observation.ndjson.gz line " in " ".join(ignored["resource"])

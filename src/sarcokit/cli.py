@@ -560,7 +560,8 @@ def cohort(
     if bulk:
         # A FHIR Bulk Data export: read through reference/fhir.toml into subject records first.
         try:
-            records, fhir_ignored = bulk_to_parquet(inputs, output, day)
+            with Console(stderr=True).status("sarcokit cohort: reading the FHIR export"):
+                records, fhir_ignored = bulk_to_parquet(inputs, output, day)
         except (ValueError, OSError) as error:
             raise _fail(str(error)) from None
         inputs = [records]

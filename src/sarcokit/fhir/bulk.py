@@ -553,13 +553,13 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
     parts = max(1, -(-size // PARTITION_BYTES))
     questionnaire = fhir_mapping().questionnaire_url
     refused: list[dict[str, Any]] = _unread(files)
-    unread: list[pl.DataFrame] = []  # a Patient's gender or birth date that gives no value
+    gaps: list[pl.DataFrame] = []  # a Patient's gender or birth date that gives no value
     with tempfile.TemporaryDirectory(prefix="sarcokit-bulk-") as tmp:
         spill = _Spill(Path(tmp), parts)
         order = 0
         for block in _blocks(files, PATIENT):
             refused += block.refused
-            unread.append(_patient_gaps(block.frame.lazy(), day).collect())
+            gaps.append(_patient_gaps(block.frame.lazy(), day).collect())
             found = _patients(block.frame.lazy(), day).collect()
             spill.write("patient", found.with_row_index("order", order), "id")
             order += block.frame.height
@@ -591,7 +591,7 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
             ignored.append(left_out)
     everyone = pl.concat(records, how="diagonal_relaxed").sort("order").drop("order")
     left = pl.concat(
-        [pl.DataFrame(refused, schema=_IGNORED_SCHEMA), *unread, *ignored], how="diagonal_relaxed"
+        [pl.DataFrame(refused, schema=_IGNORED_SCHEMA), *gaps, *ignored], how="diagonal_relaxed"
     )
     return BulkRead(everyone.lazy(), left.lazy())
 

@@ -76,6 +76,28 @@ def _blocks_of(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
     )
 
 
+# The reasons the bulk reader gives in the Bundle reader's words.
+WORDED = {"entered_in_error", "status", "no_date", "future", "too_old", "superseded"}
+
+
+def _worded(ignored: list[dict[str, Any]], pid: str | None = None) -> set[tuple[str, str, str]]:
+    return {
+        (i["resource"], i["reason"], i["detail"])
+        for i in ignored
+        if i["resource"].startswith("Observation/")
+        and i["reason"] in WORDED
+        and (pid is None or i["patient"] == pid)
+    }
+
+
+def _worded_in_bundle(ignored: Any) -> set[tuple[str, str, str]]:
+    return {
+        (i.resource, i.reason, i.detail)
+        for i in ignored
+        if i.resource.startswith("Observation/") and i.reason in WORDED
+    }
+
+
 def test_bulk_gives_the_same_records_and_reasons_as_bundles(tmp_path: Path) -> None:
     folder, by_patient = _export(tmp_path)
     assert is_bulk_export([folder])
@@ -93,6 +115,8 @@ def test_bulk_gives_the_same_records_and_reasons_as_bundles(tmp_path: Path) -> N
         said = {(i.resource, i.code, i.detail) for i in single.ignored if i.resource[0] == "P"}
         listed = {(i["resource"], i["code"], i["detail"]) for i in ignored if i["patient"] == pid}
         assert {row for row in listed if row[0].startswith("Patient/")} == said
+        # And, for an observation refused for its status or date or superseded, the same words.
+        assert _worded(ignored, pid) == _worded_in_bundle(single.ignored)
 
 
 def test_bulk_values_by_hand(tmp_path: Path) -> None:
@@ -612,6 +636,9 @@ def test_resources_refused_whole_are_listed_once_as_in_a_bundle(tmp_path: Path) 
     assert_bulk_row_is_bundle_record(read.records.collect().to_dicts()[0], single.record, "p1")
     listed = read.ignored.collect().select("resource", "reason").rows()
     assert sorted(listed) == sorted((i.resource, i.reason) for i in single.ignored)
+    worded = _worded(read.ignored.collect().to_dicts())
+    assert worded == _worded_in_bundle(single.ignored)
+    assert ("Observation/pp", "status", "status 'preliminary' is not final") in worded
     assert sorted(listed) == [
         ("Observation/ou", "other_patient"),
         ("Observation/pe", "entered_in_error"),

@@ -636,9 +636,13 @@ def _about_known_patients(
         )
         .otherwise(pl.col("reason"))
     )
+    joined = rows.join(known, on="patient", how="left")
+    if "detail" in rows.collect_schema():
+        # A detail says why the row's first reason applies; it goes with that reason.
+        kept = other.eq_missing(pl.col("reason"))
+        joined = joined.with_columns(pl.when(kept).then(pl.col("detail")).alias("detail"))
     return (
-        rows.join(known, on="patient", how="left")
-        .with_columns(other.alias("reason"))
+        joined.with_columns(other.alias("reason"))
         .filter(pl.col("reason").is_not_null() & (pl.col("reason") != PANEL))
         .drop("duplicated")
     )
@@ -742,32 +746,32 @@ def _copies_detail(kind: str) -> pl.Expr:
     ).alias("detail")
 
 
+def _shown(value: pl.Expr) -> pl.Expr:
+    """A text as the Bundle reader shows it in a detail (Python's repr): 'other', or None."""
+    return pl.concat_str(pl.lit("'"), value, pl.lit("'")).fill_null(pl.lit("None"))
+
+
 def _patient_gaps(patients: pl.LazyFrame, day: date) -> pl.LazyFrame:
     """A row for each Patient whose gender gives no sex or whose birthDate no age, saying why,
     as the Bundle reader lists them."""
     read = _patients(patients, day)
     both = pl.concat([patients, read.select("sex", "age")], how="horizontal")
     resource = pl.concat_str(pl.lit("Patient/"), pl.col("id")).alias("resource")
-
-    def shown(name: str) -> pl.Expr:  # as Python shows it: 'other', or None
-        value = pl.col(name)
-        return pl.when(value.is_null()).then(pl.lit("None")).otherwise(pl.format("'{}'", value))
-
     gender = both.filter(pl.col("sex").is_null()).select(
         resource,
         pl.col("id").alias("patient"),
         pl.lit("gender").alias("code"),
         pl.lit("no_value").alias("reason"),
-        pl.format("gender {} is not male or female", shown("gender")).alias("detail"),
+        pl.format("gender {} is not male or female", _shown(pl.col("gender"))).alias("detail"),
     )
     birth = both.filter(pl.col("age").is_null()).select(
         resource,
         pl.col("id").alias("patient"),
         pl.lit("birthDate").alias("code"),
         pl.lit("no_date").alias("reason"),
-        pl.format("birthDate {} is not a full date (YYYY-MM-DD)", shown("birthDate")).alias(
-            "detail"
-        ),
+        pl.format(
+            "birthDate {} is not a full date (YYYY-MM-DD)", _shown(pl.col("birthDate"))
+        ).alias("detail"),
     )
     return pl.concat([gender, birth])
 
@@ -787,15 +791,19 @@ def _patients(patients: pl.LazyFrame, day: date) -> pl.LazyFrame:
     )
 
 
+# An observation's (or component's) name, as the ignored file and the Bundle reader give it.
+_RESOURCE = pl.concat_str(
+    pl.lit("Observation/"),
+    pl.col("id"),
+    pl.when(pl.col("part").is_not_null())
+    .then(pl.format("#component[{}]", pl.col("part")))
+    .otherwise(pl.lit("")),
+)
+
+
 def _ignored(frame: pl.LazyFrame, reason: pl.Expr, *detail: pl.Expr) -> pl.LazyFrame:
     return frame.select(
-        pl.concat_str(
-            pl.lit("Observation/"),
-            pl.col("id"),
-            pl.when(pl.col("part").is_not_null())
-            .then(pl.format("#component[{}]", pl.col("part")))
-            .otherwise(pl.lit("")),
-        ).alias("resource"),
+        _RESOURCE.alias("resource"),
         pl.col("patient"),
         pl.col("code"),
         reason.alias("reason"),
@@ -915,15 +923,48 @@ def _classify(observations: pl.LazyFrame, day: date, rules: pl.LazyFrame) -> pl.
         .filter(pl.col("reason").is_not_null())
         .select(
             "element", "id", "part", "patient", "code", "field", "day", "when", "value",
-            "factor", "divide_by", "combine", "yields_to", "reason",
+            "factor", "divide_by", "combine", "yields_to", "reason", "status", "window",
         )
     )  # fmt: skip
+
+
+def _refused_detail() -> pl.Expr:
+    """Why, in the Bundle reader's words, where an observation's reason is its status or date
+    (built only for the rows left out: text for every row would cost more than the rest)."""
+    said = pl.col("reason")
+    return (
+        pl.when(said == "entered_in_error")
+        .then(pl.lit("status entered-in-error"))
+        .when(said == "status")
+        .then(pl.concat_str(pl.lit("status "), _shown(pl.col("status")), pl.lit(" is not final")))
+        .when(said == "no_date")
+        .then(
+            pl.concat_str(pl.lit("no full effective date ("), _shown(pl.col("when")), pl.lit(")"))
+        )
+        .when(said == "future")
+        .then(
+            pl.concat_str(pl.lit("dated "), pl.col("when"), pl.lit(", after the assessment date"))
+        )
+        .when(said == "too_old")
+        .then(
+            pl.concat_str(
+                pl.lit("dated "),
+                pl.col("when"),
+                pl.lit(", older than the "),
+                pl.col("window").cast(pl.String),
+                pl.lit("-day look-back window"),
+            )
+        )
+        .alias("detail")
+    )
 
 
 def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """Per patient the chosen value of each field, canonical units; and the rows left out."""
     rows = rows.collect().lazy()  # read twice below
-    refused_out = _ignored(rows.filter(pl.col("reason") != "ok"), pl.col("reason"))
+    refused_out = _ignored(
+        rows.filter(pl.col("reason") != "ok"), pl.col("reason"), _refused_detail()
+    )
     good = rows.filter(pl.col("reason") == "ok").with_columns(
         pl.when(pl.col("divide_by").is_not_null())
         .then(pl.col("value") / pl.col("divide_by"))
@@ -962,7 +1003,32 @@ def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
         .lazy()
     )
     chosen = ranked.filter(pl.col("chosen"))
-    superseded = pl.concat([ranked.filter(~pl.col("chosen")), yielded], how="diagonal_relaxed")
+    # Why each other row is not used, in the Bundle reader's words: each group starts with its
+    # chosen row, so a forward fill carries that row's name and day down the group. (Text is
+    # joined with concat_str: pl.format in both branches of a when panics in Polars 2.1.)
+    picked = pl.col("chosen")
+    trial = pl.when(pl.col("combine") == "max").then(pl.lit("better")).otherwise(pl.lit("faster"))
+    beaten = (
+        ranked.with_columns(
+            pl.when(picked).then(pl.col("day")).forward_fill().alias("chosen_day"),
+            pl.when(picked).then(_RESOURCE).forward_fill().alias("chosen_name"),
+        )
+        .filter(~picked)
+        .with_columns(
+            pl.when((pl.col("day") == pl.col("chosen_day")) & (pl.col("combine") != "latest"))
+            .then(pl.concat_str(pl.lit("a "), trial, pl.lit(" trial that day is used")))
+            .otherwise(
+                pl.concat_str(
+                    pl.lit("a later observation ("), pl.col("chosen_name"), pl.lit(") is used")
+                )
+            )
+            .alias("detail")
+        )
+    )
+    given_way = yielded.with_columns(
+        pl.format("{} was observed and is used instead", "yields_to").alias("detail")
+    )
+    superseded = pl.concat([beaten, given_way], how="diagonal_relaxed")
     fields = list(dict.fromkeys(item.field for item in fhir_mapping().inputs))
     values = chosen.pivot(
         "field", on_columns=fields, index="patient", values="canonical", aggregate_function="first"
@@ -972,8 +1038,9 @@ def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
         pl.col(name).round(0).cast(pl.Int64) for name in integer_fields if name in fields
     ).rename({"patient": "id"})
     ignored = pl.concat(
-        [refused_out, _ignored(superseded, pl.lit("superseded"))], how="diagonal_relaxed"
-    ).select("resource", "patient", "code", "reason")
+        [refused_out, _ignored(superseded, pl.lit("superseded"), pl.col("detail"))],
+        how="diagonal_relaxed",
+    ).select("resource", "patient", "code", "reason", "detail")
     return values, ignored
 
 

@@ -325,7 +325,7 @@ def export_files(inputs: Sequence[Path]) -> dict[str | None, list[Path]]:
     """The export's .ndjson and .ndjson.gz files by resource type (None: no type found), each
     type's files in natural order of their names."""
     if inputs[0].is_dir():
-        paths = sorted(p for p in inputs[0].iterdir() if _is_ndjson(p) and p.is_file())
+        paths = [p for p in inputs[0].iterdir() if _is_ndjson(p) and p.is_file()]
     else:
         paths = list(inputs)
     found: dict[str | None, list[Path]] = {}
@@ -347,14 +347,15 @@ def _unread(files: dict[str | None, list[Path]]) -> list[dict[str, Any]]:
     """One row for each file of a type sarcokit does not read (it is not silently skipped)."""
     rows = []
     for kind, paths in files.items():
+        if kind in SCHEMAS:
+            continue
         detail = (
             f"a file of {kind} resources; sarcokit reads {', '.join(SCHEMAS)}"
             if kind is not None
             else f"no resourceType in its first {_TYPE_LINES} lines, nor a type in its name"
         )
-        if kind not in SCHEMAS:
-            rows += [{"resource": p.name, "patient": None, "code": None,
-                      "reason": "file_not_read", "detail": detail} for p in paths]  # fmt: skip
+        rows += [{"resource": p.name, "patient": None, "code": None,
+                  "reason": "file_not_read", "detail": detail} for p in paths]  # fmt: skip
     return rows
 
 
@@ -559,8 +560,8 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
         order = 0
         for block in _blocks(files, PATIENT):
             refused += block.refused
-            gaps.append(_patient_gaps(block.frame.lazy(), day).collect())
             found = _patients(block.frame.lazy(), day).collect()
+            gaps.append(_patient_gaps(block.frame, found))
             spill.write("patient", found.with_row_index("order", order), "id")
             order += block.frame.height
         rules = _rules().lazy()
@@ -672,11 +673,9 @@ def _partition(
             pl.col("id").alias("patient"),
             pl.lit(None, pl.String).alias("code"),
             pl.lit("duplicate_patient").alias("reason"),
-            pl.format(
-                "Patient/{} is in the export {} times; none is used", "id", pl.len().over("id"),
-            ).alias("detail"),
+            _copies_detail(PATIENT, pl.len().over("id")),
         )
-    )  # fmt: skip
+    )
     patients = patients.filter(~copies)
     observations, doubled_observations = _split_copies(observations, repeated, "observation")
     responses, doubled_responses = _split_copies(responses, repeated, "response")
@@ -740,9 +739,11 @@ def _split_copies(
     return counted.filter(once).drop("copies"), counted.filter(~once)
 
 
-def _copies_detail(kind: str) -> pl.Expr:
+def _copies_detail(kind: str, copies: pl.Expr | None = None) -> pl.Expr:
+    """Why none of a resource's copies is used (`copies`: how many; the column by default)."""
+    count = pl.col("copies") if copies is None else copies
     return pl.format(
-        f"{kind}/{{}} is in the export {{}} times; none is used", pl.col("id"), pl.col("copies")
+        f"{kind}/{{}} is in the export {{}} times; none is used", pl.col("id"), count
     ).alias("detail")
 
 
@@ -751,11 +752,10 @@ def _shown(value: pl.Expr) -> pl.Expr:
     return pl.concat_str(pl.lit("'"), value, pl.lit("'")).fill_null(pl.lit("None"))
 
 
-def _patient_gaps(patients: pl.LazyFrame, day: date) -> pl.LazyFrame:
-    """A row for each Patient whose gender gives no sex or whose birthDate no age, saying why,
-    as the Bundle reader lists them."""
-    read = _patients(patients, day)
-    both = pl.concat([patients, read.select("sex", "age")], how="horizontal")
+def _patient_gaps(patients: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
+    """A row for each Patient whose gender gives no sex or whose birthDate no age (`found`:
+    what `_patients` read of them, row for row), saying why, as the Bundle reader lists them."""
+    both = pl.concat([patients, found.select("sex", "age")], how="horizontal")
     resource = pl.concat_str(pl.lit("Patient/"), pl.col("id")).alias("resource")
     gender = both.filter(pl.col("sex").is_null()).select(
         resource,

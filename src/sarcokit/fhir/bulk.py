@@ -28,6 +28,7 @@ from typing import Any
 
 import polars as pl
 
+from sarcokit.fhir.inbound import FHIR_ID
 from sarcokit.fhir.mapping import fhir_mapping
 from sarcokit.fields import field_specs, input_columns
 from sarcokit.screening import sarc_f_items
@@ -391,8 +392,7 @@ def _rules() -> pl.DataFrame:
 # in the exporting server's base URL, either possibly with a version (/_history/<vid>). Any other
 # reference is kept as given, so the row is listed as about a patient not in the export.
 _PATIENT_REFERENCE = (
-    r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://\S+/)?Patient/([A-Za-z0-9\-.]{1,64})"
-    r"(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
+    rf"^(?:[A-Za-z][A-Za-z0-9+.\-]*://\S+/)?Patient/({FHIR_ID})(?:/_history/{FHIR_ID})?$"
 )
 
 

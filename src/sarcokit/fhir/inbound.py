@@ -174,8 +174,10 @@ def _value(
     return float(quantity["value"]), str(code)
 
 
+# A resource id as FHIR R4's id datatype allows it.
+FHIR_ID = r"[A-Za-z0-9\-.]{1,64}"
 # A version-specific reference (Patient/p1/_history/2) names the same patient.
-_VERSION = re.compile(r"/_history/[A-Za-z0-9\-.]{1,64}$")
+_VERSION = re.compile(rf"/_history/{FHIR_ID}$")
 
 
 def _patient_ref_ok(resource: Mapping[str, Any], refs: frozenset[str]) -> bool:
@@ -238,9 +240,12 @@ def read_resources(resources: Sequence[Mapping[str, Any]], as_of: date | None = 
         if n > 1 and kind in ("Observation", "QuestionnaireResponse"):
             # Which copy of one resource is right cannot be told: none is used.
             name = f"{kind}/{resource.get('id')}"
-            codes = _codings(resource.get("code")) if kind == "Observation" else [("", "sarc-f")]
+            codes = _codings(resource.get("code"))
+            label = (
+                "sarc-f" if kind == "QuestionnaireResponse" else (codes[0][1] if codes else None)
+            )
             detail = f"{name} is in the Bundle {n} times; none is used"
-            out.ignored.append(Ignored(name, codes[0][1] if codes else None, "duplicate", detail))
+            out.ignored.append(Ignored(name, label, "duplicate", detail))
             continue
         if kind == "Observation":
             candidates.extend(_observation(resource, mapping, frozenset(refs), out))

@@ -574,27 +574,48 @@ def render_problems(present: frozenset[str], flags: Sequence[bool]) -> str | Non
     return " ".join(tokens) if tokens else None
 
 
+def _problem_text(
+    present: frozenset[str], invalid: pl.Series, flags: Sequence[pl.Series]
+) -> pl.Series:
+    """`invalid_fields` as text from its Boolean form and the problem flags, rejected rows only."""
+    # `invalid_fields` is still true on a rejected row here, so it points at them.
+    rejected = invalid.arg_true()
+    # A null column with the rejected rows' text put in place: a Python list with a None for
+    # every valid row cost ~25 ms per million rows to turn into a column.
+    text = pl.repeat(None, len(invalid), dtype=pl.String, eager=True).alias(INVALID)
+    if rejected.len():
+        rows = zip(*(flag.gather(rejected).to_list() for flag in flags), strict=True)
+        text = text.scatter(rejected, [render_problems(present, row) for row in rows])
+    return text
+
+
 def _render_invalid(present: frozenset[str]) -> pl.Expr:
-    """`invalid_fields` as text, built in Python for the rejected rows of each batch only."""
+    """`invalid_fields` as text in a lazy query, built in Python for each batch's rejected rows."""
     columns = problem_columns(present)
     if not columns:
         return pl.lit(None, dtype=pl.String).alias(INVALID)
 
     def render(batch: pl.Series) -> pl.Series:
-        flags = batch.struct.unnest()
-        # `invalid_fields` is still true on a rejected row here, so it points at them.
-        rejected = flags.get_column(INVALID).arg_true()
-        # A null column with the rejected rows' text put in place: a Python list with a None
-        # for every valid row cost ~25 ms per million rows to turn into a column.
-        text = pl.repeat(None, len(batch), dtype=pl.String, eager=True).alias(INVALID)
-        if rejected.len():
-            problems = flags.drop(INVALID)
-            rows = [render_problems(present, problems.row(i)) for i in rejected.to_list()]
-            text = text.scatter(rejected, rows)
-        return text
+        fields = batch.struct
+        return _problem_text(present, fields.field(INVALID), [fields.field(c) for c in columns])
 
     struct = pl.struct(INVALID, *columns)
     return struct.map_batches(render, return_dtype=pl.String, is_elementwise=True).alias(INVALID)
+
+
+def _rendered(frame: pl.DataFrame, present: frozenset[str], columns: list[str]) -> pl.DataFrame:
+    """A collected frame's `invalid_fields` as text, its problem flags dropped.
+
+    Done once for the whole frame after the streaming engine: a Python call per morsel inside
+    it held back both threads (~20% of a large frame's time). Built from the columns as they
+    are, because any eager frame operation would first copy every result column into one
+    chunk (the streaming engine returns one chunk per morsel).
+    """
+    problems = [frame.get_column(name) for name in problem_columns(present)]
+    text = frame.get_column(INVALID)  # already null text when no column has a check
+    if problems:
+        text = _problem_text(present, text, problems)
+    return pl.DataFrame([text if name == INVALID else frame.get_column(name) for name in columns])
 
 
 def polars_dtype(dtype: nw.dtypes.DType) -> pl.DataType:
@@ -674,12 +695,14 @@ def evaluate(
         lazy = native.lazy()
         for polars_stage in _polars_stages(key, estimate_asm, given):
             lazy = lazy.with_columns(*polars_stage)
-        result = lazy.with_columns(_render_invalid(given)).select(columns)
         if isinstance(native, pl.LazyFrame):
-            return result  # type: ignore[return-value]
+            return lazy.with_columns(_render_invalid(given)).select(columns)  # type: ignore[return-value]
+        flagged = lazy.select(list(dict.fromkeys([*columns, *problem_columns(given)])))
         if native.height <= SMALL_FRAME_ROWS:
-            return result.collect(engine="in-memory", optimizations=_SMALL_FRAME_FLAGS)  # type: ignore[return-value]
-        return result.collect()  # type: ignore[return-value]
+            collected = flagged.collect(engine="in-memory", optimizations=_SMALL_FRAME_FLAGS)
+        else:
+            collected = flagged.collect()
+        return _rendered(collected, given, columns)  # type: ignore[return-value]
     if SQL_BACKENDS and not explain:
         from sarcokit.sql import evaluate_native
 

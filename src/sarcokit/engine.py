@@ -87,7 +87,9 @@ def _component_flag(definition: Definition, component_id: str) -> nw.Expr:
         # Low if any is low, normal only when all are known: Kleene `or` (one test: itself).
         flag = nw.any_horizontal(flags, ignore_nulls=False)
     else:
-        any_low = nw.any_horizontal([f.fill_null(False) for f in flags], ignore_nulls=False)
+        # A null `when` condition does not hold (Polars, SQL's CASE and the scalar evaluator
+        # alike), so Kleene `or` needs no fill_null: null only where none is low.
+        any_low = nw.any_horizontal(flags, ignore_nulls=False)
         any_decided = nw.any_horizontal([~f.is_null() for f in flags], ignore_nulls=False)
         flag = (
             nw.when(any_low)
@@ -106,8 +108,9 @@ def _component_flag(definition: Definition, component_id: str) -> nw.Expr:
 
 
 def _below_age(age: float) -> nw.Expr:
-    """True where the age is known and below `age` (completed years compare the same way)."""
-    return (nw.col("age") < age).fill_null(False)
+    """As a `when` condition: holds where the age is known and below `age` (completed years
+    compare the same way); a null condition does not hold, so an unknown age needs no fill."""
+    return nw.col("age") < age
 
 
 def _labels(values: Sequence[str], enum: bool) -> Callable[[str], nw.Expr]:
@@ -124,15 +127,12 @@ def _category(definition: Definition, enum: bool) -> nw.Expr:
     first, *rest = definition.categories
     if definition.min_age is not None:
         chain = nw.when(_below_age(definition.min_age)).then(label(NOT_APPLICABLE))
-        chain = chain.when(nw.col(rule_column(definition, first.id)).fill_null(False)).then(
-            label(first.id)
-        )
+        chain = chain.when(nw.col(rule_column(definition, first.id))).then(label(first.id))
     else:
-        chain = nw.when(nw.col(rule_column(definition, first.id)).fill_null(False)).then(
-            label(first.id)
-        )
+        chain = nw.when(nw.col(rule_column(definition, first.id))).then(label(first.id))
+    # A rule that is null (unknown) does not hold, as a null `when` condition never does.
     for category in rest:
-        holds = nw.col(rule_column(definition, category.id)).fill_null(False)
+        holds = nw.col(rule_column(definition, category.id))
         chain = chain.when(holds).then(label(category.id))
     return chain.otherwise(label(INDETERMINATE))
 

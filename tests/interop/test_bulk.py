@@ -13,6 +13,8 @@ import pytest
 from interop.support import (
     LOINC,
     PROJECT,
+    SARC_F,
+    UCUM,
     assert_bulk_row_is_bundle_record,
     bundle,
     observation,
@@ -143,7 +145,8 @@ def test_observation_of_an_unknown_patient_is_listed(tmp_path: Path) -> None:
         out.write(json.dumps(_of("p9", observation("z", "8302-2", 160.0, "cm"))) + "\n")
     ignored = read_bulk([folder], AS_OF).ignored.collect().to_dicts()
     assert {"resource": "Observation/z", "patient": "p9", "code": "8302-2",
-            "reason": "other_patient", "detail": None} in ignored  # fmt: skip
+            "reason": "other_patient",
+            "detail": "subject Patient/p9 is not a Patient in the export"} in ignored  # fmt: skip
 
 
 def test_cohort_reads_a_bulk_export(tmp_path: Path) -> None:
@@ -207,7 +210,8 @@ def test_a_response_of_an_unknown_patient_is_listed(tmp_path: Path) -> None:
     read = read_bulk([folder], AS_OF)
     ignored = read.ignored.collect().to_dicts()
     assert {"resource": "QuestionnaireResponse/q9", "patient": "p9", "code": "sarc-f",
-            "reason": "other_patient", "detail": None} in ignored  # fmt: skip
+            "reason": "other_patient",
+            "detail": "subject Patient/p9 is not a Patient in the export"} in ignored  # fmt: skip
     assert "p9" not in read.records.collect()["id"].to_list()
 
 
@@ -677,3 +681,70 @@ def test_an_export_compressed_with_gzip_reads_the_same(
     )
     assert ignored.sort(pl.all()).equals(expected.sort(pl.all()))
     assert "Observation.ndjson.gz line " in " ".join(ignored["resource"])
+
+
+def _hostile_resources() -> list[dict[str, Any]]:
+    """Patient/p1 with observations and responses refused for every reason that has words."""
+    quantity = {"system": UCUM, "code": "cm"}
+    unknown_panel = {"coding": [{"system": LOINC, "code": "1234-9"}]}
+    return [
+        patient(),
+        observation("h", "8302-2", 170.0, "cm"),
+        observation("frac", "sppb-total", 7.5, "{score}", system=PROJECT),
+        observation("lbs", "29463-7", 154.0, "lbs"),
+        {**observation("sys", "29463-7", 70.0, "kg"),
+         "valueQuantity": {"value": 70.0, "unit": "kilo", "system": "http://other", "code": "k"}},
+        {**observation("nocode", "8302-2", 170.0, "cm"),
+         "valueQuantity": {"value": 170.0, "unit": "centimetre"}},
+        {**observation("cmp", "8302-2", 170.0, "cm"),
+         "valueQuantity": {**quantity, "value": 170.0, "comparator": "<"}},
+        {**observation("dar", "8302-2", 170.0, "cm"), "dataAbsentReason": {"text": "refused"}},
+        {**observation("none", "8302-2", 170.0, "cm"), "valueQuantity": quantity},
+        {**observation("int", "8302-2", 170.0, "cm"), "valueInteger": 170},
+        {**observation("unk", "1234-5", 1.0, "1"),
+         "code": {"coding": [{"system": "http://x", "code": "a"}, {"code": "no-system"},
+                             {"system": LOINC, "code": "1234-5"}]}},
+        {**observation("uncoded", "1234-5", 1.0, "1"), "code": {"text": "free text"}},
+        {**observation("panel", "1234-9", 1.0, "1"), "code": unknown_panel, "component": [
+            {"code": {"coding": [{"system": LOINC, "code": "83174-3"}]},
+             "valueQuantity": {"value": 30.0, "system": UCUM, "code": "lbs"}},
+            {"code": {"coding": [{"system": LOINC, "code": "9999-1"}]},
+             "valueQuantity": {"value": 1.0, "system": UCUM, "code": "1"}},
+        ]},
+        sarc_f("new", {"sarc_f_strength": 1}),
+        sarc_f("older", {"sarc_f_strength": 2}, authored="2026-10-01"),
+        sarc_f("ancient", {"sarc_f_strength": 2}, authored="2025-10-01"),
+        sarc_f("later", {"sarc_f_strength": 2}, authored="2027-10-01"),
+        {**sarc_f("year", {"sarc_f_strength": 2}), "authored": "2026"},
+        {**sarc_f("draft", {"sarc_f_strength": 2}), "status": "in-progress"},
+        {**sarc_f("void", {"sarc_f_strength": 2}), "status": "entered-in-error"},
+        {**sarc_f("other", {"sarc_f_strength": 2}), "questionnaire": "http://other|1"},
+        {k: v for k, v in sarc_f("unnamed", {"sarc_f_strength": 2}).items()
+         if k != "questionnaire"},
+    ]  # fmt: skip
+
+
+def test_bulk_says_why_in_the_bundle_readers_words(tmp_path: Path) -> None:
+    resources = _hostile_resources()
+    single = read_bundle(bundle(*resources), AS_OF)
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for kind in ("Patient", "Observation", "QuestionnaireResponse"):
+        lines = [json.dumps(r) for r in resources if r["resourceType"] == kind]
+        (folder / f"{kind}.ndjson").write_text("\n".join(lines) + "\n")
+    read = read_bulk([folder], AS_OF)
+    (row,) = read.records.collect().to_dicts()
+    assert_bulk_row_is_bundle_record(row, single.record, "p1")
+    listed = read.ignored.collect().select("resource", "code", "reason", "detail").rows()
+    said = [(i.resource, i.code, i.reason, i.detail) for i in single.ignored]
+    assert sorted(listed, key=str) == sorted(said, key=str)
+    # Every reason listed has its words (a response naming no questionnaire is not a SARC-F).
+    assert {reason for _, _, reason, _ in listed} == {
+        "unknown_code", "unit", "no_value", "too_old", "future", "no_date", "status",
+        "entered_in_error", "superseded",
+    }  # fmt: skip
+    assert all(detail for *_, detail in listed)
+    assert ("QuestionnaireResponse/unnamed", None, "unknown_code",
+            f"questionnaire None is not {SARC_F}") in listed  # fmt: skip
+    assert ("Observation/frac", "sppb-total", "no_value",
+            "sppb: value 7.5 is not a whole number") in listed  # fmt: skip

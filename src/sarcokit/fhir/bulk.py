@@ -38,7 +38,13 @@ PATIENT, OBSERVATION, RESPONSE = "Patient", "Observation", "QuestionnaireRespons
 _CODING = pl.List(pl.Struct({"system": pl.String, "code": pl.String}))
 _CONCEPT = pl.Struct({"coding": _CODING})
 _QUANTITY = pl.Struct(
-    {"value": pl.Float64, "code": pl.String, "system": pl.String, "comparator": pl.String}
+    {
+        "value": pl.Float64,
+        "unit": pl.String,
+        "code": pl.String,
+        "system": pl.String,
+        "comparator": pl.String,
+    }
 )
 _ELEMENT: dict[str, Any] = {
     "code": _CONCEPT,
@@ -570,7 +576,7 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
         for block in _blocks(files, OBSERVATION):
             refused += block.refused
             frame = block.frame
-            classified = _classify(_with_patient_ids(frame).lazy(), day, rules).collect()
+            classified = _worded(_classify(_with_patient_ids(frame).lazy(), day, rules).collect())
             classified = classified.with_columns(pl.col("element") + offset)
             spill.write("observation", classified, "patient", _KEYS["observation"])
             offset += frame.height + int(frame["component"].list.len().sum() or 0)
@@ -607,7 +613,9 @@ def _spill_schemas(day: date) -> dict[str, dict[str, Any]]:
     """The schema of each kind of narrow row, for partitions that hold none of that kind."""
     empty = {
         "patient": _patients(pl.LazyFrame(schema=PATIENT_SCHEMA), day).with_row_index("order"),
-        "observation": _classify(pl.LazyFrame(schema=OBSERVATION_SCHEMA), day, _rules().lazy()),
+        "observation": _worded(
+            _classify(pl.LazyFrame(schema=OBSERVATION_SCHEMA), day, _rules().lazy()).collect()
+        ).lazy(),
         "response": _response_rows(pl.LazyFrame(schema=RESPONSE_SCHEMA), day, ""),
     }
     return {kind: dict(frame.collect_schema()) for kind, frame in empty.items()}
@@ -861,7 +869,10 @@ def _classify(observations: pl.LazyFrame, day: date, rules: pl.LazyFrame) -> pl.
             "value"
         ),
         quantity.struct.field("system").alias("unit_system"),
+        quantity.struct.field("unit").alias("unit_text"),
         quantity.struct.field("comparator").alias("comparator"),
+        pl.col("dataAbsentReason").is_not_null().alias("absent"),
+        pl.col("valueInteger").is_not_null().alias("integer_given"),
         pl.col("when").str.contains(_FULL_DATE).fill_null(False).alias("dated"),
         pl.col("when").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).alias("day"),
     )
@@ -924,8 +935,127 @@ def _classify(observations: pl.LazyFrame, day: date, rules: pl.LazyFrame) -> pl.
         .select(
             "element", "id", "part", "patient", "code", "field", "day", "when", "value",
             "factor", "divide_by", "combine", "yields_to", "reason", "status", "window",
+            *_WORDS_FROM,
         )
     )  # fmt: skip
+
+
+# What the words of an observation refused for its code, unit or value are made from; read by
+# `_worded` and then dropped.
+_WORDS_FROM = (
+    "coding", "input", "unit", "unit_text", "unit_system", "comparator", "absent",
+    "integer_given",
+)  # fmt: skip
+_WORDED_HERE = ("unknown_code", "unit", "no_value")
+
+
+def _worded(rows: pl.DataFrame) -> pl.DataFrame:
+    """The classified rows with `detail`: why, in the Bundle reader's words, for a row refused
+    for its code, unit or value (`_WORDED_HERE`), null for the others.
+
+    The words are built for those rows only and put in place: text for every row would cost
+    more than the rest of the classification, and an export of all of a hospital's
+    observations is mostly codes sarcokit does not read.
+    """
+    refused = rows.select(pl.col("reason").is_in(_WORDED_HERE).arg_true()).to_series()
+    detail = pl.repeat(None, rows.height, dtype=pl.String, eager=True).alias("detail")
+    if refused.len():
+        words = rows[refused].select(_observation_words()).to_series()
+        detail = detail.scatter(refused, words)
+    return rows.drop(_WORDS_FROM).hstack([detail])
+
+
+def _observation_words() -> pl.Expr:
+    """The words of `_worded`, as `inbound._value` and the unknown-code check say them."""
+    mapping = fhir_mapping()
+    field = pl.col("input").replace_strict(
+        {item.name: item.field for item in mapping.inputs}, default=None, return_dtype=pl.String
+    )
+    accepted = pl.col("input").replace_strict(
+        {item.name: ", ".join(item.units) for item in mapping.inputs},
+        default=None,
+        return_dtype=pl.String,
+    )
+    pairs = (
+        pl.col("coding")
+        .list.eval(
+            pl.concat_str(
+                pl.element().struct.field("system"), pl.lit("|"), pl.element().struct.field("code")
+            )
+        )
+        .list.drop_nulls()
+        .list.join(", ")
+    )
+    unknown = pl.concat_str(
+        pl.lit("no mapping for "),
+        pl.when(pairs != "").then(pairs).otherwise(pl.lit("an uncoded observation")),
+    )
+    value = pl.col("value")
+    shown_value = (
+        pl.when(value.is_nan())
+        .then(pl.lit("NaN"))
+        .when(value > 0)
+        .then(pl.lit("Infinity"))
+        .otherwise(pl.lit("-Infinity"))
+    )
+    no_value = (
+        pl.when(pl.col("absent"))
+        .then(pl.lit("dataAbsentReason given"))
+        .when(value.is_null())
+        .then(pl.lit("no numeric value"))
+        .when(~value.is_finite())
+        .then(pl.concat_str(pl.lit("value "), shown_value, pl.lit(" is not a number")))
+        .when(pl.col("comparator").is_not_null())
+        .then(
+            pl.concat_str(
+                pl.lit("value has comparator "),
+                pl.col("comparator"),
+                pl.lit("; only exact values are used"),
+            )
+        )
+        .otherwise(
+            pl.concat_str(
+                field, pl.lit(": value "), value.cast(pl.String), pl.lit(" is not a whole number")
+            )
+        )
+    )
+    ucum = mapping.ucum
+    not_ucum = pl.col("unit").is_null() | (
+        pl.col("unit_system").is_not_null() & (pl.col("unit_system") != ucum)
+    )
+    unit = (
+        pl.when(pl.col("integer_given"))
+        .then(pl.concat_str(field, pl.lit(" needs a quantity with a UCUM unit, got an integer")))
+        .when(not_ucum)
+        .then(
+            pl.concat_str(
+                field,
+                pl.lit(": unit "),
+                _shown(pl.coalesce("unit_text", "unit")),
+                pl.lit(" is not a UCUM code; accepted: "),
+                accepted,
+            )
+        )
+        .otherwise(
+            pl.concat_str(
+                field,
+                pl.lit(": unit "),
+                _shown(pl.col("unit")),
+                pl.lit(" is not accepted; accepted: "),
+                accepted,
+            )
+        )
+    )
+    said = pl.col("reason")
+    return (
+        pl.when(said == "unknown_code")
+        .then(unknown)
+        .when(said == "unit")
+        .then(unit)
+        .when(said == "no_value")
+        .then(no_value)
+        .alias("detail")
+    )
 
 
 def _refused_detail() -> pl.Expr:
@@ -955,7 +1085,32 @@ def _refused_detail() -> pl.Expr:
                 pl.lit("-day look-back window"),
             )
         )
+        .when(said == "other_patient")
+        .then(_other_patient_words())
+        .when(said == "duplicate_patient")
+        .then(_duplicate_patient_words())
+        .otherwise(pl.col("detail"))
         .alias("detail")
+    )
+
+
+def _other_patient_words() -> pl.Expr:
+    """Why a resource about a patient not in the export is left out; the reference as
+    `_with_patient_ids` left it (an id where it named a patient, else as given)."""
+    reference = (
+        pl.when(pl.col("patient").str.contains(f"^{FHIR_ID}$"))
+        .then(pl.concat_str(pl.lit("Patient/"), pl.col("patient")))
+        .otherwise(pl.col("patient"))
+    )
+    return pl.concat_str(pl.lit("subject "), reference, pl.lit(" is not a Patient in the export"))
+
+
+def _duplicate_patient_words() -> pl.Expr:
+    """Why a resource of a patient whose Patient is in the export more than once is left out."""
+    return pl.concat_str(
+        pl.lit("Patient/"),
+        pl.col("patient"),
+        pl.lit(" is in the export more than once; none of its resources is used"),
     )
 
 
@@ -1054,7 +1209,8 @@ def _response_rows(responses: pl.LazyFrame, day: date, questionnaire: str) -> pl
         pl.col("authored").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).alias("day"),
     )
     reason = (
-        pl.when(pl.col("canonical") != questionnaire)
+        # A response that names no questionnaire is not known to be a SARC-F either.
+        pl.when(pl.col("canonical").ne_missing(pl.lit(questionnaire)))
         .then(pl.lit("unknown_code"))
         .when(pl.col("status") == "entered-in-error")
         .then(pl.lit("entered_in_error"))
@@ -1094,7 +1250,7 @@ def _response_rows(responses: pl.LazyFrame, day: date, questionnaire: str) -> pl
     return (
         rows.join(scores, on="row", how="left")
         .sort("row")
-        .select("id", "patient", "authored", "reason", *sarc_f_items())
+        .select("id", "patient", "authored", "canonical", "status", "reason", *sarc_f_items())
     )
 
 
@@ -1105,17 +1261,71 @@ def _choose_responses(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     good = rows.filter(pl.col("reason") == "ok")
     newest = pl.col("authored").max().over("patient")
     chosen = good.filter(pl.col("authored") == newest).unique("patient", keep="first")
-    superseded = good.join(chosen.select("row"), on="row", how="anti").with_columns(
-        pl.lit("superseded").alias("reason")
+    used = chosen.select("patient", pl.col("id").alias("used"))
+    superseded = (
+        good.join(chosen.select("row"), on="row", how="anti")
+        .join(used, on="patient", how="left")
+        .with_columns(
+            pl.lit("superseded").alias("reason"),
+            pl.concat_str(
+                pl.lit(f"a later SARC-F ({RESPONSE}/"), pl.col("used"), pl.lit(") is used")
+            ).alias("detail"),
+        )
     )
     answers = chosen.select(pl.col("patient").alias("id"), *sarc_f_items())
-    left_out = pl.concat([rows.filter(pl.col("reason") != "ok"), superseded]).select(
-        pl.concat_str(pl.lit("QuestionnaireResponse/"), pl.col("id")).alias("resource"),
+    refused = rows.filter(pl.col("reason") != "ok").with_columns(_response_words())
+    left_out = pl.concat([refused, superseded], how="diagonal_relaxed").select(
+        pl.concat_str(pl.lit(f"{RESPONSE}/"), pl.col("id")).alias("resource"),
         "patient",
-        pl.lit("sarc-f").alias("code"),
+        # As the Bundle reader shows it: the questionnaire a response of another one names.
+        pl.when(pl.col("reason") == "unknown_code")
+        .then(pl.when(pl.col("canonical") != "").then(pl.col("canonical")))
+        .otherwise(pl.lit("sarc-f"))
+        .alias("code"),
         "reason",
+        "detail",
     )
     return answers, left_out
+
+
+def _response_words() -> pl.Expr:
+    """Why a QuestionnaireResponse is left out, in the Bundle reader's words."""
+    mapping = fhir_mapping()
+    said, authored = pl.col("reason"), pl.col("authored")
+    named = pl.when(pl.col("canonical") != "").then(pl.col("canonical"))
+    return (
+        pl.when(said == "unknown_code")
+        .then(
+            pl.concat_str(
+                pl.lit("questionnaire "),
+                _shown(named),
+                pl.lit(f" is not {mapping.questionnaire_url}"),
+            )
+        )
+        .when(said == "entered_in_error")
+        .then(pl.lit("status entered-in-error"))
+        .when(said == "status")
+        .then(
+            pl.concat_str(pl.lit("status "), _shown(pl.col("status")), pl.lit(" is not completed"))
+        )
+        .when(said == "no_date")
+        .then(pl.concat_str(pl.lit("no full effective date ("), _shown(authored), pl.lit(")")))
+        .when(said == "future")
+        .then(pl.concat_str(pl.lit("dated "), authored, pl.lit(", after the assessment date")))
+        .when(said == "too_old")
+        .then(
+            pl.concat_str(
+                pl.lit("dated "),
+                authored,
+                pl.lit(f", older than the {mapping.sarc_f_lookback_days}-day look-back window"),
+            )
+        )
+        .when(said == "other_patient")
+        .then(_other_patient_words())
+        .when(said == "duplicate_patient")
+        .then(_duplicate_patient_words())
+        .alias("detail")
+    )
 
 
 def write_bulk(inputs: Sequence[Path], records: Path, ignored: Path, as_of: date | None) -> None:

@@ -349,7 +349,13 @@ def _observation(
             continue
         assert when is not None and text is not None
         given: float | int = value
-        if field_specs()[item.field].kind == "integer" and value.is_integer():
+        if field_specs()[item.field].kind == "integer":
+            if not value.is_integer():
+                # Refused here, as the bulk reader does, rather than passed on for the record's
+                # validation to reject the whole record.
+                detail = f"{item.field}: value {value} is not a whole number"
+                out.ignored.append(Ignored(part_name, shown, "no_value", detail))
+                continue
             given = int(value)
         used = Used(item.field, part_name, str(code), text, given, unit)
         found.append(

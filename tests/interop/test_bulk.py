@@ -68,6 +68,16 @@ def _export(tmp_path: Path) -> tuple[Path, dict[str, list[dict[str, Any]]]]:
     return folder, by_patient
 
 
+def _export_of(tmp_path: Path, resources: list[dict[str, Any]]) -> Path:
+    """An export folder with one NDJSON file per resource type of `resources`."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for kind in ("Patient", "Observation", "QuestionnaireResponse"):
+        lines = [json.dumps(r) for r in resources if r["resourceType"] == kind]
+        (folder / f"{kind}.ndjson").write_text("\n".join(lines) + "\n")
+    return folder
+
+
 def _blocks_of(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
     """Parse the export's files in pieces of about `block_bytes` (one or two resources at 600)."""
     from sarcokit.fhir import bulk
@@ -630,12 +640,7 @@ def test_resources_refused_whole_are_listed_once_as_in_a_bundle(tmp_path: Path) 
         {**sarc_f("qo", {"sarc_f_falls": 1}), "status": "in-progress", **other},
         {**sarc_f("qu", {"sarc_f_falls": 1}), "questionnaire": "http://x.org/q", **other},
     ]
-    folder = tmp_path / "export"
-    folder.mkdir()
-    for kind in ("Patient", "Observation", "QuestionnaireResponse"):
-        lines = [json.dumps(r) for r in resources if r["resourceType"] == kind]
-        (folder / f"{kind}.ndjson").write_text("\n".join(lines) + "\n")
-    read = read_bulk([folder], AS_OF)
+    read = read_bulk([_export_of(tmp_path, resources)], AS_OF)
     single = read_bundle(bundle(*resources), AS_OF)
     assert_bulk_row_is_bundle_record(read.records.collect().to_dicts()[0], single.record, "p1")
     listed = read.ignored.collect().select("resource", "reason").rows()
@@ -727,12 +732,7 @@ def _hostile_resources() -> list[dict[str, Any]]:
 def test_bulk_says_why_in_the_bundle_readers_words(tmp_path: Path) -> None:
     resources = _hostile_resources()
     single = read_bundle(bundle(*resources), AS_OF)
-    folder = tmp_path / "export"
-    folder.mkdir()
-    for kind in ("Patient", "Observation", "QuestionnaireResponse"):
-        lines = [json.dumps(r) for r in resources if r["resourceType"] == kind]
-        (folder / f"{kind}.ndjson").write_text("\n".join(lines) + "\n")
-    read = read_bulk([folder], AS_OF)
+    read = read_bulk([_export_of(tmp_path, resources)], AS_OF)
     (row,) = read.records.collect().to_dicts()
     assert_bulk_row_is_bundle_record(row, single.record, "p1")
     listed = read.ignored.collect().select("resource", "code", "reason", "detail").rows()

@@ -645,7 +645,8 @@ def _about_known_patients(
         )
         .otherwise(pl.col("reason"))
     )
-    joined = rows.join(known, on="patient", how="left")
+    # In the export's order: among equally new responses the first is used.
+    joined = rows.join(known, on="patient", how="left", maintain_order="left")
     if "detail" in rows.collect_schema():
         # A detail says why the row's first reason applies; it goes with that reason.
         kept = other.eq_missing(pl.col("reason"))
@@ -740,9 +741,11 @@ def _split_copies(
     it more than once (which copy is right cannot be told, so none is used), with the count."""
     if repeated[kind].is_empty():  # nearly always: no join
         return rows, rows.clear().with_columns(pl.lit(None, pl.UInt32).alias("copies"))
-    counted = rows.join(
-        repeated[kind], on=_KEYS[kind], how="left", nulls_equal=True, maintain_order="left"
-    )
+    # A resource is repeated where its own row is (part null); its components go with it.
+    resources = repeated[kind]
+    if "part" in resources.columns:
+        resources = resources.filter(pl.col("part").is_null()).drop("part")
+    counted = rows.join(resources, on="id", how="left", maintain_order="left")
     once = pl.col("copies").is_null()
     return counted.filter(once).drop("copies"), counted.filter(~once)
 
@@ -800,12 +803,15 @@ def _patients(patients: pl.LazyFrame, day: date) -> pl.LazyFrame:
 
 
 # An observation's (or component's) name, as the ignored file and the Bundle reader give it.
+# The resource's name, a component's with its index. Text is built outside any when branch: a
+# format inside one made Polars 2.1 read past a string array's end on some small partitions (a
+# panic found by the generated parity test, tests/interop/test_bulk_parity.py).
 _RESOURCE = pl.concat_str(
     pl.lit("Observation/"),
     pl.col("id"),
-    pl.when(pl.col("part").is_not_null())
-    .then(pl.format("#component[{}]", pl.col("part")))
-    .otherwise(pl.lit("")),
+    pl.concat_str(pl.lit("#component["), pl.col("part").cast(pl.String), pl.lit("]")).fill_null(
+        pl.lit("")
+    ),
 )
 
 
@@ -1257,7 +1263,7 @@ def _response_rows(responses: pl.LazyFrame, day: date, questionnaire: str) -> pl
 def _choose_responses(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """Per patient the SARC-F item scores of the newest usable response; and the responses
     left out."""
-    rows = rows.with_row_index("row")
+    rows = rows.with_row_index("row").collect().lazy()  # read twice below: one numbering
     good = rows.filter(pl.col("reason") == "ok")
     newest = pl.col("authored").max().over("patient")
     chosen = good.filter(pl.col("authored") == newest).unique("patient", keep="first")

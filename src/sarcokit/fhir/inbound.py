@@ -127,6 +127,14 @@ def _effective(resource: Mapping[str, Any]) -> tuple[datetime | None, str | None
     return None, None
 
 
+def _label(resource: Mapping[str, Any], mapping: FhirMapping) -> str | None:
+    """The code shown for an observation refused whole: the one the mapping knows, else the
+    first (as the bulk reader shows it)."""
+    codes = _codings(resource.get("code"))
+    known = (code for system, code in codes if (system, code) in mapping.by_code)
+    return next(known, codes[0][1] if codes else None)
+
+
 def _codings(concept: Any) -> list[tuple[str, str]]:
     if not isinstance(concept, Mapping):
         return []
@@ -240,10 +248,7 @@ def read_resources(resources: Sequence[Mapping[str, Any]], as_of: date | None = 
         if n > 1 and kind in ("Observation", "QuestionnaireResponse"):
             # Which copy of one resource is right cannot be told: none is used.
             name = f"{kind}/{resource.get('id')}"
-            codes = _codings(resource.get("code"))
-            label = (
-                "sarc-f" if kind == "QuestionnaireResponse" else (codes[0][1] if codes else None)
-            )
+            label = "sarc-f" if kind == "QuestionnaireResponse" else _label(resource, mapping)
             detail = f"{name} is in the Bundle {n} times; none is used"
             out.ignored.append(Ignored(name, label, "duplicate", detail))
             continue
@@ -303,8 +308,7 @@ def _observation(
     out: FhirRecord,
 ) -> list[_Candidate]:
     name = f"Observation/{resource.get('id')}"
-    codes = _codings(resource.get("code"))
-    label = codes[0][1] if codes else None
+    label = _label(resource, mapping)
     status = resource.get("status")
     if status == "entered-in-error":
         out.ignored.append(Ignored(name, label, "entered_in_error", "status entered-in-error"))
@@ -464,9 +468,10 @@ def _choose_response(
 ) -> None:
     if not responses:
         return
-    responses.sort(key=lambda r: r[0])
-    _, chosen, name, text = responses[-1]
-    for _, _, other, _ in responses[:-1]:
+    # The newest; among equally new, the first in the Bundle (as for observations).
+    newest = max(range(len(responses)), key=lambda i: (responses[i][0], -i))
+    _, chosen, name, text = responses.pop(newest)
+    for _, _, other, _ in responses:
         detail = f"a later SARC-F ({name}) is used"
         out.ignored.append(Ignored(other, "sarc-f", "superseded", detail))
     for link, score in sarc_f_answers(chosen).items():

@@ -14,6 +14,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -166,7 +167,7 @@ def _listed_by_bundle(resources: list[dict[str, Any]]) -> tuple[Any, list[tuple[
     # A Bundle resolves an absolute reference by the entry's fullUrl; an export, by the IG's
     # rule (rooted in the server's base URL): the Patient's entry carries that URL.
     entries = bundle(*resources)
-    entries["entry"][0]["fullUrl"] = BASE + "/Patient/p1"
+    entries["entry"][0]["fullUrl"] = f"{BASE}/Patient/{resources[0]['id']}"
     single = read_bundle(entries, AS_OF)
     rows = []
     for i in single.ignored:
@@ -192,4 +193,67 @@ def test_bulk_and_bundle_agree_on_generated_resources(resources: list[dict[str, 
         (row,) = read.records.collect().to_dicts()
         listed = read.ignored.collect().select("resource", "code", "reason", "detail").rows()
     assert_bulk_row_is_bundle_record(row, single.record, "p1")
+    assert sorted(listed, key=str) == sorted(said, key=str)
+
+
+PATIENTS = ["p1", "p2", "p3"]
+
+
+@st.composite
+def _export(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Resources of several patients, in the export's order (not grouped by patient)."""
+    resources: list[dict[str, Any]] = []
+    for pid in PATIENTS:
+        resources.append({**patient(), "id": pid})
+        for resource in draw(_resources())[1:]:
+            # The subject moved to this patient, whatever form the reference takes; the id made
+            # unique to the Bundle the resource goes to (a Bundle cannot see another's ids).
+            subject = resource["subject"]["reference"].replace("Patient/p1", f"Patient/{pid}")
+            moved = {**resource, "subject": {"reference": subject}}
+            resources.append({**moved, "id": f"{_owner(moved)}-{resource['id']}"})
+    order = draw(st.permutations(range(len(resources))))
+    return [resources[i] for i in order]
+
+
+def _owner(resource: dict[str, Any]) -> str:
+    """The patient a resource is about (p9, not in the export, goes with p1's Bundle)."""
+    if resource["resourceType"] == "Patient":
+        return str(resource["id"])
+    owner = resource["subject"]["reference"].split("/_history/")[0].rsplit("/", 1)[-1]
+    return owner if owner in PATIENTS else "p1"
+
+
+@settings(SETTINGS, max_examples=25)
+@given(_export(), st.sampled_from([400, 900, 1 << 20]), st.sampled_from([1500, 1 << 28]))
+def test_an_export_of_several_patients_agrees_with_their_bundles(
+    resources: list[dict[str, Any]], block_bytes: int, partition_bytes: int
+) -> None:
+    from sarcokit.fhir import bulk
+
+    said: list[tuple[Any, ...]] = []
+    records = {}
+    for pid in PATIENTS:
+        mine = [r for r in resources if _owner(r) == pid]
+        mine.sort(key=lambda r: r["resourceType"] != "Patient")  # the Bundle's Patient first
+        single, rows = _listed_by_bundle(mine)
+        records[pid] = single.record
+        said += rows
+    real_blocks = bulk.ndjson_blocks
+    with TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        # Pieces of a few resources and several partitions: the streamed paths are exercised.
+        patch.setattr(
+            bulk, "ndjson_blocks", lambda p, kind: real_blocks(p, kind, block_bytes=block_bytes)
+        )
+        patch.setattr(bulk, "PARTITION_BYTES", partition_bytes)
+        folder = Path(tmp)
+        for kind in ("Patient", "Observation", "QuestionnaireResponse"):
+            lines = [json.dumps(r) for r in resources if r["resourceType"] == kind]
+            (folder / f"{kind}.ndjson").write_text("\n".join(lines) + "\n")
+        read = read_bulk([folder], AS_OF)
+        rows = {r["id"]: r for r in read.records.collect().to_dicts()}
+        listed = read.ignored.collect().select("resource", "code", "reason", "detail").rows()
+    # In the export's order of its Patients.
+    assert list(rows) == [r["id"] for r in resources if r["resourceType"] == "Patient"]
+    for pid in PATIENTS:
+        assert_bulk_row_is_bundle_record(rows[pid], records[pid], pid)
     assert sorted(listed, key=str) == sorted(said, key=str)

@@ -176,7 +176,8 @@ def test_not_a_bundle_or_not_one_patient_is_refused() -> None:
     assert error.value.problems[0].field == "Patient"
 
 
-def test_a_value_that_is_not_a_json_number_is_no_value_with_why() -> None:
+def test_a_value_of_the_wrong_json_type_is_malformed_with_why() -> None:
+    # As the bulk reader refuses such a line: the element, the value and what was expected.
     grip = observation("g", "83174-3", 24.0, "kgf")
     grip["valueQuantity"]["value"] = True  # JSON true is not 1
     sppb = observation("s", "sppb-total", 8.0, "{score}", system=PROJECT)
@@ -186,9 +187,42 @@ def test_a_value_that_is_not_a_json_number_is_no_value_with_why() -> None:
     assert found.record == {"id": "p1", "sex": "male", "age": 76}
     details = {i.resource: (i.reason, i.detail) for i in found.ignored}
     assert details == {
-        "Observation/g": ("no_value", "value true is not a number"),
-        "Observation/s": ("no_value", 'valueInteger "8" is not a whole number'),
+        "Observation/g": (
+            "malformed",
+            "valueQuantity.value is true (true or false); expected a number",
+        ),
+        "Observation/s": (
+            "malformed",
+            'valueInteger is "8" (a string); expected a whole number of at most 64 bits',
+        ),
     }
+
+
+def test_a_bundle_of_hostile_json_types_is_read_or_refused_never_crashes() -> None:
+    weird = {"code": "8302-2", "subject": "Patient/p1", "component": [None, 5],
+             "valueQuantity": [170], "effectiveDateTime": 20261101, "id": {"a": 1}}  # fmt: skip
+    resources = [{**observation(f"o{i}", "8302-2", 170.0, "cm"), key: value}
+                 for i, (key, value) in enumerate(weird.items())]  # fmt: skip
+    response = sarc_f("q", {"sarc_f_falls": 1})
+    response["item"] = [None, {"linkId": "sarc_f_strength", "answer": [None]}]
+    entries = bundle(patient(), *resources, response)
+    entries["entry"] += [5, {"fullUrl": "urn:x"}]
+    found = read_bundle(entries, AS_OF)
+    reasons = {i.resource: (i.reason, i.detail) for i in found.ignored}
+    assert reasons["Observation/o0"] == (
+        "malformed", 'code is "8302-2" (a string); expected an object'
+    )  # fmt: skip
+    assert reasons["Observation/o1"][0] == "malformed"
+    assert reasons["Observation/o3"][0] == "malformed"
+    assert reasons["Bundle.entry[6]"] == (
+        "malformed", 'id is {"a": 1} (an object); expected a string'
+    )  # fmt: skip
+    assert reasons["Bundle.entry[8]"] == ("malformed", "entry holds no resource object")
+    assert reasons["Bundle.entry[9]"] == ("malformed", "entry holds no resource object")
+    assert "sarc_f_strength" not in found.record
+    with pytest.raises(InputError) as error:
+        read_bundle(bundle({**patient(), "gender": 5}), AS_OF)
+    assert "gender is 5 (a number); expected a string" in error.value.problems[0].message
 
 
 def test_a_version_specific_reference_names_the_same_patient() -> None:

@@ -30,55 +30,20 @@ import polars as pl
 
 from sarcokit.fhir.inbound import FHIR_ID
 from sarcokit.fhir.mapping import fhir_mapping
+from sarcokit.fhir.shape import (
+    ELEMENT,
+    OBSERVATION,
+    OBSERVATION_SCHEMA,
+    PATIENT,
+    PATIENT_SCHEMA,
+    RESPONSE,
+    RESPONSE_SCHEMA,
+    SCHEMAS,
+    resource_problem,
+)
 from sarcokit.fields import field_specs, input_columns
 from sarcokit.screening import sarc_f_items
 
-PATIENT, OBSERVATION, RESPONSE = "Patient", "Observation", "QuestionnaireResponse"
-
-_CODING = pl.List(pl.Struct({"system": pl.String, "code": pl.String}))
-_CONCEPT = pl.Struct({"coding": _CODING})
-_QUANTITY = pl.Struct(
-    {
-        "value": pl.Float64,
-        "unit": pl.String,
-        "code": pl.String,
-        "system": pl.String,
-        "comparator": pl.String,
-    }
-)
-_ELEMENT: dict[str, Any] = {
-    "code": _CONCEPT,
-    "valueQuantity": _QUANTITY,
-    "valueInteger": pl.Int64(),
-    "dataAbsentReason": _CONCEPT,
-}
-OBSERVATION_SCHEMA: dict[str, Any] = {
-    "id": pl.String,
-    "status": pl.String,
-    "subject": pl.Struct({"reference": pl.String}),
-    "effectiveDateTime": pl.String,
-    "effectiveInstant": pl.String,
-    "effectivePeriod": pl.Struct({"start": pl.String, "end": pl.String}),
-    "issued": pl.String,
-    **_ELEMENT,
-    "component": pl.List(pl.Struct(_ELEMENT)),
-}
-PATIENT_SCHEMA: dict[str, Any] = {"id": pl.String, "gender": pl.String, "birthDate": pl.String}
-_ANSWER = pl.Struct({"valueCoding": pl.Struct({"code": pl.String}), "valueInteger": pl.Int64})
-RESPONSE_SCHEMA: dict[str, Any] = {
-    "id": pl.String,
-    "questionnaire": pl.String,
-    "status": pl.String,
-    "subject": pl.Struct({"reference": pl.String}),
-    "authored": pl.String,
-    "item": pl.List(pl.Struct({"linkId": pl.String, "answer": pl.List(_ANSWER)})),
-}
-# The resource types sarcokit reads, and the elements it reads of each.
-SCHEMAS: dict[str, dict[str, Any]] = {
-    PATIENT: PATIENT_SCHEMA,
-    OBSERVATION: OBSERVATION_SCHEMA,
-    RESPONSE: RESPONSE_SCHEMA,
-}
 _FULL_DATE = r"^\d{4}-\d{2}-\d{2}"
 # NDJSON bytes per block parsed at once, and Observation bytes per partition of the second pass:
 # together they bound the reader's memory (a few hundred MiB) whatever the export's size.
@@ -181,59 +146,13 @@ def _parse(piece: bytes | memoryview, options: Any, block_size: int = 1 << 20) -
     return frame
 
 
-_JSON_KIND = {dict: "an object", list: "an array", str: "a string", bool: "true or false",
-              int: "a number", float: "a number"}  # fmt: skip
-
-
-def _kind_problem(value: Any, dtype: Any, where: str) -> str | None:
-    """Why `value` cannot be read as `dtype` (naming the element, the value and what was
-    expected), or None. JSON null is always allowed."""
-    if value is None:
-        return None
-    if isinstance(dtype, pl.Struct):
-        if not isinstance(value, dict):
-            expected = "an object"
-        else:
-            for field in dtype.fields:
-                problem = _kind_problem(value.get(field.name), field.dtype, f"{where}.{field.name}")
-                if problem:
-                    return problem
-            return None
-    elif isinstance(dtype, pl.List):
-        if not isinstance(value, list):
-            expected = "an array"
-        else:
-            for index, item in enumerate(value):
-                problem = _kind_problem(item, dtype.inner, f"{where}[{index}]")
-                if problem:
-                    return problem
-            return None
-    elif dtype == pl.String:
-        if isinstance(value, str):
-            return None
-        expected = "a string"
-    elif dtype == pl.Int64:
-        if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
-            return None
-        expected = "a whole number of at most 64 bits"
-    else:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return None
-        expected = "a number"
-    shown = json.dumps(value, ensure_ascii=False)
-    shown = shown if len(shown) <= 40 else shown[:37] + "..."
-    return f"{where.lstrip('.')} is {shown} ({_JSON_KIND[type(value)]}); expected {expected}"
-
-
-def _line_problem(text: bytes, schema: dict[str, Any], kind: str) -> str | None:
+def _line_problem(text: bytes, kind: str) -> str | None:
     """Why one NDJSON line is not a `kind` resource sarcokit can read, or None."""
     try:
         resource = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         return f"not JSON: {error}"
-    if not isinstance(resource, dict):
-        return f"not a JSON object but {_JSON_KIND.get(type(resource), 'null')}"
-    problem = _kind_problem(resource, pl.Struct(schema), "")
+    problem = resource_problem(resource, kind)
     if problem is None and resource.get("resourceType") != kind:
         shown = json.dumps(resource.get("resourceType"), ensure_ascii=False)[:40]
         problem = f'resourceType is {shown}; expected "{kind}", the type of this file'
@@ -249,7 +168,7 @@ def _salvage(path: Path, kind: str, first: int, piece: memoryview, options: Any)
 
     schema = SCHEMAS[kind]
     checked = [
-        (number, text, _line_problem(text, schema, kind))
+        (number, text, _line_problem(text, kind))
         for number, text in enumerate(bytes(piece).split(b"\n"), start=first)
         if text.strip()
     ]
@@ -438,7 +357,7 @@ def _elements(observations: pl.LazyFrame) -> pl.LazyFrame:
         pl.col("status"),
         _SUBJECT,
         _WHEN,
-        *(pl.col(name) for name in _ELEMENT),
+        *(pl.col(name) for name in ELEMENT),
         pl.col("component").list.len().fill_null(0).alias("components"),
     )
     parts = (
@@ -458,7 +377,7 @@ def _elements(observations: pl.LazyFrame) -> pl.LazyFrame:
             "status",
             "subject",
             "when",
-            *(pl.col("component").struct.field(name).alias(name) for name in _ELEMENT),
+            *(pl.col("component").struct.field(name).alias(name) for name in ELEMENT),
             pl.lit(0, pl.UInt32).alias("components"),
         )
     )

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from sarcokit.fhir.mapping import FhirMapping, InputMap, fhir_mapping
+from sarcokit.fhir.shape import SCHEMAS, resource_problem
 from sarcokit.fields import InputError, Problem, field_specs
 from sarcokit.screening import sarc_f_items
 
@@ -32,6 +33,7 @@ Reason = Literal[
     "superseded",
     "other_patient",
     "duplicate",
+    "malformed",
 ]
 
 # Statuses whose value may be used (FHIR R4 observation-status).
@@ -205,26 +207,68 @@ def _age(birth: Any, as_of: date) -> int | None:
     return as_of.year - born.year - ((as_of.month, as_of.day) < (born.month, born.day))
 
 
-def _entries(bundle: Any) -> list[Mapping[str, Any]]:
+def _entries(bundle: Any) -> tuple[list[Mapping[str, Any]], list[Ignored]]:
+    """The Bundle's resources (each with its entry's fullUrl), and its entries that hold none."""
     if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
         raise _bad("resourceType", getattr(bundle, "get", lambda _: None)("resourceType"), "Bundle")
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise _bad("Bundle.entry", entries, "an array of entries")
     resources: list[Mapping[str, Any]] = []
-    for entry in bundle.get("entry") or []:
+    refused: list[Ignored] = []
+    for index, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if isinstance(resource, Mapping):
-            resources.append({**resource, "_fullUrl": entry.get("fullUrl")})
-    return resources
+        url = entry.get("fullUrl") if isinstance(entry, Mapping) else None
+        if isinstance(resource, Mapping) and isinstance(url, str | None):
+            resources.append({**resource, "_fullUrl": url, "_entry": index})
+            continue
+        what = "entry.fullUrl is not a string" if resource else "entry holds no resource object"
+        refused.append(Ignored(f"Bundle.entry[{index}]", None, "malformed", what))
+    return resources, refused
 
 
 def read_bundle(bundle: Any, as_of: date | None = None) -> FhirRecord:
     """Read a FHIR R4 Bundle for one patient into a subject record with its sources."""
-    return read_resources(_entries(bundle), as_of)
+    resources, refused = _entries(bundle)
+    out = read_resources(resources, as_of)
+    out.ignored[:0] = refused
+    return out
+
+
+def _well_formed(resources: Sequence[Any], out_ignored: list[Ignored]) -> list[Mapping[str, Any]]:
+    """The resources whose elements sarcokit can read (the JSON types `shape.SCHEMAS` gives);
+    each other one is listed as malformed with what is wrong, as the bulk reader lists a line."""
+    kept = []
+    for index, resource in enumerate(resources):
+        kind = resource.get("resourceType") if isinstance(resource, Mapping) else None
+        if isinstance(kind, str) and kind not in SCHEMAS:
+            kept.append(resource)  # a type sarcokit does not read (Condition, ...)
+            continue
+        if not isinstance(resource, Mapping):
+            problem = resource_problem(resource, "Observation")  # not a JSON object but ...
+        elif not isinstance(kind, str):
+            problem = "resourceType is missing or not a string"
+        else:
+            problem = resource_problem(resource, kind)
+        if problem is None:
+            kept.append(resource)
+            continue
+        rid = resource.get("id") if isinstance(resource, Mapping) else None
+        entry = resource.get("_entry") if isinstance(resource, Mapping) else None
+        where = f"Bundle.entry[{entry}]" if entry is not None else f"resource [{index}]"
+        name = f"{kind}/{rid}" if isinstance(rid, str) and isinstance(kind, str) else where
+        if kind == "Patient":
+            raise InputError([Problem("Patient", name, "a Patient sarcokit can read", problem)])
+        out_ignored.append(Ignored(name, None, "malformed", problem))
+    return kept
 
 
 def read_resources(resources: Sequence[Mapping[str, Any]], as_of: date | None = None) -> FhirRecord:
     """Read one patient's Patient, Observations and QuestionnaireResponses into a record."""
     day = as_of or datetime.now(UTC).date()
     mapping = fhir_mapping()
+    malformed: list[Ignored] = []
+    resources = _well_formed(resources, malformed)
     patients = [r for r in resources if r.get("resourceType") == "Patient"]
     if len(patients) != 1:
         raise _bad("Patient", len(patients), "exactly one Patient resource in the Bundle")
@@ -234,6 +278,7 @@ def read_resources(resources: Sequence[Mapping[str, Any]], as_of: date | None = 
     if patient.get("_fullUrl"):
         refs.add(str(patient["_fullUrl"]))
     out = FhirRecord(record={}, as_of=day, patient=pid)
+    out.ignored += malformed
     if pid is not None:
         out.record["id"] = pid
     _read_patient(patient, out)
@@ -323,7 +368,8 @@ def _observation(
     when, text = _effective(resource)
     parts: list[tuple[str, Mapping[str, Any]]] = [(name, resource)]
     components = resource.get("component") or []
-    parts += [(f"{name}#component[{i}]", c) for i, c in enumerate(components)]
+    # A null component is an element with nothing in it (uncoded), as the bulk reader reads it.
+    parts += [(f"{name}#component[{i}]", c or {}) for i, c in enumerate(components)]
     found: list[_Candidate] = []
     for part_name, element in parts:
         part_codes = _codings(element.get("code"))
@@ -452,6 +498,8 @@ def sarc_f_answers(resource: Mapping[str, Any]) -> dict[str, int | None]:
         if link not in items:
             continue
         answer = (item.get("answer") or [{}])[0]
+        if not isinstance(answer, Mapping):  # a null answer: none given
+            answer = {}
         score: Any = answer.get("valueInteger")
         coding = answer.get("valueCoding")
         if score is None and isinstance(coding, Mapping):

@@ -43,3 +43,28 @@ def test_not_a_bundle_is_a_422_naming_the_field(sqlite_clinic: Clinic) -> None:
     response = api.post("/api/v1/assess/fhir", content=b"{not json")
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "body"
+
+
+def test_a_bundle_with_elements_of_the_wrong_json_type_is_read_not_a_500(
+    sqlite_clinic: Clinic,
+) -> None:
+    api = sqlite_clinic.api("clinician")
+    sent = bundle(
+        patient(gender="female"),
+        observation("g", "83174-3", 15.0, "kgf"),
+        {**observation("h", "8302-2", 160.0, "cm"), "subject": "Patient/p1"},
+    )
+    sent["entry"].append(7)
+    response = api.post("/api/v1/assess/fhir?definitions=ewgsop2&as_of=2026-12-01", json=sent)
+    assert response.status_code == 200, response.text
+    ignored = {
+        i["resource"]: (i["reason"], i["detail"]) for i in response.json()["fhir"]["ignored"]
+    }
+    assert ignored == {
+        "Observation/h": ("malformed", 'subject is "Patient/p1" (a string); expected an object'),
+        "Bundle.entry[3]": ("malformed", "entry holds no resource object"),
+    }
+    # A Patient that cannot be read is refused, naming what is wrong.
+    response = api.post("/api/v1/assess/fhir", json=bundle({**patient(), "birthDate": [1950]}))
+    assert response.status_code == 422
+    assert "birthDate is [1950] (an array); expected a string" in response.text

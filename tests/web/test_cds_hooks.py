@@ -219,3 +219,18 @@ def test_feedback(cds: Clinic) -> None:
     )
     assert response.status_code == 400
     assert cds.client().post(url, json=good).status_code == 401
+
+
+def test_hostile_prefetch_is_read_around_not_a_500(cds: Clinic) -> None:
+    # The actionable patient of test_actionable_patient_gets_one_card, with an observation whose
+    # subject is a string (left out as malformed), an entry whose search is not an object and a
+    # SARC-F searchset whose entries are not an array: still one card, from what can be read.
+    request = _call(15.0, 0.7, 11.0)
+    entries = request["prefetch"]["observations"]["entry"]
+    entries.append({"resource": {**observation("x", "83174-3", 50.0, "kgf"), "subject": "p1"}})
+    entries[0]["search"] = "match"
+    request["prefetch"]["sarcf"]["entry"] = 5
+    response = cds.client().post(URL, json=request, headers={"Authorization": f"Bearer {_token()}"})
+    assert response.status_code == 200, response.text
+    [card] = response.json()["cards"]
+    assert card["summary"] == "AWGS 2019 (hospital / research): severe sarcopenia"

@@ -112,12 +112,18 @@ class FhirClient:
 
 def entries(bundle: Any) -> list[Mapping[str, Any]]:
     """The resources of a Bundle's entries that are matches (not included OperationOutcomes)."""
-    if not isinstance(bundle, Mapping):
+    listed = bundle.get("entry") if isinstance(bundle, Mapping) else None
+    if not isinstance(listed, list):
         return []
     return [
         e["resource"]
-        for e in bundle.get("entry") or []
+        for e in listed
         if isinstance(e, Mapping)
         and isinstance(e.get("resource"), Mapping)
-        and (e.get("search") or {}).get("mode", "match") == "match"
+        and _search_mode(e.get("search")) == "match"
     ]
+
+
+def _search_mode(search: Any) -> Any:
+    """An entry's search mode; "match" when it says none (or says it in no readable form)."""
+    return search.get("mode", "match") if isinstance(search, Mapping) else "match"

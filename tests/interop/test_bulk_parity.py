@@ -231,13 +231,13 @@ def test_an_export_of_several_patients_agrees_with_their_bundles(
     from sarcokit.fhir import bulk
 
     said: list[tuple[Any, ...]] = []
-    records = {}
+    records: dict[str, dict[str, Any]] = {}
     for pid in PATIENTS:
         mine = [r for r in resources if _owner(r) == pid]
         mine.sort(key=lambda r: r["resourceType"] != "Patient")  # the Bundle's Patient first
-        single, rows = _listed_by_bundle(mine)
+        single, listed_there = _listed_by_bundle(mine)
         records[pid] = single.record
-        said += rows
+        said += listed_there
     real_blocks = bulk.ndjson_blocks
     with TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         # Pieces of a few resources and several partitions: the streamed paths are exercised.

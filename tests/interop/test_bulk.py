@@ -748,3 +748,16 @@ def test_bulk_says_why_in_the_bundle_readers_words(tmp_path: Path) -> None:
             f"questionnaire None is not {SARC_F}") in listed  # fmt: skip
     assert ("Observation/frac", "sppb-total", "no_value",
             "sppb: value 7.5 is not a whole number") in listed  # fmt: skip
+
+
+def test_a_resource_without_a_subject_is_listed_saying_so(tmp_path: Path) -> None:
+    # An export holds many patients: a resource that names none is about no one it can tell.
+    lost = {k: v for k, v in observation("o", "8302-2", 170.0, "cm").items() if k != "subject"}
+    unsigned = {k: v for k, v in sarc_f("q", {"sarc_f_falls": 1}).items() if k != "subject"}
+    read = read_bulk([_export_of(tmp_path, [patient(), lost, unsigned])], AS_OF)
+    listed = read.ignored.collect().select("resource", "reason", "detail").rows()
+    why = "no subject: which patient it is about cannot be told"
+    assert sorted(listed) == [
+        ("Observation/o", "other_patient", why),
+        ("QuestionnaireResponse/q", "other_patient", why),
+    ]

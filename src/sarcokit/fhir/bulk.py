@@ -1027,7 +1027,9 @@ def _other_patient_words() -> pl.Expr:
         .then(pl.concat_str(pl.lit("Patient/"), pl.col("patient")))
         .otherwise(pl.col("patient"))
     )
-    return pl.concat_str(pl.lit("subject "), reference, pl.lit(" is not a Patient in the export"))
+    return pl.concat_str(
+        pl.lit("subject "), reference, pl.lit(" is not a Patient in the export")
+    ).fill_null(pl.lit("no subject: which patient it is about cannot be told"))
 
 
 def _duplicate_patient_words() -> pl.Expr:

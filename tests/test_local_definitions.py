@@ -257,3 +257,37 @@ def test_the_loader_lists_its_problems_in_chinese_too(tmp_path: Path) -> None:
     ) in chinese
     # A rule's problem inside a category's: both parts translated.
     assert any(m.startswith("类别 'no_sarcopenia'：规则 ") for _, m in chinese)
+
+
+def test_a_test_lacking_a_key_is_listed_not_a_crash(tmp_path: Path) -> None:
+    # "lacks 'source'" was a TypeError: the message's value named `key` collided with text()'s
+    # own parameter.
+    lines = EXAMPLE.read_text("utf-8").splitlines()
+    first = next(i for i, row in enumerate(lines) if row.startswith("source = "))
+    path = tmp_path / "lacking.toml"
+    path.write_text("\n".join(lines[:first] + lines[first + 1 :]), "utf-8")
+    with pytest.raises(DefinitionError, match="lacks 'source'"):
+        sarcokit.load_definition(path)
+
+
+def test_values_of_the_wrong_type_are_named_with_their_lines(tmp_path: Path) -> None:
+    lines = EXAMPLE.read_text("utf-8").splitlines()
+    sources = [i for i, row in enumerate(lines) if row.startswith("source = ")]
+    lines[sources[-1]] = "source = 5"  # the last source: a category's
+    cutoff = next(i for i, row in enumerate(lines) if row.startswith("cutoff = {"))
+    lines[cutoff] = lines[cutoff].replace("male = ", 'male = "x", was = ', 1)
+    population = next(i for i, row in enumerate(lines) if row.startswith("population = "))
+    lines[population] = "population = [65]"
+    path = tmp_path / "typed.toml"
+    path.write_text("\n".join(lines), "utf-8")
+    with pytest.raises(DefinitionError) as caught:
+        sarcokit.load_definition(path)
+    found = dict((message.split(":")[0], line) for line, message in caught.value.problems)
+    last_category = sum(1 for row in lines if row.strip() == "[[categories]]") - 1
+    assert found == {
+        "population": population + 1,
+        "tests[0].cutoff.male": cutoff + 1,
+        f"categories[{last_category}].source": sources[-1] + 1,
+    }
+    chinese = caught.value.in_language("zh")
+    assert any("类型不对" in message for _, message in chinese)

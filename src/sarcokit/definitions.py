@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 # Re-exported: the public order of the definitions lives where the command line loads it cheaply.
 from sarcokit.definition_ids import DEFINITION_IDS as DEFINITION_IDS
@@ -216,6 +217,98 @@ def _in_category(category_id: str, message: str) -> Message:
     return Message("loader.in_category", category=category_id, message=message)
 
 
+# The TOML type of every key the loader reads, checked before anything else so that a value of
+# the wrong type is named with its line instead of failing somewhere in the checks that follow.
+# A type is a Python type, a tuple of them, ["list", item], {key: type} for a table with those
+# keys (others are the later checks' concern), or ["map", value] for a table of any keys.
+_NUMBER = (int, float)
+_CUTOFF_TYPES: dict[str, Any] = {
+    "any": _NUMBER, "male": _NUMBER, "female": _NUMBER, "methods": ["list", str],
+    "low_when": str, "age_from": _NUMBER, "age_below": _NUMBER,
+}  # fmt: skip
+_FILE_TYPES: dict[str, Any] = {
+    "schema": int, "id": str, "name": str, "title": str, "citation": str, "doi": str,
+    "population": str, "notes": ["list", str],
+    "scope": {"min_age": _NUMBER, "source": str},
+    "labels": ["map", ["map", str]],
+    "components": ["map", {
+        "role": str, "normal_when": str, "next_step": str, "states": ["list", str],
+        "applies_from_age": _NUMBER,
+    }],
+    "tests": ["list", {
+        "id": str, "component": str, "input": str, "low_when": str, "source": str,
+        "cutoff": _CUTOFF_TYPES, "cutoffs": ["list", _CUTOFF_TYPES], "codes": ["list", str],
+        "show": ["list", str], "unable": {"field": str, "value": bool},
+    }],
+    "categories": ["list", {
+        "id": str, "when": str, "source": str, "sarcopenia": bool, "final": bool,
+        "next_steps_source": str,
+        "next_steps": ["list", (str, {"when": str, "step": str})],
+    }],
+}  # fmt: skip
+_TOML_KIND = {str: "text", bool: "true or false", int: "a number", float: "a number",
+              dict: "a table", list: "an array"}  # fmt: skip
+
+
+def _type_problems(value: Any, expected: Any, where: str) -> list[tuple[str, Any, str]]:
+    """(key path, value, what was expected) for each value of the wrong TOML type."""
+    found: list[tuple[str, Any, str]] = []
+    if isinstance(expected, list):
+        kind, inner = expected
+        if not isinstance(value, list if kind == "list" else dict):
+            return [(where, value, "an array" if kind == "list" else "a table")]
+        pairs: list[tuple[Any, Any]] = (
+            list(enumerate(value)) if isinstance(value, list) else list(value.items())
+        )
+        for key, item in pairs:
+            inside = f"{where}[{key}]" if kind == "list" else f"{where}.{key}"
+            found += _type_problems(item, inner, inside)
+        return found
+    if isinstance(expected, dict):
+        if not isinstance(value, dict):
+            return [(where, value, "a table")]
+        for key, item in value.items():
+            if key in expected:
+                found += _type_problems(item, expected[key], f"{where}.{key}".lstrip("."))
+        return found
+    options = expected if isinstance(expected, tuple) else (expected,)
+    for option in options:
+        if isinstance(option, dict | list):
+            if not _type_problems(value, option, where):
+                return []
+        elif isinstance(value, option) and not (isinstance(value, bool) and option is not bool):
+            return []
+    kinds = ("a table" if isinstance(o, dict) else _TOML_KIND.get(o, str(o)) for o in options)
+    wanted = " or ".join(dict.fromkeys(kinds))
+    return [(where, value, wanted)]
+
+
+def _line_of(at: _Lines, path: str) -> int | None:
+    """The line of a key path such as `tests[2].cutoff.male` or `components.strength.role`."""
+    parts = re.findall(r"[^.\[\]]+", path)
+    head, rest = parts[0], parts[1:]
+    anchor: int | None = None
+    if head in ("tests", "categories") and rest and rest[0].isdigit():
+        anchor = 0
+        for _ in range(int(rest[0]) + 1):
+            anchor = at.find(rf"^\s*\[\[{head}\]\]", anchor or 0)
+            if anchor is None:
+                return None
+        rest = rest[1:]
+    elif head in ("components", "labels") and rest:
+        anchor = at.find(rf"^\s*\[{head}\.{re.escape(rest[0])}\]")
+        rest = rest[1:]
+    elif head == "scope":
+        anchor = at.find(r"^\s*\[scope\]")
+    keys = [part for part in rest if not part.isdigit()]
+    if anchor is None:
+        return at.find(rf"^\s*{re.escape(head)}\s*=")
+    if not keys:
+        return anchor
+    end = at.find(r"^\s*\[", anchor) or len(at.lines) + 1
+    return at.find(rf"^\s*{re.escape(keys[0])}\s*=", anchor, end - 1) or anchor
+
+
 def parse_definition(text: str, where: str, *, local: bool) -> Definition:
     """Check a whole criteria file and build the definition; raises DefinitionError listing
     every problem found, each with its line, rather than stopping at the first."""
@@ -229,6 +322,15 @@ def parse_definition(text: str, where: str, *, local: bool) -> Definition:
         ) from None
     at = _Lines(text)
     problems: list[tuple[int | None, str]] = []
+    for path, value, expected in _type_problems(raw, _FILE_TYPES, ""):
+        shown = value if isinstance(value, str | int | float | bool) else _TOML_KIND[type(value)]
+        line = _line_of(at, path)
+        problems.append(
+            (line, Message("loader.wrong_type", key=path, value=shown, expected=expected))
+        )
+    if problems:
+        # The checks below read these values: they are named here, each with its line.
+        raise DefinitionError(where, problems)
 
     def problem(line: int | None, message: str) -> None:
         problems.append((line, message))

@@ -45,7 +45,7 @@ def register_labels(lang: str, labels: dict[str, str]) -> None:
         _LABELS.clear()  # a remembered fallback may now have a label of its own
 
 
-def text(lang: Lang, key: str, **values: Any) -> str:
+def text(lang: Lang, key: str, /, **values: Any) -> str:
     """One message, formatted; a missing key is a bug and raises KeyError, except an id that a
     local definition introduced, which reads as its own label or, lacking one, as the id."""
     messages = catalogue(lang)

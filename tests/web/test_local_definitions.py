@@ -330,3 +330,19 @@ def test_the_settings_form_offers_an_uploaded_definition(clinic: Clinic) -> None
     )
     assert forged.status_code == 403
     assert _stored_rows(clinic) == 1
+
+
+def test_a_file_with_values_of_the_wrong_type_is_a_422_naming_them(clinic: Clinic) -> None:
+    # A test lacking its source and a cut-off given as text: both listed, nothing stored (the
+    # first was a 500: the loader's own message raised TypeError).
+    text = _example().decode("utf-8").replace('source = "EWGSOP2 Table 3"\n', "", 1)
+    text = text.replace("cutoff = { male = 6.8", 'cutoff = { male = "6.8"', 1)
+    response = _upload(clinic.api("admin"), text.encode())
+    assert response.status_code == 422, response.text
+    messages = [p["message"] for p in response.json()["error"]["problems"]]
+    assert any("cutoff.male: '6.8' has the wrong type; expected a number" in m for m in messages)
+    assert _stored_rows(clinic) == 0
+    fixed = text.replace('cutoff = { male = "6.8"', "cutoff = { male = 6.8", 1)
+    response = _upload(clinic.api("admin"), fixed.encode())
+    assert response.status_code == 422, response.text
+    assert any("lacks 'source'" in p["message"] for p in response.json()["error"]["problems"])

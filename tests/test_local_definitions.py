@@ -291,3 +291,42 @@ def test_values_of_the_wrong_type_are_named_with_their_lines(tmp_path: Path) -> 
     }
     chinese = caught.value.in_language("zh")
     assert any("类型不对" in message for _, message in chinese)
+
+
+# Values of every TOML type, put in place of a key's value in the built-in files.
+HOSTILE_VALUES = ["5", "-1.5", '"x"', '""', "true", "[]", "{}", "[1, 2]", "{ a = 1 }", "nan"]
+
+
+def test_hostile_values_anywhere_are_listed_never_a_crash() -> None:
+    import random
+    import re
+    from importlib.resources import files
+
+    from sarcokit.definitions import local_from_text
+
+    criteria = sorted(
+        (p for p in files("sarcokit").joinpath("criteria").iterdir() if p.name.endswith(".toml")),
+        key=lambda p: p.name,
+    )
+    assignment = re.compile(r"^(\s*[A-Za-z0-9_]+\s*=\s*)(.+)$")
+    outcomes = {"refused": 0, "loaded": 0}
+    for seed in range(300):
+        chosen = random.Random(seed)
+        source = criteria[seed % len(criteria)].read_text("utf-8")
+        lines = []
+        for row in source.splitlines():
+            match = assignment.match(row)
+            if row.startswith("id ="):
+                row = 'id = "local_hostile"'
+            elif match and not match.group(2).rstrip().endswith(("[", "{")):
+                if chosen.random() < 0.06:
+                    row = match.group(1) + chosen.choice(HOSTILE_VALUES)
+                elif chosen.random() < 0.03:
+                    continue
+            lines.append(row)
+        try:
+            local_from_text("\n".join(lines), f"hostile-{seed}.toml")
+            outcomes["loaded"] += 1
+        except DefinitionError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 200  # nearly every mutation is caught, none crashes

@@ -257,3 +257,37 @@ def test_an_export_of_several_patients_agrees_with_their_bundles(
     for pid in PATIENTS:
         assert_bulk_row_is_bundle_record(rows[pid], records[pid], pid)
     assert sorted(listed, key=str) == sorted(said, key=str)
+
+
+def test_a_resource_of_the_wrong_json_types_is_malformed_in_the_same_words() -> None:
+    # One check (fhir/shape.py) for both readers: a Bundle names the resource, an export its line.
+    good = {"system": UCUM, "code": "cm"}
+    hostile = [
+        {**sarc_f("q", {"sarc_f_falls": 1}), "subject": "Patient/p1"},
+        {"resourceType": "Observation", "id": "v", "status": "final",
+         "code": {"coding": [{"system": LOINC, "code": "8302-2"}]},
+         "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-11-01",
+         "valueQuantity": {**good, "value": "170"}},
+        {"resourceType": "Observation", "id": "c", "status": "final",
+         "code": {"coding": [{"system": LOINC, "code": "9999-0"}]},
+         "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-11-01",
+         "component": [5]},
+    ]  # fmt: skip
+    single = read_bundle(bundle(patient(), *hostile), AS_OF)
+    said = sorted((i.reason, i.detail) for i in single.ignored)
+    with TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "Patient.ndjson").write_text(json.dumps(patient()) + "\n")
+        for kind in ("Observation", "QuestionnaireResponse"):
+            lines = [json.dumps(r) for r in hostile if r["resourceType"] == kind]
+            (folder / f"{kind}.ndjson").write_text("\n".join(lines) + "\n")
+        listed = read_bulk([folder], AS_OF).ignored.collect()
+    assert (
+        sorted(listed.select("reason", "detail").rows())
+        == said
+        == [
+            ("malformed", "component[0] is 5 (a number); expected an object"),
+            ("malformed", 'subject is "Patient/p1" (a string); expected an object'),
+            ("malformed", 'valueQuantity.value is "170" (a string); expected a number'),
+        ]
+    )

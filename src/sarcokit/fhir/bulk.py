@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from polars.expr.whenthen import ChainedThen
 
 from sarcokit.fhir.inbound import FHIR_ID
 from sarcokit.fhir.mapping import fhir_mapping
@@ -984,29 +985,35 @@ def _observation_words() -> pl.Expr:
 
 
 def _refused_detail() -> pl.Expr:
-    """Why, in the Bundle reader's words, where an observation's reason is its status or date
-    (built only for the rows left out: text for every row would cost more than the rest)."""
-    said = pl.col("reason")
+    """Why, in the Bundle reader's words, where an observation's reason is its status, its
+    date or its patient (built only for the rows left out: text for every row would cost more
+    than the rest); the words `_worded` gave for the other reasons are kept."""
+    window = pl.col("window").cast(pl.String)
+    words = _reason_words(pl.col("when"), window, "final")
+    return words.otherwise(pl.col("detail")).alias("detail")
+
+
+def _reason_words(when: pl.Expr, window: pl.Expr, usable: str) -> ChainedThen:
+    """The Bundle reader's words for a resource left out for its status, its date (`when` as
+    written, `window` the look-back in days) or its patient; `usable` is the status it needs.
+    A when/then chain, for the caller to extend or end."""
+    said, status = pl.col("reason"), _shown(pl.col("status"))
     return (
         pl.when(said == "entered_in_error")
         .then(pl.lit("status entered-in-error"))
         .when(said == "status")
-        .then(pl.concat_str(pl.lit("status "), _shown(pl.col("status")), pl.lit(" is not final")))
+        .then(pl.concat_str(pl.lit("status "), status, pl.lit(f" is not {usable}")))
         .when(said == "no_date")
-        .then(
-            pl.concat_str(pl.lit("no full effective date ("), _shown(pl.col("when")), pl.lit(")"))
-        )
+        .then(pl.concat_str(pl.lit("no full effective date ("), _shown(when), pl.lit(")")))
         .when(said == "future")
-        .then(
-            pl.concat_str(pl.lit("dated "), pl.col("when"), pl.lit(", after the assessment date"))
-        )
+        .then(pl.concat_str(pl.lit("dated "), when, pl.lit(", after the assessment date")))
         .when(said == "too_old")
         .then(
             pl.concat_str(
                 pl.lit("dated "),
-                pl.col("when"),
+                when,
                 pl.lit(", older than the "),
-                pl.col("window").cast(pl.String),
+                window,
                 pl.lit("-day look-back window"),
             )
         )
@@ -1014,8 +1021,6 @@ def _refused_detail() -> pl.Expr:
         .then(_other_patient_words())
         .when(said == "duplicate_patient")
         .then(_duplicate_patient_words())
-        .otherwise(pl.col("detail"))
-        .alias("detail")
     )
 
 
@@ -1218,10 +1223,11 @@ def _choose_responses(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
 def _response_words() -> pl.Expr:
     """Why a QuestionnaireResponse is left out, in the Bundle reader's words."""
     mapping = fhir_mapping()
-    said, authored = pl.col("reason"), pl.col("authored")
     named = pl.when(pl.col("canonical") != "").then(pl.col("canonical"))
+    window = pl.lit(str(mapping.sarc_f_lookback_days))
     return (
-        pl.when(said == "unknown_code")
+        _reason_words(pl.col("authored"), window, "completed")
+        .when(pl.col("reason") == "unknown_code")
         .then(
             pl.concat_str(
                 pl.lit("questionnaire "),
@@ -1229,28 +1235,6 @@ def _response_words() -> pl.Expr:
                 pl.lit(f" is not {mapping.questionnaire_url}"),
             )
         )
-        .when(said == "entered_in_error")
-        .then(pl.lit("status entered-in-error"))
-        .when(said == "status")
-        .then(
-            pl.concat_str(pl.lit("status "), _shown(pl.col("status")), pl.lit(" is not completed"))
-        )
-        .when(said == "no_date")
-        .then(pl.concat_str(pl.lit("no full effective date ("), _shown(authored), pl.lit(")")))
-        .when(said == "future")
-        .then(pl.concat_str(pl.lit("dated "), authored, pl.lit(", after the assessment date")))
-        .when(said == "too_old")
-        .then(
-            pl.concat_str(
-                pl.lit("dated "),
-                authored,
-                pl.lit(f", older than the {mapping.sarc_f_lookback_days}-day look-back window"),
-            )
-        )
-        .when(said == "other_patient")
-        .then(_other_patient_words())
-        .when(said == "duplicate_patient")
-        .then(_duplicate_patient_words())
         .alias("detail")
     )
 

@@ -400,12 +400,10 @@ _IGNORED_SCHEMA = {
 PANEL = "panel"
 
 
-def _key_hash(key: Sequence[str]) -> pl.Expr:
-    return pl.struct(*key).hash(seed=7)
-
-
-# The key that tells one resource (or one component of it) from another in the narrow rows.
-_KEYS = {"observation": ["id", "part"], "response": ["id"]}
+_ID_HASH = pl.col("id").hash(seed=7)
+# The narrow rows that stand for a resource (an observation's own row, not its components'),
+# for each kind counted for repeated ids: one id on two of them is one resource twice.
+_OWN_ROWS = {"observation": pl.col("part").is_null(), "response": pl.lit(True)}
 
 
 class _Spill:
@@ -416,13 +414,14 @@ class _Spill:
         self.files: dict[tuple[str, int], list[Path]] = {}
         self.hashes: dict[str, list[pl.Series]] = {}
 
-    def write(self, kind: str, frame: pl.DataFrame, patient: str, key: Sequence[str] = ()) -> None:
-        """Split `frame` by the hash of its `patient` column and write each piece; with `key`,
-        keep a hash of each row's key for `repeated`."""
+    def write(self, kind: str, frame: pl.DataFrame, patient: str) -> None:
+        """Split `frame` by the hash of its `patient` column and write each piece; for a kind
+        of `_OWN_ROWS`, keep a hash of each resource's id for `repeated`."""
         if frame.is_empty():
             return
-        if key:
-            self.hashes.setdefault(kind, []).append(frame.select(_key_hash(key)).to_series())
+        if kind in _OWN_ROWS:
+            ids = frame.filter(_OWN_ROWS[kind]).select(_ID_HASH).to_series()
+            self.hashes.setdefault(kind, []).append(ids)
         where = (pl.col(patient).hash(seed=13) % self.parts).fill_null(0).alias("_partition")
         for (part, *_), piece in (
             frame.with_columns(where)
@@ -434,11 +433,11 @@ class _Spill:
             piece.write_parquet(path, compression="lz4", statistics=False)
             paths.append(path)
 
-    def repeated(self, kind: str, key: list[str], schema: dict[str, Any]) -> pl.DataFrame:
-        """The keys on more than one row of `kind` anywhere in the export (the same resource id
+    def repeated(self, kind: str) -> pl.DataFrame:
+        """The ids of `kind` resources found more than once anywhere in the export (one id
         for two patients included), with how many: the hashes kept by `write` find the
         suspects, and only their rows are read back to count them exactly."""
-        none = pl.DataFrame(schema={**{k: schema[k] for k in key}, "copies": pl.UInt32})
+        none = pl.DataFrame(schema={"id": pl.String, "copies": pl.UInt32})
         hashes = self.hashes.get(kind)
         if not hashes:
             return none
@@ -450,9 +449,10 @@ class _Spill:
         paths = [path for (k, _), paths in self.files.items() if k == kind for path in paths]
         return (
             pl.scan_parquet(paths)
-            .select(key)
-            .filter(_key_hash(key).is_in(suspects.implode()))
-            .group_by(key)
+            .filter(_OWN_ROWS[kind])
+            .select("id")
+            .filter(_ID_HASH.is_in(suspects.implode()))
+            .group_by("id")
             .agg(pl.len().alias("copies"))
             .filter(pl.col("copies") > 1)
             .collect()
@@ -498,14 +498,14 @@ def read_bulk(inputs: Sequence[Path], as_of: date | None = None) -> BulkRead:
             frame = block.frame
             classified = _worded(_classify(_with_patient_ids(frame).lazy(), day, rules).collect())
             classified = classified.with_columns(pl.col("element") + offset)
-            spill.write("observation", classified, "patient", _KEYS["observation"])
+            spill.write("observation", classified, "patient")
             offset += frame.height + int(frame["component"].list.len().sum() or 0)
         for block in _blocks(files, RESPONSE):
             refused += block.refused
             rows = _response_rows(_with_patient_ids(block.frame).lazy(), day, questionnaire)
-            spill.write("response", rows.collect(), "patient", _KEYS["response"])
+            spill.write("response", rows.collect(), "patient")
         schemas = _spill_schemas(day)
-        repeated = {kind: spill.repeated(kind, key, schemas[kind]) for kind, key in _KEYS.items()}
+        repeated = {kind: spill.repeated(kind) for kind in _OWN_ROWS}
         records, ignored = [], []
         for part in range(parts):
             found, left_out = _partition(
@@ -661,11 +661,8 @@ def _split_copies(
     it more than once (which copy is right cannot be told, so none is used), with the count."""
     if repeated[kind].is_empty():  # nearly always: no join
         return rows, rows.clear().with_columns(pl.lit(None, pl.UInt32).alias("copies"))
-    # A resource is repeated where its own row is (part null); its components go with it.
-    resources = repeated[kind]
-    if "part" in resources.columns:
-        resources = resources.filter(pl.col("part").is_null()).drop("part")
-    counted = rows.join(resources, on="id", how="left", maintain_order="left")
+    # Every row of a repeated resource, its components' too.
+    counted = rows.join(repeated[kind], on="id", how="left", maintain_order="left")
     once = pl.col("copies").is_null()
     return counted.filter(once).drop("copies"), counted.filter(~once)
 

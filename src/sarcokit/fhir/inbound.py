@@ -240,21 +240,16 @@ def _well_formed(resources: Sequence[Any], out_ignored: list[Ignored]) -> list[M
     each other one is listed as malformed with what is wrong, as the bulk reader lists a line."""
     kept = []
     for index, resource in enumerate(resources):
-        kind = resource.get("resourceType") if isinstance(resource, Mapping) else None
+        elements = resource if isinstance(resource, Mapping) else {}
+        kind = elements.get("resourceType")
         if isinstance(kind, str) and kind not in SCHEMAS:
             kept.append(resource)  # a type sarcokit does not read (Condition, ...)
             continue
-        if not isinstance(resource, Mapping):
-            problem = resource_problem(resource, "Observation")  # not a JSON object but ...
-        elif not isinstance(kind, str):
-            problem = "resourceType is missing or not a string"
-        else:
-            problem = resource_problem(resource, kind)
+        problem = resource_problem(resource, kind)
         if problem is None:
             kept.append(resource)
             continue
-        rid = resource.get("id") if isinstance(resource, Mapping) else None
-        entry = resource.get("_entry") if isinstance(resource, Mapping) else None
+        rid, entry = elements.get("id"), elements.get("_entry")
         where = f"Bundle.entry[{entry}]" if entry is not None else f"resource [{index}]"
         name = f"{kind}/{rid}" if isinstance(rid, str) and isinstance(kind, str) else where
         if kind == "Patient":

@@ -102,8 +102,15 @@ def element_problem(value: Any, dtype: Any, where: str) -> str | None:
     return f"{where.lstrip('.')} is {shown} ({JSON_KIND[type(value)]}); expected {expected}"
 
 
-def resource_problem(resource: Any, kind: str) -> str | None:
-    """Why `resource` is not a `kind` resource whose elements sarcokit can read, or None."""
+# Each type's elements as one Struct, built once: a Bundle's every resource is checked.
+_STRUCTS = {kind: pl.Struct(schema) for kind, schema in SCHEMAS.items()}
+
+
+def resource_problem(resource: Any, kind: Any) -> str | None:
+    """Why `resource` is not a `kind` resource (one of SCHEMAS) whose elements sarcokit can
+    read, or None; a `kind` that is not text is a resourceType missing or of the wrong type."""
     if not isinstance(resource, dict):
         return f"not a JSON object but {JSON_KIND.get(type(resource), 'null')}"
-    return element_problem(resource, pl.Struct(SCHEMAS[kind]), "")
+    if not isinstance(kind, str):
+        return "resourceType is missing or not a string"
+    return element_problem(resource, _STRUCTS[kind], "")

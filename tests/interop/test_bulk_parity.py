@@ -3,7 +3,7 @@ the same record and list the same resources left out, with the same reasons and 
 
 The resources are drawn to be hostile in the ways exports are: statuses, dates partial or out of
 the window, units accepted or not, values missing, with comparators or fractions, codings several
-or none, panels, references absolute, versioned or to another patient, ids repeated.
+or none, panels, references absolute, versioned, to another patient or to none, ids repeated.
 """
 
 from __future__ import annotations
@@ -80,6 +80,18 @@ SUBJECTS = st.sampled_from(
 
 
 @st.composite
+def _subject(draw: st.DrawFn) -> dict[str, Any]:
+    """A subject element, now and then one that names no patient (absent, or a display only):
+    neither reader takes such a resource to be the patient's."""
+    shape = draw(st.sampled_from(["reference"] * 8 + ["absent", "display"]))
+    if shape == "absent":
+        return {}
+    if shape == "display":
+        return {"subject": {"display": "J. Smith"}}
+    return {"subject": {"reference": draw(SUBJECTS)}}
+
+
+@st.composite
 def _value(draw: st.DrawFn, units: list[str]) -> dict[str, Any]:
     """The value elements of an observation (or component)."""
     kind = draw(st.sampled_from(["quantity"] * 6 + ["integer", "absent", "none"]))
@@ -121,7 +133,7 @@ def _observation(draw: st.DrawFn, oid: str) -> dict[str, Any]:
         "id": oid,
         "status": draw(st.sampled_from(STATUSES)),
         "code": {"coding": [] if shape == "none" else codings},
-        "subject": {"reference": draw(SUBJECTS)},
+        **draw(_subject()),
     }  # fmt: skip
     when = draw(DAYS)
     resource[draw(st.sampled_from(["effectiveDateTime"] * 4 + ["issued"]))] = when
@@ -142,7 +154,8 @@ def _response(draw: st.DrawFn, rid: str) -> dict[str, Any]:
     resource = sarc_f(rid, scores, authored=draw(DAYS))
     statuses = ["completed"] * 4 + ["in-progress", "entered-in-error"]
     resource["status"] = draw(st.sampled_from(statuses))
-    resource["subject"] = {"reference": draw(SUBJECTS)}
+    del resource["subject"]
+    resource.update(draw(_subject()))
     which = draw(st.integers(0, 9))
     if which == 0:
         resource["questionnaire"] = "http://other.org/Questionnaire/phq-9"
@@ -208,18 +221,21 @@ def _export(draw: st.DrawFn) -> list[dict[str, Any]]:
         for resource in draw(_resources())[1:]:
             # The subject moved to this patient, whatever form the reference takes; the id made
             # unique to the Bundle the resource goes to (a Bundle cannot see another's ids).
-            subject = resource["subject"]["reference"].replace("Patient/p1", f"Patient/{pid}")
-            moved = {**resource, "subject": {"reference": subject}}
+            moved = resource
+            if "reference" in resource.get("subject", {}):
+                subject = resource["subject"]["reference"].replace("Patient/p1", f"Patient/{pid}")
+                moved = {**resource, "subject": {"reference": subject}}
             resources.append({**moved, "id": f"{_owner(moved)}-{resource['id']}"})
     order = draw(st.permutations(range(len(resources))))
     return [resources[i] for i in order]
 
 
 def _owner(resource: dict[str, Any]) -> str:
-    """The patient a resource is about (p9, not in the export, goes with p1's Bundle)."""
+    """The patient a resource is about (p9, not in the export, and no one go with p1's Bundle)."""
     if resource["resourceType"] == "Patient":
         return str(resource["id"])
-    owner = resource["subject"]["reference"].split("/_history/")[0].rsplit("/", 1)[-1]
+    reference = resource.get("subject", {}).get("reference", "")
+    owner = reference.split("/_history/")[0].rsplit("/", 1)[-1]
     return owner if owner in PATIENTS else "p1"
 
 

@@ -233,3 +233,22 @@ def test_a_version_specific_reference_names_the_same_patient() -> None:
     )
     assert found.record["height_cm"] == 170.0
     assert _reasons(found) == {"Observation/w": "other_patient"}
+
+
+def test_a_resource_that_names_no_patient_is_not_taken_for_the_patients() -> None:
+    # One Patient in the Bundle does not make an Observation without a subject (or with only a
+    # display) hers: that would be a guess, and the bulk reader could not make it either.
+    bare = observation("bare", "8302-2", 170.0, "cm")
+    del bare["subject"]
+    named = observation("named", "29463-7", 70.0, "kg", subject={"display": "J. Smith"})
+    response = sarc_f("q", {"sarc_f_falls": 2})
+    del response["subject"]
+    found = _read(bare, named, response)
+    assert "height_cm" not in found.record and "weight_kg" not in found.record
+    assert "sarc_f_falls" not in found.record
+    words = "no subject: which patient it is about cannot be told"
+    assert {(i.resource, i.reason, i.detail) for i in found.ignored} == {
+        ("Observation/bare", "other_patient", words),
+        ("Observation/named", "other_patient", words),
+        ("QuestionnaireResponse/q", "other_patient", words),
+    }

@@ -29,7 +29,7 @@ from typing import Any
 import polars as pl
 from polars.expr.whenthen import ChainedThen
 
-from sarcokit.fhir.inbound import FHIR_ID
+from sarcokit.fhir.inbound import FHIR_ID, NO_SUBJECT
 from sarcokit.fhir.mapping import fhir_mapping
 from sarcokit.fhir.shape import (
     ELEMENT,
@@ -1031,7 +1031,7 @@ def _other_patient_words() -> pl.Expr:
     )
     return pl.concat_str(
         pl.lit("subject "), reference, pl.lit(" is not a Patient in the export")
-    ).fill_null(pl.lit("no subject: which patient it is about cannot be told"))
+    ).fill_null(pl.lit(NO_SUBJECT))
 
 
 def _duplicate_patient_words() -> pl.Expr:

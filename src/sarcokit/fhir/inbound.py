@@ -190,11 +190,23 @@ FHIR_ID = r"[A-Za-z0-9\-.]{1,64}"
 _VERSION = re.compile(rf"/_history/{FHIR_ID}$")
 
 
-def _patient_ref_ok(resource: Mapping[str, Any], refs: frozenset[str]) -> bool:
+# Why a resource that names no patient is not used (the bulk reader gives the same words).
+NO_SUBJECT = "no subject: which patient it is about cannot be told"
+
+
+def _other_patient(resource: Mapping[str, Any], refs: frozenset[str]) -> str | None:
+    """Why the resource is not about the Bundle's Patient, or None when it is.
+
+    A resource without a subject reference is not taken to be the Patient's: in a Bundle of
+    several resources that would be a guess, and the bulk reader cannot make it either.
+    """
     subject = resource.get("subject")
-    if not refs or not isinstance(subject, Mapping) or "reference" not in subject:
-        return True
-    return _VERSION.sub("", str(subject["reference"])) in refs
+    reference = subject.get("reference") if isinstance(subject, Mapping) else None
+    if reference is None:
+        return NO_SUBJECT
+    if _VERSION.sub("", str(reference)) in refs:
+        return None
+    return f"subject {reference} is not the Bundle's Patient"
 
 
 def _age(birth: Any, as_of: date) -> int | None:
@@ -356,9 +368,8 @@ def _observation(
     if status not in USABLE_STATUS:
         out.ignored.append(Ignored(name, label, "status", f"status {status!r} is not final"))
         return []
-    if not _patient_ref_ok(resource, refs):
-        detail = f"subject {resource['subject']['reference']} is not the Bundle's Patient"
-        out.ignored.append(Ignored(name, label, "other_patient", detail))
+    if (other := _other_patient(resource, refs)) is not None:
+        out.ignored.append(Ignored(name, label, "other_patient", other))
         return []
     when, text = _effective(resource)
     parts: list[tuple[str, Mapping[str, Any]]] = [(name, resource)]
@@ -470,9 +481,8 @@ def _response(
     if status not in QR_USABLE_STATUS:
         out.ignored.append(Ignored(name, "sarc-f", "status", f"status {status!r} is not completed"))
         return None
-    if not _patient_ref_ok(resource, refs):
-        detail = f"subject {resource['subject']['reference']} is not the Bundle's Patient"
-        out.ignored.append(Ignored(name, "sarc-f", "other_patient", detail))
+    if (other := _other_patient(resource, refs)) is not None:
+        out.ignored.append(Ignored(name, "sarc-f", "other_patient", other))
         return None
     text = resource.get("authored")
     when = parse_when(text)

@@ -121,18 +121,32 @@ def _text_bytes(path: Path) -> int:
 
 def _pieces(path: Path, block_bytes: int) -> Iterator[tuple[int, memoryview]]:
     """The file in pieces of about `block_bytes` that end at a line's end, each with the
-    number of its first line (views, not copies, of what was read)."""
-    line, rest = 1, b""
+    number of its first line.
+
+    Every piece is a view of one buffer, refilled for the next piece: a piece is valid only
+    until the next one is asked for (its parse copies what it keeps). Fresh memory for every
+    piece cost more than the reading itself (page faults), and half the pieces' bytes were
+    copied again to join the unfinished line to what followed it.
+    """
+    buffer = bytearray(block_bytes)
+    kept, line = 0, 1  # bytes of an unfinished line at the front; the number of the next line
     with _open(path) as source:
-        while chunk := source.read(block_bytes):
-            data = rest + chunk
-            cut = data.rfind(b"\n") + 1
-            rest = data[cut:]
+        while True:
+            if kept == len(buffer):  # a line longer than the buffer: a larger one
+                buffer = buffer + bytes(len(buffer))
+            count = source.readinto(memoryview(buffer)[kept:])
+            if not count:
+                break
+            end = kept + count
+            cut = buffer.rfind(b"\n", 0, end) + 1
             if cut:
-                yield line, memoryview(data)[:cut]
-                line += data.count(b"\n", 0, cut)
-    if rest.strip():
-        yield line, memoryview(rest)
+                yield line, memoryview(buffer)[:cut]
+                line += buffer.count(b"\n", 0, cut)
+            if cut:
+                buffer[: end - cut] = buffer[cut:end]
+            kept = end - cut
+    if buffer[:kept].strip():
+        yield line, memoryview(buffer)[:kept]
 
 
 def _parse(piece: bytes | memoryview, options: Any, block_size: int = 1 << 20) -> pl.DataFrame:
@@ -807,10 +821,11 @@ def _classify(observations: pl.LazyFrame, day: date, rules: pl.LazyFrame) -> pl.
                      "yields_to").unique(["input", "unit"]),
         on=["input", "unit"],
         how="left",
+        maintain_order="left",
     )  # fmt: skip
     # The per-input look-back (whatever the unit) for rows whose unit is refused.
     lookback = rules.group_by("input").agg(pl.col("lookback_days").first().alias("window"))
-    with_rules = with_rules.join(lookback, on="input", how="left")
+    with_rules = with_rules.join(lookback, on="input", how="left", maintain_order="left")
     integer_fields = [n for n, s in field_specs().items() if s.kind == "integer"]
     # As in a Bundle, the status is the resource's: a resource it refuses is listed once, on
     # its own row (part null), not once per component.
@@ -1058,8 +1073,8 @@ def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     # A field that yields to another (walk trials to gait speed) is dropped where that other
     # field was observed within its window.
     present = good.select("patient", pl.col("field").alias("yields_to")).unique()
-    yielded = good.join(present, on=["patient", "yields_to"], how="semi")
-    good = good.join(present, on=["patient", "yields_to"], how="anti")
+    yielded = good.join(present, on=["patient", "yields_to"], how="semi", maintain_order="left")
+    good = good.join(present, on=["patient", "yields_to"], how="anti", maintain_order="left")
     # One sort instead of window functions: per patient and field the newest day first, on that
     # day the best trial (max), the fastest (min) or the newest time (latest), and among equals
     # the first in the export, as a Bundle is read. The first row of each group is chosen and
@@ -1192,8 +1207,8 @@ def _choose_responses(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     chosen = good.filter(pl.col("authored") == newest).unique("patient", keep="first")
     used = chosen.select("patient", pl.col("id").alias("used"))
     superseded = (
-        good.join(chosen.select("row"), on="row", how="anti")
-        .join(used, on="patient", how="left")
+        good.join(chosen.select("row"), on="row", how="anti", maintain_order="left")
+        .join(used, on="patient", how="left", maintain_order="left")
         .with_columns(
             pl.lit("superseded").alias("reason"),
             pl.concat_str(

@@ -42,4 +42,4 @@ def test_cohort_on_a_two_worker_cluster_equals_polars(tmp_path: Path) -> None:
     assert len(started) == 2 and all(n >= 1 for n in started.values()), started
     # Rows with a refused value go to the rejects file; the scored rows are the rest.
     assert distributed.height == local.height > ROWS // 2
-    assert_frame_equal(distributed, local, check_dtypes=False)
+    assert_frame_equal(distributed, local)

@@ -225,7 +225,12 @@ def score(
     keep: Sequence[str],
     engine: Engine,
 ) -> pl.LazyFrame:
-    """Run the engine on the chosen backend; Polars streams, DuckDB and Spark materialise."""
+    """Run the engine on the chosen backend; Polars streams, DuckDB and Spark materialise.
+
+    Whatever the backend, the result has the Polars engine's column types (categories and
+    states as Enum, whole-number scores as integers), so that every engine writes the same
+    files: the tables list categories in their definition's order, not alphabetically.
+    """
     if engine == "polars":
         return evaluate(frame, definitions, estimate_asm=estimate_asm, keep=keep)
     table = frame.collect()
@@ -235,14 +240,21 @@ def score(
         connection = duckdb.connect()
         relation = connection.from_arrow(table.to_arrow())
         scored = evaluate(relation, definitions, estimate_asm=estimate_asm, keep=keep)
-        return pl.DataFrame(scored.to_arrow_table()).lazy().sort(ROW)
-    from sarcokit.spark import evaluate as spark_evaluate
-    from sarcokit.spark import local_session
+        result = pl.DataFrame(scored.to_arrow_table())
+    else:
+        from sarcokit.spark import evaluate as spark_evaluate
+        from sarcokit.spark import local_session
 
-    session = local_session()
-    spark_frame = session.createDataFrame(table.to_pandas())
-    out = spark_evaluate(spark_frame, definitions, estimate_asm=estimate_asm, keep=keep)
-    return pl.from_pandas(out.toPandas()).lazy().sort(ROW)
+        session = local_session()
+        # Arrow both ways, in the types Spark reads: through pandas an integer column with a
+        # missing value came back as floats (an MSRA total of 30 written as 30.0).
+        arrow = table.to_arrow(compat_level=pl.CompatLevel.oldest())
+        out = spark_evaluate(
+            session.createDataFrame(arrow), definitions, estimate_asm=estimate_asm, keep=keep
+        )
+        result = pl.DataFrame(out.toArrow())
+    typed = evaluate(table.clear(), definitions, estimate_asm=estimate_asm, keep=keep).schema
+    return result.cast({n: t for n, t in typed.items() if result.schema[n] != t}).lazy().sort(ROW)
 
 
 def _write(frame: pl.LazyFrame, path: Path, metadata: dict[str, str] | None = None) -> None:

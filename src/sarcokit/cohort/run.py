@@ -242,19 +242,48 @@ def score(
         scored = evaluate(relation, definitions, estimate_asm=estimate_asm, keep=keep)
         result = pl.DataFrame(scored.to_arrow_table())
     else:
-        from sarcokit.spark import evaluate as spark_evaluate
-        from sarcokit.spark import local_session
-
-        session = local_session()
-        # Arrow both ways, in the types Spark reads: through pandas an integer column with a
-        # missing value came back as floats (an MSRA total of 30 written as 30.0).
-        arrow = table.to_arrow(compat_level=pl.CompatLevel.oldest())
-        out = spark_evaluate(
-            session.createDataFrame(arrow), definitions, estimate_asm=estimate_asm, keep=keep
-        )
-        result = pl.DataFrame(out.toArrow())
+        result = _score_on_spark(table, definitions, estimate_asm, keep)
     typed = evaluate(table.clear(), definitions, estimate_asm=estimate_asm, keep=keep).schema
     return result.cast({n: t for n, t in typed.items() if result.schema[n] != t}).lazy().sort(ROW)
+
+
+def _score_on_spark(
+    table: pl.DataFrame,
+    definitions: Sequence[str] | None,
+    estimate_asm: EstimateAsm | None,
+    keep: Sequence[str],
+) -> pl.DataFrame:
+    """The table scored by Spark: in local mode through Parquet files, on a cluster through
+    the driver.
+
+    In local mode the rows go to Spark and come back as Parquet written to a temporary folder:
+    collected through the driver, a million rows' results (1 GiB) exceeded Spark's
+    `spark.driver.maxResultSize` and the run failed. A cluster's executors may not see this
+    machine's folders, so there the rows travel through the driver as Arrow (results beyond
+    `spark.driver.maxResultSize` need it raised, or a job that reads and writes where the data
+    lives: `sarcokit.spark.evaluate`).
+    """
+    from sarcokit.spark import evaluate as spark_evaluate
+    from sarcokit.spark import local_session
+
+    session = local_session()
+    if (session.sparkContext.master or "").startswith("local"):
+        with tempfile.TemporaryDirectory(prefix="sarcokit-spark-") as folder:
+            rows, scored = Path(folder) / "rows.parquet", Path(folder) / "scored"
+            # Row groups of 100,000 rows: Spark splits a file by them, one task per core.
+            table.write_parquet(rows, row_group_size=100_000)
+            out = spark_evaluate(
+                session.read.parquet(str(rows)), definitions, estimate_asm=estimate_asm, keep=keep
+            )
+            out.write.parquet(str(scored))
+            return pl.read_parquet(scored / "*.parquet")
+    # Arrow both ways, in the types Spark reads: through pandas an integer column with a
+    # missing value came back as floats (an MSRA total of 30 written as 30.0).
+    arrow = table.to_arrow(compat_level=pl.CompatLevel.oldest())
+    out = spark_evaluate(
+        session.createDataFrame(arrow), definitions, estimate_asm=estimate_asm, keep=keep
+    )
+    return pl.DataFrame(out.toArrow())
 
 
 def _write(frame: pl.LazyFrame, path: Path, metadata: dict[str, str] | None = None) -> None:

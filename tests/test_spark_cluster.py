@@ -37,9 +37,21 @@ def test_cohort_on_a_two_worker_cluster_equals_polars(tmp_path: Path) -> None:
         env = {**os.environ, **cluster.driver_env}
         distributed = _cohort(cohort, tmp_path / "spark.parquet", "spark", env)
         applications = cluster.status().get("completedapps") or cluster.status().get("activeapps")
+        # Results larger than the driver may collect: a clear refusal, not a traceback or a hang.
+        small = {
+            **env,
+            "PYSPARK_SUBMIT_ARGS": "--conf spark.driver.maxResultSize=100k pyspark-shell",
+        }
+        command = [
+            str(Path(sys.executable).parent / "sarcokit"),
+            "cohort", str(cohort), "--output", str(tmp_path / "small.parquet"), "--engine", "spark",
+        ]  # fmt: skip
+        refused = subprocess.run(command, capture_output=True, text=True, env=small, timeout=900)
     assert applications, "no application ran on the cluster's master"
     started = executors_by_worker(tmp_path / "spark")
     assert len(started) == 2 and all(n >= 1 for n in started.values()), started
     # Rows with a refused value go to the rejects file; the scored rows are the rest.
     assert distributed.height == local.height > ROWS // 2
     assert_frame_equal(distributed, local)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "spark.driver.maxResultSize = 100k" in refused.stderr, refused.stderr[-3000:]

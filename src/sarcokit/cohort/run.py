@@ -283,7 +283,17 @@ def _score_on_spark(
     out = spark_evaluate(
         session.createDataFrame(arrow), definitions, estimate_asm=estimate_asm, keep=keep
     )
-    return pl.DataFrame(out.toArrow())
+    try:
+        return pl.DataFrame(out.toArrow())
+    except Exception as error:  # Spark's own error types depend on its version and mode
+        if "maxResultSize" not in str(error):
+            raise
+        limit = session.sparkContext.getConf().get("spark.driver.maxResultSize", "1g")
+        raise ValueError(
+            f"--engine spark: the results of {table.height:,} rows are larger than the driver "
+            f"may collect (spark.driver.maxResultSize = {limit}); raise it, or score the data "
+            "where it lives with sarcokit.spark.evaluate in a Spark job (README)"
+        ) from None
 
 
 def _write(frame: pl.LazyFrame, path: Path, metadata: dict[str, str] | None = None) -> None:

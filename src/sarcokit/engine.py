@@ -8,6 +8,7 @@ categories. Every flag is three-valued: true = low, false = normal, null = unkno
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from functools import cache, lru_cache, partial
 from itertools import product
@@ -377,6 +378,18 @@ def _polars_stages(
             constants.pop(name, None)
         compiled.append(tuple(exprs))
     return tuple(compiled)
+
+
+def reciprocal(divisor: Any) -> float | None:
+    """1 / `divisor` when it is a finite nonzero number, else None.
+
+    Polars divides a column by a number as the column times the number's reciprocal (h / 0.01
+    is exactly h * 100.0, not the true quotient's last bit); the SQL and scalar evaluators
+    write such a division so too, so that every engine gives the same bits.
+    """
+    if isinstance(divisor, bool) or not isinstance(divisor, int | float) or not divisor:
+        return None
+    return 1.0 / divisor if math.isfinite(divisor) else None
 
 
 def _tree(expr: pl.Expr) -> Any:

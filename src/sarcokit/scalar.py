@@ -40,6 +40,7 @@ from sarcokit.engine import (
     _output_columns,
     _polars_stages,
     problem_columns,
+    reciprocal,
     render_problems,
 )
 from sarcokit.fields import check_frame_types, input_columns
@@ -174,12 +175,9 @@ class _Emitter:
         """The value of a known constant."""
         return {"None": None, "True": True, "False": False}.get(name, self.constants.get(name))
 
-    def _reciprocal(self, name: str) -> float | None:
-        """1 / the known nonzero number `name` holds, else None."""
-        value = self.value(name) if self.known(name) else None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value:
-            return None
-        return 1.0 / value if math.isfinite(value) else None
+    def _inverse(self, name: str) -> float | None:
+        """`engine.reciprocal` of a known constant; None for a per-row value."""
+        return reciprocal(self.value(name)) if self.known(name) else None
 
     def literal(self, node: Mapping[str, Any]) -> str:
         text = json.dumps(node, sort_keys=True)
@@ -232,9 +230,8 @@ class _Emitter:
             code = f"None if {null} else ({exact} else _nan_compare({sign!r}, {a}, {b}))"
         elif op in _ARITHMETIC:
             code = f"None if {null} else {a} {_ARITHMETIC[op]} {b}"
-        elif op == "TrueDivide" and not self.known(a) and self._reciprocal(b) is not None:
-            # Polars divides a column by a number as the column times the number's reciprocal.
-            code = f"None if {null} else {a} * {self.constant(self._reciprocal(b))}"
+        elif op == "TrueDivide" and not self.known(a) and (inverse := self._inverse(b)) is not None:
+            code = f"None if {null} else {a} * {self.constant(inverse)}"  # as Polars computes it
         elif op == "TrueDivide":
             code = f"None if {null} else ({a} / {b} if {b} else _divide_by_zero({a}))"
         else:

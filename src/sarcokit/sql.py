@@ -42,6 +42,7 @@ from sarcokit.engine import (
     EstimateAsm,
     output_names,
     polars_dtype,
+    reciprocal,
     stages,
 )
 from sarcokit.engine import _output_columns as output_columns
@@ -94,21 +95,18 @@ _COMPARISONS = {
 }
 
 
-def _number(value: Any) -> float | None:
-    """The finite number an argument is (a Python number or `lit(number)`), else None."""
-    if isinstance(value, nw.Expr):
-        nodes = value._nodes
-        if len(nodes) != 1 or nodes[0].name != "lit":
-            return None
-        value = nodes[0].kwargs["value"]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 _ARITHMETIC = {"__add__": "+", "__sub__": "-", "__mul__": "*", "__truediv__": "/"}
 _REFLECTED = {"__radd__": "+", "__rsub__": "-", "__rmul__": "*", "__rtruediv__": "/"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _value(argument: Any) -> Any:
+    """The Python value an argument is: itself, or the value of `lit(value)`; None for any
+    other expression."""
+    if isinstance(argument, nw.Expr):
+        nodes = argument._nodes
+        return nodes[0].kwargs["value"] if len(nodes) == 1 and nodes[0].name == "lit" else None
+    return argument
 
 
 @dataclass(frozen=True)
@@ -258,12 +256,8 @@ class _Translator:
         if name == "__truediv__":
             # PostgreSQL divides integers as integers; Polars' `/` is always true division.
             numerator = f"CAST({this} AS DOUBLE PRECISION)" if self.dialect == "postgres" else this
-            divisor = _number(node.exprs[0])
-            if divisor:
-                # Polars divides a column by a number as the column times the number's
-                # reciprocal (h / 0.01 is exactly h * 100.0, not the true quotient's last bit):
-                # written so here, every engine gives the same bits.
-                return _Sql(f"({numerator} * {self.literal(1.0 / divisor)})")
+            if (inverse := reciprocal(_value(node.exprs[0]))) is not None:
+                return _Sql(f"({numerator} * {self.literal(inverse)})")  # as Polars computes it
             return _Sql(f"({numerator} / {self.bracket(args[0])})")
         if name in _ARITHMETIC:
             return _Sql(f"({this} {_ARITHMETIC[name]} {self.bracket(args[0])})")

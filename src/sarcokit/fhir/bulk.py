@@ -142,7 +142,6 @@ def _pieces(path: Path, block_bytes: int) -> Iterator[tuple[int, memoryview]]:
             if cut:
                 yield line, memoryview(buffer)[:cut]
                 line += buffer.count(b"\n", 0, cut)
-            if cut:
                 buffer[: end - cut] = buffer[cut:end]
             kept = end - cut
     if buffer[:kept].strip():

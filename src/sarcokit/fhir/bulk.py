@@ -1119,9 +1119,22 @@ def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     )
     # A field that yields to another (walk trials to gait speed) is dropped where that other
     # field was observed within its window.
-    present = good.select("patient", pl.col("field").alias("yields_to")).unique()
-    yielded = good.join(present, on=["patient", "yields_to"], how="semi", maintain_order="left")
-    good = good.join(present, on=["patient", "yields_to"], how="anti", maintain_order="left")
+    # Only the few rows that may yield are joined (the order of `good` is the sort's below).
+    targets = list(dict.fromkeys(i.yields_to for i in fhir_mapping().inputs if i.yields_to))
+    may_yield = pl.col("yields_to").is_not_null()
+    present = (
+        good.filter(pl.col("field").is_in(targets))
+        .select("patient", pl.col("field").alias("yields_to"))
+        .unique()
+    )
+    yielding = good.filter(may_yield)
+    yielded = yielding.join(present, on=["patient", "yields_to"], how="semi", maintain_order="left")
+    good = pl.concat(
+        [
+            good.filter(~may_yield),
+            yielding.join(present, on=["patient", "yields_to"], how="anti", maintain_order="left"),
+        ]
+    )
     # One sort instead of window functions: per patient and field the newest day first, on that
     # day the best trial (max), the fastest (min) or the newest time (latest), and among equals
     # the first in the export, as a Bundle is read. The first row of each group is chosen and

@@ -121,7 +121,7 @@ def _text_bytes(path: Path) -> int:
 
 def _pieces(path: Path, block_bytes: int) -> Iterator[tuple[int, memoryview]]:
     """The file in pieces of about `block_bytes` that end at a line's end, each with the
-    number of its first line.
+    offset of its first byte in the file's text (`_Lines` turns it into a line number).
 
     Every piece is a view of one buffer, refilled for the next piece: a piece is valid only
     until the next one is asked for (its parse copies what it keeps). Fresh memory for every
@@ -129,7 +129,7 @@ def _pieces(path: Path, block_bytes: int) -> Iterator[tuple[int, memoryview]]:
     copied again to join the unfinished line to what followed it.
     """
     buffer = bytearray(block_bytes)
-    kept, line = 0, 1  # bytes of an unfinished line at the front; the number of the next line
+    kept, offset = 0, 0  # bytes of an unfinished line at the front; where the next piece starts
     with _open(path) as source:
         while True:
             if kept == len(buffer):  # a line longer than the buffer: a larger one
@@ -140,12 +140,39 @@ def _pieces(path: Path, block_bytes: int) -> Iterator[tuple[int, memoryview]]:
             end = kept + count
             cut = buffer.rfind(b"\n", 0, end) + 1
             if cut:
-                yield line, memoryview(buffer)[:cut]
-                line += buffer.count(b"\n", 0, cut)
+                yield offset, memoryview(buffer)[:cut]
+                offset += cut
                 buffer[: end - cut] = buffer[cut:end]
             kept = end - cut
     if buffer[:kept].strip():
-        yield line, memoryview(buffer)[:kept]
+        yield offset, memoryview(buffer)[:kept]
+
+
+class _Lines:
+    """The line number at a byte offset of a file's text, counted only when a piece holds a
+    line to refuse: counting the lines of every piece cost more than reading the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.source: io.BufferedIOBase | None = None
+        self.offset, self.line = 0, 1  # counted so far: the next byte and its line
+
+    def at(self, offset: int) -> int:
+        """The number of the line that starts at `offset` (offsets asked in increasing order)."""
+        if self.source is None:
+            self.source = _open(self.path)
+        while self.offset < offset:
+            chunk = self.source.read(min(offset - self.offset, 1 << 24))
+            if not chunk:
+                break
+            self.line += chunk.count(b"\n")
+            self.offset += len(chunk)
+        return self.line
+
+    def close(self) -> None:
+        """Close the second handle on the file, if one was opened."""
+        if self.source is not None:
+            self.source.close()
 
 
 def _parse(piece: bytes | memoryview, options: Any, block_size: int = 1 << 20) -> pl.DataFrame:
@@ -219,19 +246,23 @@ def ndjson_blocks(path: Path, kind: str, block_bytes: int = BLOCK_BYTES) -> Iter
 
     schema = SCHEMAS[kind]
     options = _arrow_options({**schema, "resourceType": pl.String})
-    for first, piece in _pieces(path, block_bytes):
-        try:
-            frame = _parse(piece, options)
-        except pa.ArrowInvalid:
-            yield _salvage(path, kind, first, piece, options)
-            continue
-        # A resource of another type, or without an id, is read line by line like a malformed
-        # one, so that it is refused with its line number.
-        wrong = pl.col("resourceType").ne_missing(kind) | (pl.col("id").fill_null("") == "")
-        if frame.select(wrong.any()).item():
-            yield _salvage(path, kind, first, piece, options)
-        else:
-            yield Block(frame.drop("resourceType"), [])
+    lines = _Lines(path)
+    try:
+        for offset, piece in _pieces(path, block_bytes):
+            try:
+                frame = _parse(piece, options)
+            except pa.ArrowInvalid:
+                yield _salvage(path, kind, lines.at(offset), piece, options)
+                continue
+            # A resource of another type, or without an id, is read line by line like a
+            # malformed one, so that it is refused with its line number.
+            wrong = pl.col("resourceType").ne_missing(kind) | (pl.col("id").fill_null("") == "")
+            if frame.select(wrong.any()).item():
+                yield _salvage(path, kind, lines.at(offset), piece, options)
+            else:
+                yield Block(frame.drop("resourceType"), [])
+    finally:
+        lines.close()
 
 
 # How many lines of a file are tried for its resource type when its name does not give one.

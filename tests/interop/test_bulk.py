@@ -79,13 +79,15 @@ def _export_of(tmp_path: Path, resources: list[dict[str, Any]]) -> Path:
 
 
 def _blocks_of(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
-    """Parse the export's files in pieces of about `block_bytes` (one or two resources at 600)."""
+    """Parse the export's files in pieces of about `block_bytes` (one or two resources at 600),
+    and write the narrow rows out once that many bytes are held (after each piece at 600)."""
     from sarcokit.fhir import bulk
 
     real_blocks = bulk.ndjson_blocks
     monkeypatch.setattr(
         bulk, "ndjson_blocks", lambda p, kind: real_blocks(p, kind, block_bytes=block_bytes)
     )
+    monkeypatch.setattr(bulk, "SPILL_BYTES", block_bytes)
 
 
 # The reasons the bulk reader gives in the Bundle reader's words.

@@ -261,6 +261,7 @@ def test_an_export_of_several_patients_agrees_with_their_bundles(
             bulk, "ndjson_blocks", lambda p, kind: real_blocks(p, kind, block_bytes=block_bytes)
         )
         patch.setattr(bulk, "PARTITION_BYTES", partition_bytes)
+        patch.setattr(bulk, "SPILL_BYTES", block_bytes)
         folder = Path(tmp)
         for kind in ("Patient", "Observation", "QuestionnaireResponse"):
             lines = [json.dumps(r) for r in resources if r["resourceType"] == kind]

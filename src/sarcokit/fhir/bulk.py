@@ -1199,15 +1199,16 @@ def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     first = pl.col("patient").ne_missing(pl.col("patient").shift(1)) | pl.col("field").ne_missing(
         pl.col("field").shift(1)
     )
+    # Sorted in memory: the streaming engine's sort took about twice as long here.
     ranked = (
         good.with_columns(order, newest_time)
+        .collect()
         .sort(
             ["patient", "field", "day", "order", "newest_time", "element"],
             descending=[False, False, True, False, True, False],
             nulls_last=True,
         )
         .with_columns(first.alias("chosen"))
-        .collect()
         .lazy()
     )
     chosen = ranked.filter(pl.col("chosen"))

@@ -125,9 +125,12 @@ def _value(draw: st.DrawFn, units: list[str]) -> dict[str, Any]:
 def _observation(draw: st.DrawFn, oid: str) -> dict[str, Any]:
     system, code, units = draw(st.sampled_from([*MEASURES, UNKNOWN]))
     codings = [{"system": system, "code": code}]
-    shape = draw(st.sampled_from(["one"] * 5 + ["two", "none", "panel"]))
+    shape = draw(st.sampled_from(["one"] * 5 + ["two", "known_two", "none", "panel"]))
     if shape == "two":
         codings.insert(0, {"system": "http://local.org/codes", "code": "x1"})
+    if shape == "known_two":  # two codes the mapping knows: the first decides
+        other_system, other_code, _ = draw(st.sampled_from(MEASURES))
+        codings.append({"system": other_system, "code": other_code})
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": oid,

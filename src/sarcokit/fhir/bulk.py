@@ -1167,8 +1167,8 @@ def _choose(rows: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
         .alias("canonical")
     )
     # A field that yields to another (walk trials to gait speed) is dropped where that other
-    # field was observed within its window.
-    # Only the few rows that may yield are joined (the order of `good` is the sort's below).
+    # field was observed within its window. Only the few rows that may yield are joined; the
+    # order of `good` does not matter, the sort below decides it.
     targets = list(dict.fromkeys(i.yields_to for i in fhir_mapping().inputs if i.yields_to))
     may_yield = pl.col("yields_to").is_not_null()
     present = (

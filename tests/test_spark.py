@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -248,3 +249,18 @@ def test_local_rows_are_scored_by_the_query_not_inside_the_optimizer(spark: Spar
         )
     finally:
         spark.conf.unset(name)
+
+
+def test_a_shared_folder_that_is_not_one_is_refused_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sarcokit.spark import SHARED_VARIABLE, shared_folder
+
+    monkeypatch.delenv(SHARED_VARIABLE, raising=False)
+    assert shared_folder() is None
+    monkeypatch.setenv(SHARED_VARIABLE, str(tmp_path))
+    assert shared_folder() == tmp_path
+    for wrong in (str(tmp_path / "missing"), "relative/folder"):
+        monkeypatch.setenv(SHARED_VARIABLE, wrong)
+        with pytest.raises(ValueError, match=f"{SHARED_VARIABLE}='{wrong}': expected the absolute"):
+            shared_folder()

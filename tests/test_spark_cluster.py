@@ -1,6 +1,7 @@
 """`sarcokit cohort --engine spark` on a real standalone Spark cluster (a master and two worker
-processes on loopback), not local mode: the results equal the Polars engine's row for row, and
-both workers ran executors. Java and PySpark are required: this fails, never skips, without them.
+processes on loopback), not local mode: the results equal the Polars engine's row for row, both
+workers ran executors, and with a shared folder the results need not fit through the driver.
+Java and PySpark are required: this fails, never skips, without them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import polars as pl
 from polars.testing import assert_frame_equal
 
+from sarcokit.spark import SHARED_VARIABLE
 from spark_cluster import executors_by_worker, standalone_cluster
 from test_spark import random_cohort
 
@@ -47,6 +49,13 @@ def test_cohort_on_a_two_worker_cluster_equals_polars(tmp_path: Path) -> None:
             "cohort", str(cohort), "--output", str(tmp_path / "small.parquet"), "--engine", "spark",
         ]  # fmt: skip
         refused = subprocess.run(command, capture_output=True, text=True, env=small, timeout=900)
+        # The same limit with a folder every node shares: rows and results pass as Parquet
+        # files there, not through the driver, and the run's files there are removed after it.
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        through_files = _cohort(
+            cohort, tmp_path / "shared.parquet", "spark", {**small, SHARED_VARIABLE: str(shared)}
+        )
     assert applications, "no application ran on the cluster's master"
     started = executors_by_worker(tmp_path / "spark")
     assert len(started) == 2 and all(n >= 1 for n in started.values()), started
@@ -55,3 +64,5 @@ def test_cohort_on_a_two_worker_cluster_equals_polars(tmp_path: Path) -> None:
     assert_frame_equal(distributed, local)
     assert refused.returncode == 2, refused.stderr[-3000:]
     assert "spark.driver.maxResultSize = 100k" in refused.stderr, refused.stderr[-3000:]
+    assert_frame_equal(through_files, local)
+    assert list(shared.iterdir()) == []

@@ -36,6 +36,7 @@ An `id` column, when present, is carried through so results can be joined back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sarcokit.engine import EstimateAsm
@@ -121,6 +122,26 @@ def tune_session(session: SparkSession) -> None:
 # Where `sarcokit cohort --engine spark` runs: a cluster's master URL (spark://host:7077, yarn,
 # k8s://…); local mode on this machine's cores when unset.
 MASTER_VARIABLE = "SARCOKIT_SPARK_MASTER"
+# A folder this machine and every node of the cluster see at the same path (a shared file
+# system): the cohort tool's rows and results then pass as Parquet files there, not through the
+# driver, whose results are limited by spark.driver.maxResultSize.
+SHARED_VARIABLE = "SARCOKIT_SPARK_SHARED"
+
+
+def shared_folder() -> Path | None:
+    """The folder SARCOKIT_SPARK_SHARED names, or None when it is unset."""
+    import os
+
+    value = os.environ.get(SHARED_VARIABLE)
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_absolute() or not path.is_dir():
+        raise ValueError(
+            f"{SHARED_VARIABLE}={value!r}: expected the absolute path of an existing folder "
+            "that this machine and every Spark node see at the same path"
+        )
+    return path
 
 
 def local_session() -> SparkSession:

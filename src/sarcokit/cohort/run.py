@@ -228,11 +228,12 @@ def score(
 ) -> pl.LazyFrame:
     """Run the engine on the chosen backend, in the input's row order.
 
-    Polars streams the rows through the engine. DuckDB and Spark (local mode) read them from a
-    Parquet file in `workspace` and write their results to another there, so memory stays
-    bounded (DuckDB held 4.5 GB for a million rows when it took and gave them as one table); a
-    Spark cluster's executors may not see this machine's folders, so there the rows travel
-    through the driver. Whatever the backend, the result has the Polars engine's column types
+    Polars streams the rows through the engine. DuckDB and Spark (local mode, or a cluster
+    whose nodes share the workspace's folder) read them from a Parquet file in `workspace` and
+    write their results to another there, so memory stays bounded (DuckDB held 4.5 GB for a
+    million rows when it took and gave them as one table); otherwise a Spark cluster's
+    executors may not see this machine's folders, so there the rows travel through the driver.
+    Whatever the backend, the result has the Polars engine's column types
     (categories and states as Enum, whole-number scores as integers), so that every engine
     writes the same files: the tables list categories in their definition's order.
     """
@@ -267,24 +268,29 @@ def _score_on_spark(
     estimate_asm: EstimateAsm | None,
     keep: Sequence[str],
 ) -> pl.LazyFrame:
-    """The rows scored by Spark: in local mode from and to Parquet files, on a cluster through
-    the driver.
+    """The rows scored by Spark: from and to Parquet files in local mode, and on a cluster
+    whose nodes share the workspace's folder (SARCOKIT_SPARK_SHARED); through the driver
+    otherwise.
 
     Collected through the driver, a million rows' results (1 GiB) exceeded Spark's
     `spark.driver.maxResultSize` in local mode and the run failed. A cluster's executors may
-    not see this machine's folders, so there the rows travel through the driver as Arrow, and
-    results beyond that limit are refused with what to do.
+    not see this machine's folders, so without a shared folder the rows travel through the
+    driver as Arrow, and results beyond that limit are refused with what to do.
     """
     from sarcokit.spark import evaluate as spark_evaluate
-    from sarcokit.spark import local_session
+    from sarcokit.spark import local_session, shared_folder
 
     session = local_session()
-    if (session.sparkContext.master or "").startswith("local"):
+    shared = shared_folder()
+    local = (session.sparkContext.master or "").startswith("local")
+    if local or (shared is not None and workspace.is_relative_to(shared)):
         scored = workspace / "spark-scored"
+        # file: URIs, so that a cluster whose default file system is another (HDFS) still
+        # reads and writes the shared folder.
         out = spark_evaluate(
-            session.read.parquet(str(rows)), definitions, estimate_asm=estimate_asm, keep=keep
+            session.read.parquet(rows.as_uri()), definitions, estimate_asm=estimate_asm, keep=keep
         )
-        out.write.parquet(str(scored))
+        out.write.parquet(scored.as_uri())
         return pl.scan_parquet(scored / "*.parquet")
     table = pl.read_parquet(rows)
     # Arrow both ways, in the types Spark reads: through pandas an integer column with a
@@ -301,8 +307,9 @@ def _score_on_spark(
         limit = session.sparkContext.getConf().get("spark.driver.maxResultSize", "1g")
         raise ValueError(
             f"--engine spark: the results of {table.height:,} rows are larger than the driver "
-            f"may collect (spark.driver.maxResultSize = {limit}); raise it, or score the data "
-            "where it lives with sarcokit.spark.evaluate in a Spark job (README)"
+            f"may collect (spark.driver.maxResultSize = {limit}); raise it, name a folder every "
+            "node shares in SARCOKIT_SPARK_SHARED, or score the data where it lives with "
+            "sarcokit.spark.evaluate in a Spark job (README)"
         ) from None
 
 
@@ -488,7 +495,14 @@ def run_cohort(
     )
     as_read = [c + AS_READ for c in fields]
     total_rows = source.select(pl.len()).collect().item()
-    workspace = Path(tempfile.mkdtemp(prefix="sarcokit-"))
+    # With Spark, the workspace is made where the cluster's nodes can read and write it, if
+    # such a folder is named (see `_score_on_spark`).
+    place = None
+    if engine == "spark":
+        from sarcokit.spark import shared_folder
+
+        place = shared_folder()
+    workspace = Path(tempfile.mkdtemp(prefix="sarcokit-", dir=place))
     try:
         step(f"scoring on {engine}")
         # One pass: every row read is mapped, judged in or out of scope and scored, and written

@@ -441,7 +441,11 @@ def cohort(
         typer.Option("--definitions", help="Comma-separated definition ids (default: all)."),
     ] = None,
     engine: Annotated[
-        str, typer.Option(help="polars (default, streams), duckdb or spark.")
+        str,
+        typer.Option(
+            help="polars (default, streams), duckdb or spark (local mode; a cluster's master "
+            "URL in SARCOKIT_SPARK_MASTER, a folder its nodes share in SARCOKIT_SPARK_SHARED)."
+        ),
     ] = "polars",
     report: Annotated[
         Path | None, typer.Option(help="Write a self-contained HTML report here.")

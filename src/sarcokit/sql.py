@@ -93,8 +93,6 @@ _COMPARISONS = {
     "__gt__": ">",
     "__ge__": ">=",
 }
-
-
 _ARITHMETIC = {"__add__": "+", "__sub__": "-", "__mul__": "*", "__truediv__": "/"}
 _REFLECTED = {"__radd__": "+", "__rsub__": "-", "__rmul__": "*", "__rtruediv__": "/"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -334,30 +334,28 @@ def _unread(files: dict[str | None, list[Path]]) -> list[dict[str, Any]]:
 
 
 def _rules() -> pl.DataFrame:
-    """One row per (system, code, unit): the field, the column type and the factor to the
-    canonical unit (fields.toml), the look-back and the choice rule."""
+    """One row per (input, unit): the field, the column type and the factor to the canonical
+    unit (fields.toml), the look-back and the choice rule. (Which input a code names is
+    `_input_of`'s.)"""
     rows = []
     columns = input_columns()
     for item in fhir_mapping().inputs:
-        for coding in item.codes:
-            for unit, column in item.units.items():
-                spec, alt_name = columns[column]
-                alternative = spec.alternative(alt_name)
-                factor = 1.0 if alternative is None else alternative.to_canonical(1.0)
-                rows.append(
-                    {
-                        "system": coding.system,
-                        "code": coding.code,
-                        "unit": unit,
-                        "input": item.name,
-                        "field": item.field,
-                        "factor": factor,
-                        "divide_by": alternative.divide_by if alternative else None,
-                        "lookback_days": item.lookback_days,
-                        "combine": item.combine,
-                        "yields_to": item.yields_to,
-                    }
-                )
+        for unit, column in item.units.items():
+            spec, alt_name = columns[column]
+            alternative = spec.alternative(alt_name)
+            factor = 1.0 if alternative is None else alternative.to_canonical(1.0)
+            rows.append(
+                {
+                    "unit": unit,
+                    "input": item.name,
+                    "field": item.field,
+                    "factor": factor,
+                    "divide_by": alternative.divide_by if alternative else None,
+                    "lookback_days": item.lookback_days,
+                    "combine": item.combine,
+                    "yields_to": item.yields_to,
+                }
+            )
     return pl.DataFrame(rows, schema_overrides={"divide_by": pl.Float64, "yields_to": pl.String})
 
 
@@ -829,9 +827,8 @@ def _with_rules(rows: pl.LazyFrame, rules: pl.DataFrame) -> pl.LazyFrame:
     Looked up by the rule's row number rather than joined: the joins with the small rules
     table cost more than the rest of the classification.
     """
-    table = rules.unique(["input", "unit"], maintain_order=True)
     keys: dict[str, int] = {}
-    for row, (name, unit) in enumerate(table.select("input", "unit").iter_rows()):
+    for row, (name, unit) in enumerate(rules.select("input", "unit").iter_rows()):
         if _KEY_SEPARATOR in name + unit:
             raise ValueError(f"the FHIR mapping's input {name!r} or unit {unit!r} holds a NUL")
         keys[name + _KEY_SEPARATOR + unit] = row
@@ -839,7 +836,7 @@ def _with_rules(rows: pl.LazyFrame, rules: pl.DataFrame) -> pl.LazyFrame:
         keys, default=None, return_dtype=pl.UInt32
     )
     windows = dict(
-        table.group_by("input", maintain_order=True)
+        rules.group_by("input", maintain_order=True)
         .agg(pl.col("lookback_days").first())
         .iter_rows()
     )
@@ -848,9 +845,9 @@ def _with_rules(rows: pl.LazyFrame, rules: pl.DataFrame) -> pl.LazyFrame:
     return (
         rows.with_columns(number.alias("_rule"))
         .with_columns(
-            *(pl.lit(table[name]).gather(pl.col("_rule")).alias(name) for name in columns),
+            *(pl.lit(rules[name]).gather(pl.col("_rule")).alias(name) for name in columns),
             pl.col("input")
-            .replace_strict(windows, default=None, return_dtype=table["lookback_days"].dtype)
+            .replace_strict(windows, default=None, return_dtype=rules["lookback_days"].dtype)
             .alias("window"),
         )
         .drop("_rule")

@@ -7,9 +7,10 @@ of the tool's process, exit status and rows/s.
 
 The cluster is the one the tests start (`tests/spark_cluster.py`: a master and two workers, 1
 core each, on loopback). The cohort is `cohort_bench.generate` written as CSV, scored as a user
-runs the tool; with the default `spark.driver.maxResultSize` (1 GiB) the results of about a
-million rows do not fit through the driver, and the tool refuses them (exit 2) unless a shared
-folder is named. The two results, where both exist, are checked to be equal.
+runs the tool; with the default `spark.driver.maxResultSize` (1 GiB) the results of a million
+rows do not fit through the driver in one job, so they come back in slices (an earlier version
+refused them, exit 2, unless a shared folder was named). The two results, where both exist,
+are checked to be equal.
 """
 
 from __future__ import annotations

@@ -264,3 +264,47 @@ def test_a_shared_folder_that_is_not_one_is_refused_naming_the_variable(
         monkeypatch.setenv(SHARED_VARIABLE, wrong)
         with pytest.raises(ValueError, match=f"{SHARED_VARIABLE}='{wrong}': expected the absolute"):
             shared_folder()
+
+
+def test_spark_size_settings_are_read_as_spark_reads_them() -> None:
+    from sarcokit.cohort.run import byte_size
+
+    # Spark's units are powers of 1024; a number alone is bytes; 0 is no limit.
+    cases = {"1g": 1 << 30, "512m": 512 << 20, "100k": 100 << 10, "2048": 2048, "1kb": 1024,
+             "4T": 4 << 40, "0": 0, " 3 m ": 3 << 20}  # fmt: skip
+    assert {text: byte_size(text) for text in cases} == cases
+    for wrong in ("1.5g", "g", "-1m", "10 gigabytes"):
+        with pytest.raises(ValueError, match=f"maxResultSize = '{wrong}'; expected a whole"):
+            byte_size(wrong)
+
+
+def test_results_through_the_driver_are_collected_in_slices_under_the_limit() -> None:
+    from sarcokit.cohort.run import MIN_SLICE_ROWS, _in_slices
+
+    table = pl.DataFrame({"row": range(10_000)})
+    asked: list[int] = []
+
+    def score(part: pl.DataFrame) -> pl.DataFrame:
+        asked.append(part.height)
+        # Results of 200 bytes of text per row, each row its own (not one broadcast value).
+        return part.with_columns(text=pl.col("row").cast(pl.String).str.pad_start(200, "x"))
+
+    per_row = score(table).estimated_size() / table.height
+    asked.clear()
+
+    limit = int(400 * per_row)  # half of it per slice: 200 rows, below the minimum slice
+    scored = pl.concat(list(_in_slices(table, score, limit)))
+    assert scored["row"].to_list() == list(range(10_000))
+    assert asked == [MIN_SLICE_ROWS] * 10
+    asked.clear()
+    limit = int(6_000 * per_row)  # the first slice from the guess, then 3,000 rows as measured
+    scored = pl.concat(list(_in_slices(table, score, limit)))
+    assert scored["row"].to_list() == list(range(10_000))
+    assert asked[0] == MIN_SLICE_ROWS and set(asked[1:-1]) == {3_000}, asked
+    assert sum(asked) == 10_000 and max(asked) * per_row <= limit / 2
+    asked.clear()
+    assert pl.concat(list(_in_slices(table, score, 0))).height == 10_000  # 0: no limit
+    assert asked == [10_000]
+    asked.clear()
+    assert pl.concat(list(_in_slices(table.clear(), score, limit))).height == 0
+    assert asked == [0]

@@ -1,6 +1,7 @@
 """`sarcokit cohort --engine spark` on a real standalone Spark cluster (a master and two worker
 processes on loopback), not local mode: the results equal the Polars engine's row for row, both
-workers ran executors, and with a shared folder the results need not fit through the driver.
+workers ran executors; through the driver the results come back in slices that each fit under
+`spark.driver.maxResultSize`, and with a shared folder they need not pass through it at all.
 Java and PySpark are required: this fails, never skips, without them.
 """
 
@@ -39,7 +40,16 @@ def test_cohort_on_a_two_worker_cluster_equals_polars(tmp_path: Path) -> None:
         env = {**os.environ, **cluster.driver_env}
         distributed = _cohort(cohort, tmp_path / "spark.parquet", "spark", env)
         applications = cluster.status().get("completedapps") or cluster.status().get("activeapps")
-        # Results larger than the driver may collect: a clear refusal, not a traceback or a hang.
+        # Results larger than the driver may collect in one job (about 1 kB a row: 2 MB) come
+        # back in slices of 1,000 rows, each under the limit.
+        sliced = _cohort(
+            cohort,
+            tmp_path / "sliced.parquet",
+            "spark",
+            {**env, "PYSPARK_SUBMIT_ARGS": "--conf spark.driver.maxResultSize=1500k pyspark-shell"},
+        )
+        # A limit too small for even the smallest slice: a clear refusal, not a traceback or a
+        # hang, and not thousands of jobs.
         small = {
             **env,
             "PYSPARK_SUBMIT_ARGS": "--conf spark.driver.maxResultSize=100k pyspark-shell",
@@ -62,6 +72,7 @@ def test_cohort_on_a_two_worker_cluster_equals_polars(tmp_path: Path) -> None:
     # Rows with a refused value go to the rejects file; the scored rows are the rest.
     assert distributed.height == local.height > ROWS // 2
     assert_frame_equal(distributed, local)
+    assert_frame_equal(sliced, local)
     assert refused.returncode == 2, refused.stderr[-3000:]
     assert "spark.driver.maxResultSize = 100k" in refused.stderr, refused.stderr[-3000:]
     assert_frame_equal(through_files, local)

@@ -12,7 +12,7 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -270,12 +270,12 @@ def _score_on_spark(
 ) -> pl.LazyFrame:
     """The rows scored by Spark: from and to Parquet files in local mode, and on a cluster
     whose nodes share the workspace's folder (SARCOKIT_SPARK_SHARED); through the driver
-    otherwise.
+    otherwise, a slice of rows per job.
 
-    Collected through the driver, a million rows' results (1 GiB) exceeded Spark's
-    `spark.driver.maxResultSize` in local mode and the run failed. A cluster's executors may
-    not see this machine's folders, so without a shared folder the rows travel through the
-    driver as Arrow, and results beyond that limit are refused with what to do.
+    Collected through the driver in one job, a million rows' results (1 GiB) exceeded Spark's
+    `spark.driver.maxResultSize` and the run was refused after all the work was done. A
+    cluster's executors may not see this machine's folders, so without a shared folder the
+    rows travel through the driver as Arrow, in slices whose results stay under that limit.
     """
     from sarcokit.spark import evaluate as spark_evaluate
     from sarcokit.spark import local_session, shared_folder
@@ -293,24 +293,74 @@ def _score_on_spark(
         out.write.parquet(scored.as_uri())
         return pl.scan_parquet(scored / "*.parquet")
     table = pl.read_parquet(rows)
-    # Arrow both ways, in the types Spark reads: through pandas an integer column with a
-    # missing value came back as floats (an MSRA total of 30 written as 30.0).
-    arrow = table.to_arrow(compat_level=pl.CompatLevel.oldest())
-    out = spark_evaluate(
-        session.createDataFrame(arrow), definitions, estimate_asm=estimate_asm, keep=keep
-    )
-    try:
-        return pl.DataFrame(out.toArrow()).lazy()
-    except Exception as error:  # Spark's own error types depend on its version and mode
-        if "maxResultSize" not in str(error):
-            raise
-        limit = session.sparkContext.getConf().get("spark.driver.maxResultSize", "1g")
+    limit = session.sparkContext.getConf().get("spark.driver.maxResultSize", "1g")
+
+    def score(part: pl.DataFrame) -> pl.DataFrame:
+        # Arrow both ways, in the types Spark reads: through pandas an integer column with a
+        # missing value came back as floats (an MSRA total of 30 written as 30.0).
+        arrow = part.to_arrow(compat_level=pl.CompatLevel.oldest())
+        out = spark_evaluate(
+            session.createDataFrame(arrow), definitions, estimate_asm=estimate_asm, keep=keep
+        )
+        try:
+            return pl.DataFrame(out.toArrow())
+        except Exception as error:  # Spark's own error types depend on its version and mode
+            if "maxResultSize" not in str(error):
+                raise
+            raise ValueError(
+                f"--engine spark: the results of {part.height:,} rows are larger than the "
+                f"driver may collect (spark.driver.maxResultSize = {limit}); raise it, name a "
+                "folder every node shares in SARCOKIT_SPARK_SHARED, or score the data where it "
+                "lives with sarcokit.spark.evaluate in a Spark job (README)"
+            ) from None
+
+    return pl.concat(list(_in_slices(table, score, byte_size(limit)))).lazy()
+
+
+# Through the driver, each job's results are kept to this share of spark.driver.maxResultSize
+# (Spark counts its serialized batches, not Polars' estimate of the frame), and the first job,
+# before any result is measured, assumes this many bytes per row (measured: about 1,070 for all
+# definitions). A slice never has fewer rows than the minimum, where a job's own cost would
+# dominate: a limit too small for it is refused rather than run in thousands of jobs.
+RESULT_SHARE = 0.5
+FIRST_GUESS_BYTES_PER_ROW = 4096
+MIN_SLICE_ROWS = 1_000
+
+
+def _in_slices(
+    table: pl.DataFrame, score: Callable[[pl.DataFrame], pl.DataFrame], limit: int
+) -> Iterator[pl.DataFrame]:
+    """`score` of the table's rows in slices whose results stay under `limit` bytes (0: no
+    limit, one slice), each slice sized from the bytes per row of the results so far."""
+    if limit == 0 or table.is_empty():
+        yield score(table)
+        return
+    size = max(MIN_SLICE_ROWS, int(limit * RESULT_SHARE / FIRST_GUESS_BYTES_PER_ROW))
+    start, scored_rows, scored_bytes = 0, 0, 0.0
+    while start < table.height:
+        part = score(table.slice(start, size))
+        yield part
+        start += size
+        scored_rows += part.height
+        scored_bytes += part.estimated_size()
+        if scored_rows:
+            per_row = max(scored_bytes / scored_rows, 1.0)
+            size = max(MIN_SLICE_ROWS, int(limit * RESULT_SHARE / per_row))
+
+
+_SIZE_UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+
+
+def byte_size(text: str) -> int:
+    """Bytes of a Spark size setting such as `1g`, `512m`, `100k` or `2048` (bytes)."""
+    found = re.fullmatch(r"\s*(\d+)\s*([kmgtp]?)b?\s*", text.lower())
+    if found is None:
         raise ValueError(
-            f"--engine spark: the results of {table.height:,} rows are larger than the driver "
-            f"may collect (spark.driver.maxResultSize = {limit}); raise it, name a folder every "
-            "node shares in SARCOKIT_SPARK_SHARED, or score the data where it lives with "
-            "sarcokit.spark.evaluate in a Spark job (README)"
-        ) from None
+            f"spark.driver.maxResultSize = {text!r}; expected a whole number of bytes with an "
+            "optional unit (k, m, g, t, p), such as 1g"
+        )
+    power: int = 1024 ** _SIZE_UNITS[str(found[2])]
+    return int(found[1]) * power
 
 
 def _write(frame: pl.LazyFrame, path: Path, metadata: dict[str, str] | None = None) -> None:

@@ -292,13 +292,13 @@ def _score_on_spark(
         )
         out.write.parquet(scored.as_uri())
         return pl.scan_parquet(scored / "*.parquet")
-    table = pl.read_parquet(rows)
+    source = pl.scan_parquet(rows)
     limit = session.sparkContext.getConf().get("spark.driver.maxResultSize", "1g")
 
-    def score(part: pl.DataFrame) -> pl.DataFrame:
+    def score(start: int, length: int) -> pl.DataFrame:
         # Arrow both ways, in the types Spark reads: through pandas an integer column with a
         # missing value came back as floats (an MSRA total of 30 written as 30.0).
-        arrow = part.to_arrow(compat_level=pl.CompatLevel.oldest())
+        arrow = source.slice(start, length).collect().to_arrow(compat_level=pl.CompatLevel.oldest())
         out = spark_evaluate(
             session.createDataFrame(arrow), definitions, estimate_asm=estimate_asm, keep=keep
         )
@@ -308,13 +308,20 @@ def _score_on_spark(
             if "maxResultSize" not in str(error):
                 raise
             raise ValueError(
-                f"--engine spark: the results of {part.height:,} rows are larger than the "
+                f"--engine spark: the results of {arrow.num_rows:,} rows are larger than the "
                 f"driver may collect (spark.driver.maxResultSize = {limit}); raise it, name a "
                 "folder every node shares in SARCOKIT_SPARK_SHARED, or score the data where it "
                 "lives with sarcokit.spark.evaluate in a Spark job (README)"
             ) from None
 
-    return pl.concat(list(_in_slices(table, score, byte_size(limit)))).lazy()
+    # Each slice's results go to a file as they come, so that this process holds one slice
+    # at a time, not every result and then their concatenation.
+    scored = workspace / "spark-scored"
+    scored.mkdir()
+    height = source.select(pl.len()).collect().item()
+    for index, part in enumerate(_in_slices(height, score, byte_size(limit))):
+        part.write_parquet(scored / f"{index:06d}.parquet")
+    return pl.scan_parquet(scored / "*.parquet")
 
 
 # Through the driver, each job's results are kept to this share of spark.driver.maxResultSize
@@ -328,17 +335,17 @@ MIN_SLICE_ROWS = 1_000
 
 
 def _in_slices(
-    table: pl.DataFrame, score: Callable[[pl.DataFrame], pl.DataFrame], limit: int
+    height: int, score: Callable[[int, int], pl.DataFrame], limit: int
 ) -> Iterator[pl.DataFrame]:
-    """`score` of the table's rows in slices whose results stay under `limit` bytes (0: no
-    limit, one slice), each slice sized from the bytes per row of the results so far."""
-    if limit == 0 or table.is_empty():
-        yield score(table)
+    """`score(start, length)` of `height` rows in slices whose results stay under `limit`
+    bytes (0: no limit, one slice), each slice sized from the bytes per row so far."""
+    if limit == 0 or height == 0:
+        yield score(0, height)
         return
     size = max(MIN_SLICE_ROWS, int(limit * RESULT_SHARE / FIRST_GUESS_BYTES_PER_ROW))
     start, scored_rows, scored_bytes = 0, 0, 0.0
-    while start < table.height:
-        part = score(table.slice(start, size))
+    while start < height:
+        part = score(start, size)
         yield part
         start += size
         scored_rows += part.height

@@ -267,15 +267,15 @@ def test_a_shared_folder_that_is_not_one_is_refused_naming_the_variable(
 
 
 def test_spark_size_settings_are_read_as_spark_reads_them() -> None:
-    from sarcokit.cohort.run import byte_size
+    from sarcokit.spark import byte_size
 
     # Spark's units are powers of 1024; a number alone is bytes; 0 is no limit.
     cases = {"1g": 1 << 30, "512m": 512 << 20, "100k": 100 << 10, "2048": 2048, "1kb": 1024,
              "4T": 4 << 40, "0": 0, " 3 m ": 3 << 20}  # fmt: skip
-    assert {text: byte_size(text) for text in cases} == cases
+    assert {text: byte_size("spark.driver.maxResultSize", text) for text in cases} == cases
     for wrong in ("1.5g", "g", "-1m", "10 gigabytes"):
         with pytest.raises(ValueError, match=f"maxResultSize = '{wrong}'; expected a whole"):
-            byte_size(wrong)
+            byte_size("spark.driver.maxResultSize", wrong)
 
 
 def test_results_through_the_driver_are_collected_in_slices_under_the_limit() -> None:

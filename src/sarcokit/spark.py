@@ -35,6 +35,7 @@ An `id` column, when present, is carried through so results can be joined back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -126,6 +127,21 @@ MASTER_VARIABLE = "SARCOKIT_SPARK_MASTER"
 # system): the cohort tool's rows and results then pass as Parquet files there, not through the
 # driver, whose results are limited by spark.driver.maxResultSize.
 SHARED_VARIABLE = "SARCOKIT_SPARK_SHARED"
+
+
+_SIZE_UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+
+
+def byte_size(setting: str, text: str) -> int:
+    """Bytes of a Spark size setting's value such as `1g`, `512m`, `100k` or `2048` (bytes)."""
+    found = re.fullmatch(r"\s*(\d+)\s*([kmgtp]?)b?\s*", text.lower())
+    if found is None:
+        raise ValueError(
+            f"{setting} = {text!r}; expected a whole number of bytes with an "
+            "optional unit (k, m, g, t, p), such as 1g"
+        )
+    power: int = 1024 ** _SIZE_UNITS[str(found[2])]
+    return int(found[1]) * power
 
 
 def shared_folder() -> Path | None:

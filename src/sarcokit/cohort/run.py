@@ -277,8 +277,8 @@ def _score_on_spark(
     cluster's executors may not see this machine's folders, so without a shared folder the
     rows travel through the driver as Arrow, in slices whose results stay under that limit.
     """
+    from sarcokit.spark import byte_size, local_session, shared_folder
     from sarcokit.spark import evaluate as spark_evaluate
-    from sarcokit.spark import local_session, shared_folder
 
     session = local_session()
     shared = shared_folder()
@@ -293,7 +293,8 @@ def _score_on_spark(
         out.write.parquet(scored.as_uri())
         return pl.scan_parquet(scored / "*.parquet")
     source = pl.scan_parquet(rows)
-    limit = session.sparkContext.getConf().get("spark.driver.maxResultSize", "1g")
+    setting = "spark.driver.maxResultSize"
+    limit = session.sparkContext.getConf().get(setting, "1g")
 
     def score(start: int, length: int) -> pl.DataFrame:
         # Arrow both ways, in the types Spark reads: through pandas an integer column with a
@@ -309,7 +310,7 @@ def _score_on_spark(
                 raise
             raise ValueError(
                 f"--engine spark: the results of {arrow.num_rows:,} rows are larger than the "
-                f"driver may collect (spark.driver.maxResultSize = {limit}); raise it, name a "
+                f"driver may collect ({setting} = {limit}); raise it, name a "
                 "folder every node shares in SARCOKIT_SPARK_SHARED, or score the data where it "
                 "lives with sarcokit.spark.evaluate in a Spark job (README)"
             ) from None
@@ -319,7 +320,7 @@ def _score_on_spark(
     scored = workspace / "spark-scored"
     scored.mkdir()
     height = source.select(pl.len()).collect().item()
-    for index, part in enumerate(_in_slices(height, score, byte_size(limit))):
+    for index, part in enumerate(_in_slices(height, score, byte_size(setting, limit))):
         part.write_parquet(scored / f"{index:06d}.parquet")
     return pl.scan_parquet(scored / "*.parquet")
 
@@ -353,21 +354,6 @@ def _in_slices(
         if scored_rows:
             per_row = max(scored_bytes / scored_rows, 1.0)
             size = max(MIN_SLICE_ROWS, int(limit * RESULT_SHARE / per_row))
-
-
-_SIZE_UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
-
-
-def byte_size(text: str) -> int:
-    """Bytes of a Spark size setting such as `1g`, `512m`, `100k` or `2048` (bytes)."""
-    found = re.fullmatch(r"\s*(\d+)\s*([kmgtp]?)b?\s*", text.lower())
-    if found is None:
-        raise ValueError(
-            f"spark.driver.maxResultSize = {text!r}; expected a whole number of bytes with an "
-            "optional unit (k, m, g, t, p), such as 1g"
-        )
-    power: int = 1024 ** _SIZE_UNITS[str(found[2])]
-    return int(found[1]) * power
 
 
 def _write(frame: pl.LazyFrame, path: Path, metadata: dict[str, str] | None = None) -> None:

@@ -301,7 +301,8 @@ def test_results_through_the_driver_are_collected_in_slices_under_the_limit() ->
     limit = int(6_000 * per_row)  # the first slice from the guess, then 3,000 rows as measured
     scored = pl.concat(list(_in_slices(table.height, score, limit)))
     assert scored["row"].to_list() == list(range(10_000))
-    assert asked[0] == MIN_SLICE_ROWS and set(asked[1:-1]) == {3_000}, asked
+    # (Polars' estimate has a small fixed part: within a few rows of 3,000, never over it.)
+    assert asked[0] == MIN_SLICE_ROWS and all(2_950 <= n <= 3_000 for n in asked[1:-1]), asked
     assert sum(asked) == 10_000 and max(asked) * per_row <= limit / 2
     asked.clear()
     assert pl.concat(list(_in_slices(table.height, score, 0))).height == 10_000  # 0: no limit

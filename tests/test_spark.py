@@ -310,3 +310,46 @@ def test_results_through_the_driver_are_collected_in_slices_under_the_limit() ->
     asked.clear()
     assert pl.concat(list(_in_slices(0, score, limit))).height == 0
     assert asked == [0]
+
+
+def test_a_master_that_cannot_be_reached_is_refused_at_once_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from sarcokit.spark import MASTER_VARIABLE, _unreachable_masters, local_session
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"spark://127.0.0.1:{port}"
+    monkeypatch.setenv(MASTER_VARIABLE, url)
+    # Refused before any JVM starts (Spark itself retries for a minute, then says only that
+    # its context was stopped).
+    with pytest.raises(ValueError, match=f"{MASTER_VARIABLE}='{url}': no Spark master answers"):
+        local_session()
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        answering = listening.getsockname()[1]
+        # With several masters (standby masters), one that answers is enough.
+        assert _unreachable_masters(f"spark://127.0.0.1:{port},127.0.0.1:{answering}") == []
+        assert len(_unreachable_masters(f"spark://127.0.0.1:{port},127.0.0.1:x")) == 2
+        assert _unreachable_masters(f"spark://[::1]:{port},127.0.0.1:{answering}") == []
+    assert _unreachable_masters("yarn") == _unreachable_masters("local[2]") == []
+
+
+def test_a_master_spark_cannot_use_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    from sarcokit.spark import MASTER_VARIABLE
+
+    cohort = tmp_path / "cohort.csv"
+    random_cohort(50, seed=3).write_csv(cohort)
+    command = [
+        str(Path(sys.executable).parent / "sarcokit"),
+        "cohort", str(cohort), "--output", str(tmp_path / "out.parquet"), "--engine", "spark",
+    ]  # fmt: skip
+    env = {**os.environ, MASTER_VARIABLE: "nonsense://host"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    said = f"Spark could not start a session on {MASTER_VARIABLE}='nonsense://host'"
+    assert said in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]

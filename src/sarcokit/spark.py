@@ -160,15 +160,53 @@ def shared_folder() -> Path | None:
     return path
 
 
+# How long to wait for a standalone master to accept a connection before the session is
+# started: Spark itself retries for a minute and then fails with "Cannot call methods on a
+# stopped SparkContext", which does not say that the master was never reached.
+MASTER_CONNECT_SECONDS = 5.0
+
+
+def _unreachable_masters(master: str) -> list[str]:
+    """The host:port of each master of a `spark://` URL that accepts no connection (all of
+    them listed only when none does: with several masters one answering is enough)."""
+    import socket
+
+    if not master.startswith("spark://"):
+        return []  # local, yarn, k8s://…: Spark finds those itself
+    addresses = master.removeprefix("spark://").split(",")
+    failed = []
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        try:
+            # An IPv6 host is written in brackets (spark://[::1]:7077).
+            where = (host.removeprefix("[").removesuffix("]"), int(port))
+            with socket.create_connection(where, timeout=MASTER_CONNECT_SECONDS):
+                return []
+        except (OSError, ValueError) as error:
+            failed.append(f"{address} ({error})")
+    return failed
+
+
 def local_session() -> SparkSession:
-    """The Spark session for `sarcokit cohort --engine spark`: SARCOKIT_SPARK_MASTER or local."""
+    """The Spark session for `sarcokit cohort --engine spark`: SARCOKIT_SPARK_MASTER or local.
+
+    Raises ValueError, naming SARCOKIT_SPARK_MASTER and its value, when a standalone master
+    cannot be reached or Spark cannot start a session on the master named.
+    """
     _spark_dataframe_type()
     import os
 
     from pyspark.sql import SparkSession
 
+    master = os.environ.get(MASTER_VARIABLE) or "local[*]"
+    named = f"{MASTER_VARIABLE}={master!r}" if os.environ.get(MASTER_VARIABLE) else master
+    if failed := _unreachable_masters(master):
+        raise ValueError(
+            f"--engine spark: {named}: no Spark master answers at {', '.join(failed)}; "
+            "start the master, or name one this machine can reach"
+        )
     builder = (
-        SparkSession.builder.master(os.environ.get(MASTER_VARIABLE) or "local[*]")
+        SparkSession.builder.master(master)
         .appName("sarcokit")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
@@ -178,4 +216,14 @@ def local_session() -> SparkSession:
     )
     for name, (_, ours) in SQL_CONF.items():
         builder = builder.config(name, ours)
-    return builder.getOrCreate()
+    try:
+        return builder.getOrCreate()
+    except Exception as error:  # Py4J's and Spark's error types depend on the version and mode
+        # A Java error comes as "An error occurred while calling …" and then ": <the Java
+        # exception>" and its stack: that second line says what happened.
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        java = [line.removeprefix(": ") for line in lines if line.startswith(": ")]
+        said = (java or lines or [type(error).__name__])[0]
+        raise ValueError(
+            f"--engine spark: Spark could not start a session on {named}: {said}"
+        ) from None

@@ -198,8 +198,9 @@ def local_session() -> SparkSession:
 
     from pyspark.sql import SparkSession
 
-    master = os.environ.get(MASTER_VARIABLE) or "local[*]"
-    named = f"{MASTER_VARIABLE}={master!r}" if os.environ.get(MASTER_VARIABLE) else master
+    given = os.environ.get(MASTER_VARIABLE)
+    master = given or "local[*]"
+    named = f"{MASTER_VARIABLE}={given!r}" if given else master
     if failed := _unreachable_masters(master):
         raise ValueError(
             f"--engine spark: {named}: no Spark master answers at {', '.join(failed)}; "

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
@@ -37,6 +37,9 @@ from sarcokit.cohort.summary import CohortSummary, Flow, SurveyDesign, build_sum
 from sarcokit.engine import INVALID, EstimateAsm, evaluate
 from sarcokit.fields import CONDITIONS, describe_token, field_specs, input_columns
 from sarcokit.secondary.conditions import condition_column, condition_exprs, known_conditions
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 Engine = Literal["polars", "duckdb", "spark"]
 ENGINES: tuple[Engine, ...] = ("polars", "duckdb", "spark")
@@ -277,21 +280,38 @@ def _score_on_spark(
     cluster's executors may not see this machine's folders, so without a shared folder the
     rows travel through the driver as Arrow, in slices whose results stay under that limit.
     """
-    from sarcokit.spark import byte_size, local_session, shared_folder
     from sarcokit.spark import evaluate as spark_evaluate
+    from sarcokit.spark import local_session, shared_folder
 
     session = local_session()
     shared = shared_folder()
     local = (session.sparkContext.master or "").startswith("local")
+    scored = workspace / "spark-scored"
     if local or (shared is not None and workspace.is_relative_to(shared)):
-        scored = workspace / "spark-scored"
         # file: URIs, so that a cluster whose default file system is another (HDFS) still
         # reads and writes the shared folder.
         out = spark_evaluate(
             session.read.parquet(rows.as_uri()), definitions, estimate_asm=estimate_asm, keep=keep
         )
         out.write.parquet(scored.as_uri())
-        return pl.scan_parquet(scored / "*.parquet")
+    else:
+        _score_through_driver(session, rows, scored, definitions, estimate_asm, keep)
+    return pl.scan_parquet(scored / "*.parquet")
+
+
+def _score_through_driver(
+    session: SparkSession,
+    rows: Path,
+    scored: Path,
+    definitions: Sequence[str] | None,
+    estimate_asm: EstimateAsm | None,
+    keep: Sequence[str],
+) -> None:
+    """Send the rows to Spark from this process and write its results into the folder
+    `scored`, a slice per job, each slice's results under `spark.driver.maxResultSize`."""
+    from sarcokit.spark import SHARED_VARIABLE, byte_size
+    from sarcokit.spark import evaluate as spark_evaluate
+
     source = pl.scan_parquet(rows)
     setting = "spark.driver.maxResultSize"
     limit = session.sparkContext.getConf().get(setting, "1g")
@@ -311,18 +331,16 @@ def _score_on_spark(
             raise ValueError(
                 f"--engine spark: the results of {arrow.num_rows:,} rows are larger than the "
                 f"driver may collect ({setting} = {limit}); raise it, name a "
-                "folder every node shares in SARCOKIT_SPARK_SHARED, or score the data where it "
+                f"folder every node shares in {SHARED_VARIABLE}, or score the data where it "
                 "lives with sarcokit.spark.evaluate in a Spark job (README)"
             ) from None
 
     # Each slice's results go to a file as they come, so that this process holds one slice
     # at a time, not every result and then their concatenation.
-    scored = workspace / "spark-scored"
     scored.mkdir()
     height = source.select(pl.len()).collect().item()
     for index, part in enumerate(_in_slices(height, score, byte_size(setting, limit))):
         part.write_parquet(scored / f"{index:06d}.parquet")
-    return pl.scan_parquet(scored / "*.parquet")
 
 
 # Through the driver, each job's results are kept to this share of spark.driver.maxResultSize

@@ -339,17 +339,24 @@ def test_a_master_that_cannot_be_reached_is_refused_at_once_naming_the_variable(
     assert _unreachable_masters("yarn") == _unreachable_masters("local[2]") == []
 
 
+def sarcokit_cohort(
+    cohort: Path, output: Path, engine: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`sarcokit cohort --engine <engine>` as a user runs it, in its own process."""
+    command = [
+        str(Path(sys.executable).parent / "sarcokit"),
+        "cohort", str(cohort), "--output", str(output), "--engine", engine,
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+
+
 def test_a_master_spark_cannot_use_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
     from sarcokit.spark import MASTER_VARIABLE
 
     cohort = tmp_path / "cohort.csv"
     random_cohort(50, seed=3).write_csv(cohort)
-    command = [
-        str(Path(sys.executable).parent / "sarcokit"),
-        "cohort", str(cohort), "--output", str(tmp_path / "out.parquet"), "--engine", "spark",
-    ]  # fmt: skip
     env = {**os.environ, MASTER_VARIABLE: "nonsense://host"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    done = sarcokit_cohort(cohort, tmp_path / "out.parquet", "spark", env)
     assert done.returncode == 2, done.stderr[-3000:]
     said = f"Spark could not start a session on {MASTER_VARIABLE}='nonsense://host'"
     assert said in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]

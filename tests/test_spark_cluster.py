@@ -8,8 +8,6 @@ Java and PySpark are required: this fails, never skips, without them.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -17,17 +15,13 @@ from polars.testing import assert_frame_equal
 
 from sarcokit.spark import SHARED_VARIABLE
 from spark_cluster import executors_by_worker, standalone_cluster
-from test_spark import random_cohort
+from test_spark import random_cohort, sarcokit_cohort
 
 ROWS = 2_000
 
 
 def _cohort(cohort: Path, output: Path, engine: str, env: dict[str, str]) -> pl.DataFrame:
-    command = [
-        str(Path(sys.executable).parent / "sarcokit"),
-        "cohort", str(cohort), "--output", str(output), "--engine", engine,
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    done = sarcokit_cohort(cohort, output, engine, env)
     assert done.returncode in (0, 1), done.stderr[-3000:]
     return pl.read_parquet(output)
 
@@ -54,11 +48,7 @@ def test_cohort_on_a_two_worker_cluster_equals_polars(tmp_path: Path) -> None:
             **env,
             "PYSPARK_SUBMIT_ARGS": "--conf spark.driver.maxResultSize=100k pyspark-shell",
         }
-        command = [
-            str(Path(sys.executable).parent / "sarcokit"),
-            "cohort", str(cohort), "--output", str(tmp_path / "small.parquet"), "--engine", "spark",
-        ]  # fmt: skip
-        refused = subprocess.run(command, capture_output=True, text=True, env=small, timeout=900)
+        refused = sarcokit_cohort(cohort, tmp_path / "small.parquet", "spark", small)
         # The same limit with a folder every node shares: rows and results pass as Parquet
         # files there, not through the driver, and the run's files there are removed after it.
         shared = tmp_path / "shared"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
+
 from sarcokit.fields import input_columns
 
 LOINC = "http://loinc.org"
@@ -83,3 +85,16 @@ def assert_bulk_row_is_bundle_record(row: dict[str, Any], record: dict[str, Any]
             assert math.isclose(got[name], value, rel_tol=1e-12), (pid, name)
         else:
             assert got[name] == value, (pid, name)
+
+
+def small_blocks(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
+    """Make the bulk reader parse the export's files in pieces of about `block_bytes` (one or
+    two resources at 600), and write its narrow rows out once that many bytes are held (after
+    each piece at 600), so that its streamed paths are exercised on a small export."""
+    from sarcokit.fhir import bulk
+
+    real_blocks = bulk.ndjson_blocks
+    monkeypatch.setattr(
+        bulk, "ndjson_blocks", lambda p, kind: real_blocks(p, kind, block_bytes=block_bytes)
+    )
+    monkeypatch.setattr(bulk, "SPILL_BYTES", block_bytes)

@@ -20,6 +20,7 @@ from interop.support import (
     observation,
     patient,
     sarc_f,
+    small_blocks,
 )
 from sarcokit.fhir.bulk import is_bulk_export, read_bulk
 from sarcokit.fhir.inbound import read_bundle
@@ -76,18 +77,6 @@ def _export_of(tmp_path: Path, resources: list[dict[str, Any]]) -> Path:
         lines = [json.dumps(r) for r in resources if r["resourceType"] == kind]
         (folder / f"{kind}.ndjson").write_text("\n".join(lines) + "\n")
     return folder
-
-
-def _blocks_of(monkeypatch: pytest.MonkeyPatch, block_bytes: int) -> None:
-    """Parse the export's files in pieces of about `block_bytes` (one or two resources at 600),
-    and write the narrow rows out once that many bytes are held (after each piece at 600)."""
-    from sarcokit.fhir import bulk
-
-    real_blocks = bulk.ndjson_blocks
-    monkeypatch.setattr(
-        bulk, "ndjson_blocks", lambda p, kind: real_blocks(p, kind, block_bytes=block_bytes)
-    )
-    monkeypatch.setattr(bulk, "SPILL_BYTES", block_bytes)
 
 
 # The reasons the bulk reader gives in the Bundle reader's words.
@@ -206,7 +195,7 @@ def test_many_blocks_and_partitions_give_the_same_result(
     expected = pl.collect_all([whole.records, whole.ignored])
     # Blocks of a few hundred bytes (one or two resources each) and one partition per ~100 bytes
     # of export: a patient's observations are then spread over blocks and partitions.
-    _blocks_of(monkeypatch, 600)
+    small_blocks(monkeypatch, 600)
     monkeypatch.setattr(bulk, "PARTITION_BYTES", 100)
     split = read_bulk([folder], AS_OF)
     records, ignored = pl.collect_all([split.records, split.ignored])
@@ -262,7 +251,7 @@ def test_each_malformed_line_is_refused_with_its_number_and_the_rest_is_read(
     hostile = [line for line, _ in HOSTILE_LINES]
     mixed = lines[:3] + hostile[:3] + [""] + lines[3:] + hostile[3:]
     path.write_text("\n".join(mixed) + "\n")
-    _blocks_of(monkeypatch, block_bytes)
+    small_blocks(monkeypatch, block_bytes)
     read = read_bulk([folder], AS_OF)
     # The good lines give exactly what they gave alone.
     assert read.records.collect().equals(clean.records.collect())
@@ -402,7 +391,7 @@ def test_references_absolute_or_versioned_name_the_same_patient(
         for n, reference in enumerate(["urn:uuid:3f1c", "Group/p1", "Patient/p1/extra"]):
             resource = observation(f"u{n}", "8302-2", 160.0, "cm")
             out.write(json.dumps({**resource, "subject": {"reference": reference}}) + "\n")
-    _blocks_of(monkeypatch, block_bytes)
+    small_blocks(monkeypatch, block_bytes)
     read = read_bulk([folder], AS_OF)
     assert read.records.collect().equals(clean.records.collect())
     ignored = read.ignored.collect()
@@ -427,7 +416,7 @@ def test_a_patient_twice_in_the_export_gives_no_record_and_everything_is_listed(
     # p1 again, now a woman, at the end of the file: which one is right cannot be told.
     with (folder / "Patient.ndjson").open("a") as out:
         out.write(json.dumps(patient(gender="female")) + "\n")
-    _blocks_of(monkeypatch, block_bytes)
+    small_blocks(monkeypatch, block_bytes)
     read = read_bulk([folder], AS_OF)
     records = read.records.collect()
     assert records.equals(clean.records.collect().filter(pl.col("id") != "p1"))
@@ -499,7 +488,7 @@ def test_a_resource_twice_is_not_used_in_bulk_nor_in_a_bundle(
         out.write(json.dumps(grip) + "\n")
     with (folder / "QuestionnaireResponse.ndjson").open("a") as out:
         out.write(json.dumps(changed) + "\n")
-    _blocks_of(monkeypatch, block_bytes)
+    small_blocks(monkeypatch, block_bytes)
     read = read_bulk([folder], AS_OF)
     rows = {r["id"]: r for r in read.records.collect().to_dicts()}
     single = read_bundle(bundle(*resources, grip, changed), AS_OF)
@@ -677,7 +666,7 @@ def test_an_export_compressed_with_gzip_reads_the_same(
     for path in list(folder.iterdir()):
         (folder / f"{path.name}.gz").write_bytes(gzip.compress(path.read_bytes()))
         path.unlink()
-    _blocks_of(monkeypatch, block_bytes)
+    small_blocks(monkeypatch, block_bytes)
     assert is_bulk_export([folder])
     assert is_bulk_export(sorted(folder.iterdir()))
     read = read_bulk([folder], AS_OF)

@@ -26,6 +26,7 @@ from interop.support import (
     bundle,
     patient,
     sarc_f,
+    small_blocks,
 )
 from sarcokit.fhir.bulk import read_bulk
 from sarcokit.fhir.inbound import read_bundle
@@ -257,14 +258,10 @@ def test_an_export_of_several_patients_agrees_with_their_bundles(
         single, listed_there = _listed_by_bundle(mine)
         records[pid] = single.record
         said += listed_there
-    real_blocks = bulk.ndjson_blocks
     with TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         # Pieces of a few resources and several partitions: the streamed paths are exercised.
-        patch.setattr(
-            bulk, "ndjson_blocks", lambda p, kind: real_blocks(p, kind, block_bytes=block_bytes)
-        )
+        small_blocks(patch, block_bytes)
         patch.setattr(bulk, "PARTITION_BYTES", partition_bytes)
-        patch.setattr(bulk, "SPILL_BYTES", block_bytes)
         folder = Path(tmp)
         for kind in ("Patient", "Observation", "QuestionnaireResponse"):
             lines = [json.dumps(r) for r in resources if r["resourceType"] == kind]

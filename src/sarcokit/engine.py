@@ -7,12 +7,13 @@ categories. Every flag is three-valued: true = low, false = normal, null = unkno
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Callable, Sequence
 from functools import cache, lru_cache, partial
 from itertools import product
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import narwhals as nw
 import polars as pl
@@ -316,10 +317,23 @@ def _component_of(definition: Definition, component_id: str) -> nw.Expr:
     return nw.col(_component_flag_column(definition, component_id))
 
 
-@lru_cache(maxsize=PIPELINE_CACHE_SIZE)
+class _Compiled(NamedTuple):
+    stages: tuple[tuple[pl.Expr, ...], ...]
+    # The columns with one value for every row, whatever the rows hold (each a one-row Series).
+    constants: dict[str, pl.Series]
+
+
 def _polars_stages(
     keys: tuple[DefinitionKey, ...], estimate_asm: EstimateAsm | None, present: frozenset[str]
 ) -> tuple[tuple[pl.Expr, ...], ...]:
+    """The stages translated to Polars, with the constants folded (see `_compiled`)."""
+    return _compiled(keys, estimate_asm, present).stages
+
+
+@lru_cache(maxsize=PIPELINE_CACHE_SIZE)
+def _compiled(
+    keys: tuple[DefinitionKey, ...], estimate_asm: EstimateAsm | None, present: frozenset[str]
+) -> _Compiled:
     """The same stages translated to Polars once, so one-row calls do not re-translate them.
 
     Narwhals translates its expressions on every call, which is most of the cost of assessing
@@ -377,7 +391,75 @@ def _polars_stages(
         for name in varying:
             constants.pop(name, None)
         compiled.append(tuple(exprs))
-    return tuple(compiled)
+    # The second pipeline stage nulls the inputs of rejected rows.
+    masks = len(compiled) - len(pipeline) + 1
+    return _Compiled(_shared_comparisons(compiled, masks), constants)
+
+
+# The text inputs (sex, race, how ASM was measured, ...) are compared with the same few values
+# by validation, equations, scores and thresholds alike: 45 comparisons of every row's text on
+# a cohort, ~10% of a large frame's time. Each distinct comparison is made once, into a
+# Boolean column the expressions read instead (13 on that cohort).
+
+
+def _comparison_column(column: str, value: str) -> str:
+    # Not `__{column}_is_{value}`: `__sex_is_male` is the rules' "may be male" (true if unknown).
+    return f"__equals__{column}__{value}"
+
+
+def _text_comparison(node: Any, columns: set[str]) -> tuple[str, str] | None:
+    """(column, value) when the tree node compares one of `columns` with a text literal."""
+    binary = node.get("BinaryExpr") if isinstance(node, dict) else None
+    if not binary or binary["op"] != "Eq" or "Column" not in binary["left"]:
+        return None
+    value = binary["right"].get("Literal", {}).get("Scalar", {}).get("String")
+    column = binary["left"]["Column"]
+    return (column, value) if column in columns and isinstance(value, str) else None
+
+
+def _shared_comparisons(
+    compiled: list[tuple[pl.Expr, ...]], masks: int
+) -> tuple[tuple[pl.Expr, ...], ...]:
+    """The stages with each comparison of a text input with a literal made once, first.
+
+    The comparison columns are nulled on rejected rows in the stage `masks` that nulls the
+    inputs themselves, so every expression reads what it read before, row by row. A text
+    input that a later stage overwrites keeps its comparisons where they are.
+    """
+    text = {name for name, dtype in _input_schema().items() if dtype == pl.String}
+    masked = {e.meta.output_name() for e in compiled[masks]}
+    later = {e.meta.output_name() for stage in compiled[masks + 1 :] for e in stage}
+    columns = (text & masked) - later
+    taken = {e.meta.output_name() for stage in compiled for e in stage}
+    pairs: dict[tuple[str, str], None] = {}
+
+    def rewrite(node: Any) -> Any:
+        pair = _text_comparison(node, columns)
+        if pair is not None and _comparison_column(*pair) not in taken:
+            pairs[pair] = None
+            return {"Column": _comparison_column(*pair)}
+        if isinstance(node, dict):
+            return {key: rewrite(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [rewrite(value) for value in node]
+        return node
+
+    stages: list[tuple[pl.Expr, ...]] = []
+    for stage in compiled:
+        exprs = []
+        for expr in stage:
+            tree = _tree(expr)
+            rewritten = rewrite(tree)
+            if rewritten != tree:
+                expr = pl.Expr.deserialize(io.StringIO(json.dumps(rewritten)), format="json")
+            exprs.append(expr)
+        stages.append(tuple(exprs))
+    if not pairs:
+        return tuple(stages)
+    names = [_comparison_column(*pair) for pair in pairs]
+    stages[masks] += tuple(_to_polars(_valid(nw.col(name)).alias(name)) for name in names)
+    first = tuple((pl.col(c) == pl.lit(v)).alias(_comparison_column(c, v)) for c, v in pairs)
+    return (stages[0], first, *stages[1:])
 
 
 def reciprocal(divisor: Any) -> float | None:
@@ -616,19 +698,36 @@ def _render_invalid(present: frozenset[str]) -> pl.Expr:
     return struct.map_batches(render, return_dtype=pl.String, is_elementwise=True).alias(INVALID)
 
 
-def _rendered(frame: pl.DataFrame, present: frozenset[str], columns: list[str]) -> pl.DataFrame:
-    """A collected frame's `invalid_fields` as text, its problem flags dropped.
+def _rendered(
+    frame: pl.DataFrame,
+    present: frozenset[str],
+    columns: list[str],
+    constants: dict[str, pl.Series],
+    height: int,
+) -> pl.DataFrame:
+    """A collected frame's `invalid_fields` as text, its problem flags dropped, its constants added.
 
     Done once for the whole frame after the streaming engine: a Python call per morsel inside
     it held back both threads (~20% of a large frame's time). Built from the columns as they
     are, because any eager frame operation would first copy every result column into one
-    chunk (the streaming engine returns one chunk per morsel).
+    chunk (the streaming engine returns one chunk per morsel, the text is one chunk).
+
+    A column with one value for every row (`constants`) is left out of the query and made here
+    once: a null one costs nothing until it is read, where the streaming engine wrote it out
+    row by row (29 of the 129 columns of a cohort with no CT or laboratory values).
     """
-    problems = [frame.get_column(name) for name in problem_columns(present)]
-    text = frame.get_column(INVALID)  # already null text when no column has a check
-    if problems:
-        text = _problem_text(present, text, problems)
-    return pl.DataFrame([text if name == INVALID else frame.get_column(name) for name in columns])
+
+    def column(name: str) -> pl.Series:
+        if name in constants:
+            value = constants[name]
+            return pl.repeat(value[0], height, dtype=value.dtype, eager=True).alias(name)
+        if name != INVALID:
+            return frame.get_column(name)
+        problems = [frame.get_column(flag) for flag in problem_columns(present)]
+        text = frame.get_column(INVALID)  # already null text when no column has a check
+        return _problem_text(present, text, problems) if problems else text
+
+    return pl.DataFrame([column(name) for name in columns])
 
 
 def polars_dtype(dtype: nw.dtypes.DType) -> pl.DataType:
@@ -706,16 +805,19 @@ def evaluate(
     native = nw.to_native(nw_frame)
     if isinstance(native, pl.DataFrame | pl.LazyFrame):
         lazy = native.lazy()
-        for polars_stage in _polars_stages(key, estimate_asm, given):
+        compiled = _compiled(key, estimate_asm, given)
+        for polars_stage in compiled.stages:
             lazy = lazy.with_columns(*polars_stage)
         if isinstance(native, pl.LazyFrame):
             return lazy.with_columns(_render_invalid(given)).select(columns)  # type: ignore[return-value]
-        flagged = lazy.select(list(dict.fromkeys([*columns, *problem_columns(given)])))
+        varying = [name for name in columns if name not in compiled.constants]
+        flagged = lazy.select(list(dict.fromkeys([*varying, *problem_columns(given)])))
         if native.height <= SMALL_FRAME_ROWS:
             collected = flagged.collect(engine="in-memory", optimizations=_SMALL_FRAME_FLAGS)
         else:
             collected = flagged.collect()
-        return _rendered(collected, given, columns)  # type: ignore[return-value]
+        rendered = _rendered(collected, given, columns, compiled.constants, native.height)
+        return rendered  # type: ignore[return-value]
     if SQL_BACKENDS and not explain:
         from sarcokit.sql import evaluate_native
 

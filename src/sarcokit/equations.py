@@ -104,7 +104,8 @@ def model_expr(model: LinearModel) -> nw.Expr:
             part = input_expr(term.inputs[0])
             for name in term.inputs[1:]:
                 part = part * input_expr(name)
-            part = part - term.centre
+            if term.centre:  # x - 0.0 is x, bit for bit: one operation a row fewer
+                part = part - term.centre
             if term.per is not None:
                 part = part / input_expr(term.per)
         total = total + term.coefficient * part

@@ -385,6 +385,7 @@ def _compiled(
                 expr = pl.lit(one, dtype=typed[name]).alias(name)
             else:
                 varying.append(name)
+                expr = _pruned(expr, constants, booleans, shape, typed[name])
             exprs.append(expr)
         shape = shape.with_columns(*exprs)
         constants.update(folded)
@@ -524,6 +525,50 @@ def _single_value(expr: pl.Expr, constants: dict[str, pl.Series], booleans: set[
     )
     values = grid.select(expr).to_series()
     return values[0] if values.n_unique() == 1 else _VARIES
+
+
+def _pruned(
+    expr: pl.Expr,
+    constants: dict[str, pl.Series],
+    booleans: set[str],
+    shape: pl.DataFrame,
+    dtype: pl.DataType,
+) -> pl.Expr:
+    """The expression without the alternatives of a coalesce that are null on every row.
+
+    A measurement given in one unit is coalesced with its conversions from the others (grip
+    in kg, or from lb); where those inputs are absent, what remains is the value itself, not
+    a copy of it made row by row. Kept as it is if pruning would change its type.
+    """
+    nulls = {name for name, value in constants.items() if value[0] is None}
+    if not nulls & set(expr.meta.root_names()):
+        return expr
+
+    def prune(node: Any) -> Any:
+        if isinstance(node, list):
+            return [prune(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        function = node.get("Function")
+        if function is not None and function["function"] == "Coalesce":
+            kept = [
+                prune(item)
+                for item in function["input"]
+                if _outcomes(item, nulls, booleans) != {NULL}
+            ]
+            if len(kept) == 1:
+                return kept[0]
+            if kept:
+                return {"Function": {**function, "input": kept}}
+        return {key: prune(value) for key, value in node.items()}
+
+    tree = _tree(expr)
+    pruned = prune(tree)
+    if pruned == tree:
+        return expr
+    simpler = pl.Expr.deserialize(io.StringIO(json.dumps(pruned)), format="json")
+    name = expr.meta.output_name()
+    return simpler if shape.with_columns(simpler).schema[name] == dtype else expr
 
 
 def _kleene(op: str, left: frozenset[str], right: frozenset[str]) -> frozenset[str]:

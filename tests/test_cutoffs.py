@@ -10,11 +10,15 @@ true ratio sits exactly on the cut-off (criteria.md §8.4: compare unrounded, de
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
+import narwhals as nw
+import polars as pl
 import pytest
 
 import sarcokit
+from sarcokit.thresholds import agreed
 
 M = "male"
 F = "female"
@@ -671,3 +675,25 @@ def test_gait_is_not_a_strength_test() -> None:
     for definition in ("ewgsop2", "awgs2019", "fnih2014", "sdoc2020"):
         assert component_state(record, definition, "strength") == "unknown", definition
         assert component_state(record, definition, "physical_performance") == "low", definition
+
+
+def _agreement(possible: tuple[bool | None, ...], results: tuple[bool | None, ...]) -> bool | None:
+    """The answer of every case that may apply, if they all give one and the same."""
+    answers = {r for p, r in zip(possible, results, strict=True) if p}
+    return next(iter(answers)) if len(answers) == 1 and None not in answers else None
+
+
+@pytest.mark.parametrize("cases", [2, 3])
+def test_cases_agree_for_every_combination(cases: int) -> None:
+    """`agreed` (two cases have a shortcut of their own) against the rule it implements, over
+    every combination of which cases may apply and what each says, unknown included."""
+    rows = [
+        (*p, *r)
+        for p in itertools.product([True, False], repeat=cases)
+        for r in itertools.product([True, False, None], repeat=cases)
+    ]
+    names = [f"p{i}" for i in range(cases)] + [f"r{i}" for i in range(cases)]
+    frame = pl.DataFrame(rows, schema=dict.fromkeys(names, pl.Boolean), orient="row")
+    flag = agreed([nw.col(f"p{i}") for i in range(cases)], [nw.col(f"r{i}") for i in range(cases)])
+    got = nw.from_native(frame).select(flag.alias("flag")).to_native()["flag"].to_list()
+    assert got == [_agreement(row[:cases], row[cases:]) for row in rows]

@@ -385,7 +385,7 @@ def _compiled(
                 expr = pl.lit(one, dtype=typed[name]).alias(name)
             else:
                 varying.append(name)
-                expr = _pruned(expr, constants, booleans, shape, typed[name])
+                expr = _simplified(expr, constants, booleans, shape, typed[name])
             exprs.append(expr)
         shape = shape.with_columns(*exprs)
         constants.update(folded)
@@ -527,32 +527,38 @@ def _single_value(expr: pl.Expr, constants: dict[str, pl.Series], booleans: set[
     return values[0] if values.n_unique() == 1 else _VARIES
 
 
-def _pruned(
+def _simplified(
     expr: pl.Expr,
     constants: dict[str, pl.Series],
     booleans: set[str],
     shape: pl.DataFrame,
     dtype: pl.DataType,
 ) -> pl.Expr:
-    """The expression without the alternatives of a coalesce that are null on every row.
+    """The expression with work that cannot change a value taken out of its rows.
 
-    A measurement given in one unit is coalesced with its conversions from the others (grip
-    in kg, or from lb); where those inputs are absent, what remains is the value itself, not
-    a copy of it made row by row. Kept as it is if pruning would change its type.
+    - A coalesce drops its alternatives that are null on every row: a measurement given in one
+      unit is coalesced with its conversions from the others (grip in kg, or from lb); where
+      those inputs are absent, what remains is the value itself, not a copy made row by row.
+    - An integer column compared with a whole number written as a float (a score >= 4.0) is
+      compared with the integer: the same answer for every value (rounding an integer to a
+      float is monotone and the cut-off is exact), without converting the column first.
+
+    Kept as it is if the result's type would change.
     """
     nulls = {name for name, value in constants.items() if value[0] is None}
-    if not nulls & set(expr.meta.root_names()):
+    integers = {name for name, kind in shape.schema.items() if kind.is_integer()}
+    if not (nulls | integers) & set(expr.meta.root_names()):
         return expr
 
-    def prune(node: Any) -> Any:
+    def simplify(node: Any) -> Any:
         if isinstance(node, list):
-            return [prune(item) for item in node]
+            return [simplify(item) for item in node]
         if not isinstance(node, dict):
             return node
         function = node.get("Function")
         if function is not None and function["function"] == "Coalesce":
             kept = [
-                prune(item)
+                simplify(item)
                 for item in function["input"]
                 if _outcomes(item, nulls, booleans) != {NULL}
             ]
@@ -560,15 +566,26 @@ def _pruned(
                 return kept[0]
             if kept:
                 return {"Function": {**function, "input": kept}}
-        return {key: prune(value) for key, value in node.items()}
+        binary = node.get("BinaryExpr")
+        if binary is not None and binary["op"] in _COMPARISONS:
+            cutoff = binary["right"].get("Literal", {}).get("Dyn", {}).get("Float")
+            if (
+                binary["left"].get("Column") in integers
+                and isinstance(cutoff, float)
+                and cutoff.is_integer()
+                and abs(cutoff) < 2**53
+            ):
+                whole = {"Literal": {"Dyn": {"Int": int(cutoff)}}}
+                return {"BinaryExpr": {**binary, "right": whole}}
+        return {key: simplify(value) for key, value in node.items()}
 
     tree = _tree(expr)
-    pruned = prune(tree)
-    if pruned == tree:
+    simpler = simplify(tree)
+    if simpler == tree:
         return expr
-    simpler = pl.Expr.deserialize(io.StringIO(json.dumps(pruned)), format="json")
+    rewritten = pl.Expr.deserialize(io.StringIO(json.dumps(simpler)), format="json")
     name = expr.meta.output_name()
-    return simpler if shape.with_columns(simpler).schema[name] == dtype else expr
+    return rewritten if shape.with_columns(rewritten).schema[name] == dtype else expr
 
 
 def _kleene(op: str, left: frozenset[str], right: frozenset[str]) -> frozenset[str]:
@@ -852,18 +869,18 @@ def evaluate(
     native = nw.to_native(nw_frame)
     if isinstance(native, pl.DataFrame | pl.LazyFrame):
         lazy = native.lazy()
-        compiled = _compiled(key, estimate_asm, given)
-        for polars_stage in compiled.stages:
+        pipeline = _compiled(key, estimate_asm, given)
+        for polars_stage in pipeline.stages:
             lazy = lazy.with_columns(*polars_stage)
         if isinstance(native, pl.LazyFrame):
             return lazy.with_columns(_render_invalid(given)).select(columns)  # type: ignore[return-value]
-        varying = [name for name in columns if name not in compiled.constants]
+        varying = [name for name in columns if name not in pipeline.constants]
         flagged = lazy.select(list(dict.fromkeys([*varying, *problem_columns(given)])))
         if native.height <= SMALL_FRAME_ROWS:
             collected = flagged.collect(engine="in-memory", optimizations=_SMALL_FRAME_FLAGS)
         else:
             collected = flagged.collect()
-        rendered = _rendered(collected, given, columns, compiled.constants, native.height)
+        rendered = _rendered(collected, given, columns, pipeline.constants, native.height)
         return rendered  # type: ignore[return-value]
     if SQL_BACKENDS and not explain:
         from sarcokit.sql import evaluate_native

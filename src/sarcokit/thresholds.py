@@ -334,6 +334,20 @@ def agreed(possible: Sequence[nw.Expr], results: Sequence[nw.Expr]) -> nw.Expr:
     the same answers as "every applicable case says true, and some case applies" in fewer
     operations (one branch on `some_true != some_false` instead of two on conjunctions).
     """
+    if len(possible) == 2:
+        # Two cases (a cut-off for men and one for women): the first where only it may apply,
+        # the second where only it may, and where both may, their answer if they give the same.
+        # Same answers as below; the branches test columns without nulls, which costs Polars
+        # about a third less than Kleene logic over the results.
+        (first, second), (one, other) = possible, results
+        return (
+            nw.when(~second)
+            .then(nw.when(first).then(one))
+            .when(~first)
+            .then(other)
+            .when(one == other)
+            .then(one)
+        )
     some_true = nw.any_horizontal(
         [p & r for p, r in zip(possible, results, strict=True)], ignore_nulls=False
     )

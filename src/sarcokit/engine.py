@@ -772,26 +772,48 @@ def _rendered(
     """A collected frame's `invalid_fields` as text, its problem flags dropped, its constants added.
 
     Done once for the whole frame after the streaming engine: a Python call per morsel inside
-    it held back both threads (~20% of a large frame's time). Built from the columns as they
-    are, because any eager frame operation would first copy every result column into one
-    chunk (the streaming engine returns one chunk per morsel, the text is one chunk).
+    it held back both threads (~20% of a large frame's time).
 
-    A column with one value for every row (`constants`) is left out of the query and made here
-    once: a null one costs nothing until it is read, where the streaming engine wrote it out
-    row by row (29 of the 129 columns of a cohort with no CT or laboratory values).
+    A column with one value for every row (`constants`) is left out of the query and added
+    here as a constant, which Polars keeps as one value (29 of the 129 columns of a cohort with
+    no CT or laboratory values). Adding a column copies every column into one chunk unless all
+    are cut alike (the streaming engine returns one chunk per morsel), so the text, built as
+    one chunk, is cut as the others are.
     """
+    varying = [name for name in columns if name not in constants]
+    if not varying:
+        return pl.DataFrame(
+            [
+                pl.repeat(v[0], height, dtype=v.dtype, eager=True).alias(n)
+                for n, v in constants.items()
+                if n in columns
+            ]
+        ).select(columns)
+    problems = [frame.get_column(flag) for flag in problem_columns(present)]
+    text = frame.get_column(INVALID)  # already null text when no column has a check
+    if problems:
+        text = _problem_text(present, text, problems)
+        others = [name for name in varying if name != INVALID]
+        if others:
+            text = _cut_like(text, frame.get_column(others[0]))
+    kept = pl.DataFrame([text if name == INVALID else frame.get_column(name) for name in varying])
+    added = [
+        pl.lit(value[0], dtype=value.dtype).alias(name)
+        for name, value in constants.items()
+        if name in columns
+    ]
+    return kept.with_columns(added).select(columns)
 
-    def column(name: str) -> pl.Series:
-        if name in constants:
-            value = constants[name]
-            return pl.repeat(value[0], height, dtype=value.dtype, eager=True).alias(name)
-        if name != INVALID:
-            return frame.get_column(name)
-        problems = [frame.get_column(flag) for flag in problem_columns(present)]
-        text = frame.get_column(INVALID)  # already null text when no column has a check
-        return _problem_text(present, text, problems) if problems else text
 
-    return pl.DataFrame([column(name) for name in columns])
+def _cut_like(series: pl.Series, layout: pl.Series) -> pl.Series:
+    """`series` in chunks of the lengths `layout` has (slices: nothing is copied)."""
+    if layout.n_chunks() == 1:
+        return series.rechunk()
+    pieces, start = [], 0
+    for chunk in layout.get_chunks():
+        pieces.append(series.slice(start, chunk.len()))
+        start += chunk.len()
+    return pl.concat(pieces, rechunk=False)
 
 
 def polars_dtype(dtype: nw.dtypes.DType) -> pl.DataType:

@@ -410,9 +410,9 @@ def _comparison_column(column: str, value: str) -> str:
     return f"__equals__{column}__{value}"
 
 
-def _text_comparison(node: Any, columns: set[str]) -> tuple[str, str] | None:
+def _text_comparison(node: dict[str, Any], columns: set[str]) -> tuple[str, str] | None:
     """(column, value) when the tree node compares one of `columns` with a text literal."""
-    binary = node.get("BinaryExpr") if isinstance(node, dict) else None
+    binary = node.get("BinaryExpr")
     if not binary or binary["op"] != "Eq" or "Column" not in binary["left"]:
         return None
     value = binary["right"].get("Literal", {}).get("Scalar", {}).get("String")
@@ -436,27 +436,14 @@ def _shared_comparisons(
     taken = {e.meta.output_name() for stage in compiled for e in stage}
     pairs: dict[tuple[str, str], None] = {}
 
-    def rewrite(node: Any) -> Any:
+    def shared(node: dict[str, Any]) -> Any:
         pair = _text_comparison(node, columns)
-        if pair is not None and _comparison_column(*pair) not in taken:
-            pairs[pair] = None
-            return {"Column": _comparison_column(*pair)}
-        if isinstance(node, dict):
-            return {key: rewrite(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [rewrite(value) for value in node]
-        return node
+        if pair is None or _comparison_column(*pair) in taken:
+            return None
+        pairs[pair] = None
+        return {"Column": _comparison_column(*pair)}
 
-    stages: list[tuple[pl.Expr, ...]] = []
-    for stage in compiled:
-        exprs = []
-        for expr in stage:
-            tree = _tree(expr)
-            rewritten = rewrite(tree)
-            if rewritten != tree:
-                expr = pl.Expr.deserialize(io.StringIO(json.dumps(rewritten)), format="json")
-            exprs.append(expr)
-        stages.append(tuple(exprs))
+    stages = [tuple(_rewritten(expr, shared) for expr in stage) for stage in compiled]
     if not pairs:
         return tuple(stages)
     names = [_comparison_column(*pair) for pair in pairs]
@@ -480,6 +467,30 @@ def reciprocal(divisor: Any) -> float | None:
 def _tree(expr: pl.Expr) -> Any:
     """A Polars expression as its serialized tree."""
     return json.loads(expr.meta.serialize(format="json"))
+
+
+def _rewritten(expr: pl.Expr, rule: Callable[[dict[str, Any]], Any]) -> pl.Expr:
+    """`expr` with each node of its tree replaced by what `rule` makes of it (None: kept).
+
+    A node is rewritten until the rule leaves it as it is, then its children are visited.
+    """
+
+    def visit(node: Any) -> Any:
+        if isinstance(node, list):
+            return [visit(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        while (replaced := rule(node)) is not None and replaced != node:
+            node = replaced
+            if not isinstance(node, dict):
+                return visit(node)
+        return {key: visit(value) for key, value in node.items()}
+
+    tree = _tree(expr)
+    result = visit(tree)
+    if result == tree:
+        return expr
+    return pl.Expr.deserialize(io.StringIO(json.dumps(result)), format="json")
 
 
 # What a node can evaluate to, as a subset of: true, false, null, any other value. An
@@ -550,22 +561,15 @@ def _simplified(
     if not (nulls | integers) & set(expr.meta.root_names()):
         return expr
 
-    def simplify(node: Any) -> Any:
-        if isinstance(node, list):
-            return [simplify(item) for item in node]
-        if not isinstance(node, dict):
-            return node
+    def simplify(node: dict[str, Any]) -> Any:
         function = node.get("Function")
         if function is not None and function["function"] == "Coalesce":
             kept = [
-                simplify(item)
-                for item in function["input"]
-                if _outcomes(item, nulls, booleans) != {NULL}
+                item for item in function["input"] if _outcomes(item, nulls, booleans) != {NULL}
             ]
             if len(kept) == 1:
                 return kept[0]
-            if kept:
-                return {"Function": {**function, "input": kept}}
+            return {"Function": {**function, "input": kept}} if kept else None
         binary = node.get("BinaryExpr")
         if binary is not None and binary["op"] in _COMPARISONS:
             cutoff = binary["right"].get("Literal", {}).get("Dyn", {}).get("Float")
@@ -577,15 +581,13 @@ def _simplified(
             ):
                 whole = {"Literal": {"Dyn": {"Int": int(cutoff)}}}
                 return {"BinaryExpr": {**binary, "right": whole}}
-        return {key: simplify(value) for key, value in node.items()}
+        return None
 
-    tree = _tree(expr)
-    simpler = simplify(tree)
-    if simpler == tree:
+    simpler = _rewritten(expr, simplify)
+    if simpler is expr:
         return expr
-    rewritten = pl.Expr.deserialize(io.StringIO(json.dumps(simpler)), format="json")
     name = expr.meta.output_name()
-    return rewritten if shape.with_columns(rewritten).schema[name] == dtype else expr
+    return simpler if shape.with_columns(simpler).schema[name] == dtype else expr
 
 
 def _kleene(op: str, left: frozenset[str], right: frozenset[str]) -> frozenset[str]:
@@ -780,29 +782,20 @@ def _rendered(
     are cut alike (the streaming engine returns one chunk per morsel), so the text, built as
     one chunk, is cut as the others are.
     """
-    varying = [name for name in columns if name not in constants]
-    if not varying:
-        return pl.DataFrame(
-            [
-                pl.repeat(v[0], height, dtype=v.dtype, eager=True).alias(n)
-                for n, v in constants.items()
-                if n in columns
-            ]
-        ).select(columns)
+    kept = [frame.get_column(name) for name in columns if name not in constants]
     problems = [frame.get_column(flag) for flag in problem_columns(present)]
-    text = frame.get_column(INVALID)  # already null text when no column has a check
-    if problems:
-        text = _problem_text(present, text, problems)
-        others = [name for name in varying if name != INVALID]
-        if others:
-            text = _cut_like(text, frame.get_column(others[0]))
-    kept = pl.DataFrame([text if name == INVALID else frame.get_column(name) for name in varying])
+    if problems:  # then `invalid_fields` is among them, true on the rejected rows
+        text = _problem_text(present, frame.get_column(INVALID), problems)
+        layout = next((column for column in kept if column.name != INVALID), text)
+        kept = [_cut_like(text, layout) if c.name == INVALID else c for c in kept]
+    # With no column left, the height is given.
+    result = pl.DataFrame(kept) if kept else pl.DataFrame(height=height)
     added = [
         pl.lit(value[0], dtype=value.dtype).alias(name)
         for name, value in constants.items()
         if name in columns
     ]
-    return kept.with_columns(added).select(columns)
+    return result.with_columns(added).select(columns)
 
 
 def _cut_like(series: pl.Series, layout: pl.Series) -> pl.Series:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
 import pytest
 
 import sarcokit
@@ -553,3 +554,16 @@ def test_assess_many_preserves_order_with_error_in_place() -> None:
     assert results[2]["definitions"]["ewgsop2"]["category"] == "probable_sarcopenia"
     assert results[3]["definitions"]["ewgsop2"]["category"] == "probable_sarcopenia"
     assert "error" not in results[2]
+
+
+@pytest.mark.parametrize("rows", [1, 3, 2_500])
+def test_frame_without_measurements_keeps_every_row(rows: int) -> None:
+    """A frame with no input columns at all (every result one value for all rows) has one
+    result row per input row, every category indeterminate (criteria.md §8.3), nothing
+    rejected; so does a frame with only an id."""
+    for frame in (pl.DataFrame(height=rows), pl.DataFrame({"id": range(rows)})):
+        result = sarcokit.evaluate(frame)
+        assert result.height == rows
+        assert result["invalid_fields"].null_count() == rows
+        assert result["ewgsop2_category"].to_list() == ["indeterminate"] * rows
+        assert result["bmi_kg_m2"].null_count() == rows

@@ -100,11 +100,10 @@ import pyarrow.parquet as pq
 
 import sarcokit
 from sarcokit.definitions import DEFINITION_IDS
+from sarcokit.screening import sarc_f_items
 
 # The definitions the plain-Python baseline implements (AWGS 2025 came later; it is not there).
 NAIVE_IDS = tuple(d for d in DEFINITION_IDS if d != "awgs2025")
-from sarcokit.screening import sarc_f_items
-
 SARC_F = sarc_f_items()
 MSRA_BOOLEANS = (
     "msra_walks_1000m",

@@ -370,6 +370,8 @@ def _compiled(
         translated = [_to_polars(e) for e in stage]
         typed = shape.with_columns(*translated).schema
         booleans = {name for name, dtype in shape.schema.items() if dtype == pl.Boolean}
+        integers = {name for name, dtype in shape.schema.items() if dtype.is_integer()}
+        nulls = {name for name, value in constants.items() if value[0] is None}
         for expr in translated:
             roots = expr.meta.root_names()
             name = expr.meta.output_name()
@@ -385,7 +387,7 @@ def _compiled(
                 expr = pl.lit(one, dtype=typed[name]).alias(name)
             else:
                 varying.append(name)
-                expr = _simplified(expr, constants, booleans, shape, typed[name])
+                expr = _simplified(expr, nulls, integers, booleans, shape, typed[name])
             exprs.append(expr)
         shape = shape.with_columns(*exprs)
         constants.update(folded)
@@ -443,7 +445,13 @@ def _shared_comparisons(
         pairs[pair] = None
         return {"Column": _comparison_column(*pair)}
 
-    stages = [tuple(_rewritten(expr, shared) for expr in stage) for stage in compiled]
+    stages = [
+        tuple(
+            _rewritten(expr, shared) if columns & set(expr.meta.root_names()) else expr
+            for expr in stage
+        )
+        for stage in compiled
+    ]
     if not pairs:
         return tuple(stages)
     names = [_comparison_column(*pair) for pair in pairs]
@@ -540,7 +548,8 @@ def _single_value(expr: pl.Expr, constants: dict[str, pl.Series], booleans: set[
 
 def _simplified(
     expr: pl.Expr,
-    constants: dict[str, pl.Series],
+    nulls: set[str],
+    integers: set[str],
     booleans: set[str],
     shape: pl.DataFrame,
     dtype: pl.DataType,
@@ -554,10 +563,9 @@ def _simplified(
       compared with the integer: the same answer for every value (rounding an integer to a
       float is monotone and the cut-off is exact), without converting the column first.
 
+    `nulls` are the columns null on every row, `integers` and `booleans` those of these types.
     Kept as it is if the result's type would change.
     """
-    nulls = {name for name, value in constants.items() if value[0] is None}
-    integers = {name for name, kind in shape.schema.items() if kind.is_integer()}
     if not (nulls | integers) & set(expr.meta.root_names()):
         return expr
 

@@ -477,6 +477,11 @@ def _tree(expr: pl.Expr) -> Any:
     return json.loads(expr.meta.serialize(format="json"))
 
 
+def _from_tree(tree: Any) -> pl.Expr:
+    """The Polars expression a serialized tree describes (the inverse of `_tree`)."""
+    return pl.Expr.deserialize(io.StringIO(json.dumps(tree)), format="json")
+
+
 def _rewritten(expr: pl.Expr, rule: Callable[[dict[str, Any]], Any]) -> pl.Expr:
     """`expr` with each node of its tree replaced by what `rule` makes of it (None: kept).
 
@@ -496,9 +501,7 @@ def _rewritten(expr: pl.Expr, rule: Callable[[dict[str, Any]], Any]) -> pl.Expr:
 
     tree = _tree(expr)
     result = visit(tree)
-    if result == tree:
-        return expr
-    return pl.Expr.deserialize(io.StringIO(json.dumps(result)), format="json")
+    return expr if result == tree else _from_tree(result)
 
 
 # What a node can evaluate to, as a subset of: true, false, null, any other value. An

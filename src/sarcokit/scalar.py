@@ -15,7 +15,6 @@ Within a stage every expression reads the columns as they were before the stage 
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
@@ -37,8 +36,10 @@ from sarcokit.engine import (
     INVALID,
     PIPELINE_CACHE_SIZE,
     EstimateAsm,
+    _from_tree,
     _output_columns,
     _polars_stages,
+    _tree,
     problem_columns,
     reciprocal,
     render_problems,
@@ -116,8 +117,7 @@ _HELPERS: dict[str, Any] = {
 
 def _literal(node: Mapping[str, Any]) -> Any:
     """A literal's value, read by Polars itself (lists and Enum labels are stored as Arrow)."""
-    expr = pl.Expr.deserialize(io.StringIO(json.dumps(node)), format="json")
-    value = pl.select(expr.alias("value")).to_series()
+    value = pl.select(_from_tree(node).alias("value")).to_series()
     if isinstance(value.dtype, pl.List):
         return frozenset(value[0].to_list())
     return value[0]
@@ -341,7 +341,7 @@ def _compiled(
     for stage in stages:
         bound: dict[str, str] = {}
         for expr in stage:
-            tree = json.loads(expr.meta.serialize(format="json"))
+            tree = _tree(expr)
             bound[expr.meta.output_name()] = emitter.expr(tree, columns)
         columns = {**columns, **bound}
     results = []
